@@ -1,0 +1,280 @@
+//! The command line: tini's flags and environment variables, plus exeunt's own.
+//!
+//! Parsing has two phases: [`parse`] reads words into [`Options`] without touching
+//! the system; [`crate::run`] then turns options and the role map into a plan.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration;
+use crate::logger::Level;
+use crate::plan::ZeroCodes;
+use crate::signals::Signo;
+
+pub const USAGE: &str = "\
+usage: exeunt [OPTIONS] [--] [COMMAND [ARG]...]
+       exeunt --check [ROLEMAP...]
+
+Runs COMMAND, or the processes of a role map, as an init: reaps zombies, forwards
+signals, stops the sidecars when the primaries are done, and exits with the
+primaries' status.
+
+options:
+  -c, --config FILE   the role map (TOML); also EXEUNT_CONFIG. A COMMAND given
+                      with it becomes the primary
+      --grace DUR     replace every grace period (500ms, 10s, 2m)
+      --check         validate the role map(s), print the plan, start nothing
+  -s                  register as a child subreaper (done anyway when not PID 1)
+  -g                  forward signals to the primaries' process groups
+  -e CODE             exit with 0 when the primary exits with CODE (repeatable)
+  -p SIGNAL           signal exeunt gets when its parent dies (e.g. SIGKILL)
+  -w                  log every reaped zombie at warning level
+  -v                  more logging (repeatable); also EXEUNT_LOG=error..trace
+  -h, --help          show this help
+      --version       show the version
+
+environment: EXEUNT_CONFIG, EXEUNT_LOG, TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP,
+TINI_VERBOSITY
+";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Run(Options),
+    /// Validate role maps: `-c FILE` and/or the files named as arguments.
+    Check(Options),
+    Help,
+    Version,
+}
+
+/// Options read from the command line and the environment.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub grace: Option<Duration>,
+    pub signal_groups: bool,
+    pub zero_codes: ZeroCodes,
+    pub parent_death_signal: Option<Signo>,
+    pub report_reaped: bool,
+    /// The log level asked for by EXEUNT_LOG or TINI_VERBOSITY; None leaves the
+    /// choice to the run.
+    pub log_level: Option<Level>,
+    /// How many levels `-v` raises logging above that.
+    pub verbose: u8,
+    /// COMMAND and its arguments; with `--check`, the role maps to check.
+    pub command: Vec<OsString>,
+}
+
+/// A command line that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see exeunt --help)", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Reads the words after the program name. `env` looks up an environment variable.
+/// Options stop at `--` or at the first word that is not an option, so
+/// `exeunt sh -c 'exit 3'` runs `sh` with its own `-c`.
+pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Result<Invocation, UsageError> {
+    let mut options = Options {
+        config: env("EXEUNT_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
+        signal_groups: env("TINI_KILL_PROCESS_GROUP").is_some(),
+        ..Options::default()
+    };
+    let verbosity: Option<u32> = match env("TINI_VERBOSITY") {
+        Some(v) => Some(v.to_str().and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
+            UsageError(format!("TINI_VERBOSITY must be a number, got '{}'", v.to_string_lossy()))
+        })?),
+        None => None,
+    };
+    let mut check = false;
+    let mut words = args.iter();
+    let mut rest: Vec<OsString> = Vec::new();
+    while let Some(word) = words.next() {
+        let Some(text) = word.to_str() else {
+            rest.push(word.clone());
+            break;
+        };
+        if text == "--" {
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(OsString::from(value))),
+                None => (long, None),
+            };
+            let mut value = |what: &str| -> Result<OsString, UsageError> {
+                inline.clone().or_else(|| words.next().cloned()).ok_or_else(|| UsageError(format!("--{name} needs {what}")))
+            };
+            match name {
+                "config" => options.config = Some(PathBuf::from(value("a file")?)),
+                "grace" => options.grace = Some(read_duration("--grace", &value("a duration")?)?),
+                "check" => check = true,
+                "help" => return Ok(Invocation::Help),
+                "version" => return Ok(Invocation::Version),
+                _ => return Err(UsageError(format!("unknown option '--{name}'"))),
+            }
+            continue;
+        }
+        let Some(flags) = text.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            rest.push(word.clone());
+            break;
+        };
+        // Short flags may be grouped (-vvv, -sg) and take a value joined or next (-e3, -e 3).
+        for (i, flag) in flags.char_indices() {
+            let joined = &flags[i + flag.len_utf8()..];
+            let mut value = |what: &str| -> Result<OsString, UsageError> {
+                if joined.is_empty() {
+                    words.next().cloned().ok_or_else(|| UsageError(format!("-{flag} needs {what}")))
+                } else {
+                    Ok(OsString::from(joined))
+                }
+            };
+            match flag {
+                's' => {}
+                'g' => options.signal_groups = true,
+                'w' => options.report_reaped = true,
+                'v' => options.verbose = options.verbose.saturating_add(1),
+                'h' => return Ok(Invocation::Help),
+                'c' => {
+                    options.config = Some(PathBuf::from(value("a file")?));
+                    break;
+                }
+                'e' => {
+                    let code = value("an exit code")?;
+                    let code = code.to_str().and_then(|c| c.parse::<u8>().ok()).ok_or_else(|| {
+                        UsageError(format!("-e takes an exit code from 0 to 255, got '{}'", code.to_string_lossy()))
+                    })?;
+                    options.zero_codes.add(code);
+                    break;
+                }
+                'p' => {
+                    let name = value("a signal name")?;
+                    let signo = Signo::parse(&name.to_string_lossy()).map_err(|e| UsageError(format!("-p: {e}")))?;
+                    options.parent_death_signal = Some(signo);
+                    break;
+                }
+                _ => return Err(UsageError(format!("unknown option '-{flag}'"))),
+            }
+        }
+    }
+    rest.extend(words.cloned());
+    options.command = rest;
+    options.log_level = match env("EXEUNT_LOG").filter(|v| !v.is_empty()) {
+        Some(name) => Some(Level::parse(&name.to_string_lossy()).ok_or_else(|| {
+            UsageError(format!("EXEUNT_LOG must be error, warn, info, debug or trace, got '{}'", name.to_string_lossy()))
+        })?),
+        None => verbosity.map(Level::from_tini_verbosity),
+    };
+    if check {
+        return Ok(Invocation::Check(options));
+    }
+    if options.command.is_empty() && options.config.is_none() {
+        return Err(UsageError("nothing to run: give a COMMAND or a role map with -c".to_string()));
+    }
+    Ok(Invocation::Run(options))
+}
+
+fn read_duration(option: &str, value: &OsStr) -> Result<Duration, UsageError> {
+    duration::parse(&value.to_string_lossy()).map_err(|e| UsageError(format!("{option}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &[&str]) -> Vec<OsString> {
+        line.iter().map(OsString::from).collect()
+    }
+
+    fn run(line: &[&str]) -> Options {
+        match parse(&words(line), &|_| None) {
+            Ok(Invocation::Run(options)) => options,
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_stop_at_the_first_command_word() {
+        let options = run(&["-g", "sh", "-c", "exit 3"]);
+        assert!(options.signal_groups);
+        assert_eq!(options.command, words(&["sh", "-c", "exit 3"]));
+        assert_eq!(run(&["--", "-v"]).command, words(&["-v"]));
+    }
+
+    #[test]
+    fn accepts_every_tini_flag() {
+        let options = run(&["-s", "-g", "-w", "-vvv", "-e", "3", "-e143", "-p", "SIGKILL", "true"]);
+        assert!(options.signal_groups && options.report_reaped);
+        assert_eq!(options.verbose, 3);
+        assert_eq!(options.zero_codes.apply(3), 0);
+        assert_eq!(options.zero_codes.apply(143), 0);
+        assert_eq!(options.zero_codes.apply(1), 1);
+        assert_eq!(options.parent_death_signal, Some(Signo(libc::SIGKILL)));
+        assert_eq!(parse(&words(&["-h"]), &|_| None), Ok(Invocation::Help));
+        assert_eq!(parse(&words(&["--version"]), &|_| None), Ok(Invocation::Version));
+    }
+
+    #[test]
+    fn config_and_grace_take_values_both_ways() {
+        let options = run(&["-c", "/etc/exeunt.toml", "--grace=2s", "--", "job"]);
+        assert_eq!(options.config, Some(PathBuf::from("/etc/exeunt.toml")));
+        assert_eq!(options.grace, Some(Duration::from_secs(2)));
+        assert_eq!(run(&["--config", "m.toml", "--grace", "500ms"]).grace, Some(Duration::from_millis(500)));
+        assert_eq!(run(&["-cm.toml"]).config, Some(PathBuf::from("m.toml")));
+    }
+
+    #[test]
+    fn check_takes_role_maps_as_arguments() {
+        let Ok(Invocation::Check(options)) = parse(&words(&["--check", "a.toml", "b.toml"]), &|_| None) else {
+            panic!("a check")
+        };
+        assert_eq!(options.command, words(&["a.toml", "b.toml"]));
+    }
+
+    #[test]
+    fn tini_environment_variables_are_honoured() {
+        let env = |name: &str| match name {
+            "TINI_KILL_PROCESS_GROUP" => Some(OsString::from("1")),
+            "TINI_VERBOSITY" => Some(OsString::from("3")),
+            "EXEUNT_CONFIG" => Some(OsString::from("/etc/x.toml")),
+            _ => None,
+        };
+        let Ok(Invocation::Run(options)) = parse(&[], &env) else { panic!("a run") };
+        assert!(options.signal_groups);
+        assert_eq!(options.log_level, Some(Level::Info));
+        assert_eq!(options.config, Some(PathBuf::from("/etc/x.toml")));
+    }
+
+    #[test]
+    fn exeunt_log_wins_over_verbosity() {
+        let env = |name: &str| (name == "EXEUNT_LOG").then(|| OsString::from("debug"));
+        let Ok(Invocation::Run(options)) = parse(&words(&["-v", "x"]), &env) else { panic!("a run") };
+        assert_eq!(options.log_level, Some(Level::Debug));
+    }
+
+    #[test]
+    fn bad_command_lines_say_what_is_wrong() {
+        let cases: [(&[&str], &str); 8] = [
+            (&[], "nothing to run"),
+            (&["-x", "true"], "unknown option '-x'"),
+            (&["--frobnicate"], "unknown option '--frobnicate'"),
+            (&["-e", "256", "true"], "-e takes an exit code from 0 to 255, got '256'"),
+            (&["-e"], "-e needs an exit code"),
+            (&["-p", "SIGNOPE", "true"], "-p: unknown signal 'SIGNOPE'"),
+            (&["--grace", "soon", "true"], "--grace: invalid duration 'soon'"),
+            (&["-c"], "-c needs a file"),
+        ];
+        for (line, expected) in cases {
+            let err = parse(&words(line), &|_| None).expect_err(expected).to_string();
+            assert!(err.starts_with(expected), "{line:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! exeunt: an init for containers and pods that run one primary process next to
+//! sidecars. It starts them in order, reaps zombies, forwards signals, stops the
+//! sidecars once the primaries are done, and exits with the primaries' status.
+//!
+//! The modules follow a run from start to end: [`cli`] reads the command line,
+//! [`rolemap`] the role map, both into a [`plan::Plan`]; [`signals`] opens the
+//! signal inbox; [`spawn`] starts processes; [`supervisor`] decides; [`event_loop`]
+//! waits and carries the decisions out; [`reaper`] collects the dead.
+
+pub mod cli;
+pub mod duration;
+pub mod event_loop;
+pub mod logger;
+pub mod plan;
+pub mod reaper;
+pub mod rolemap;
+pub mod signals;
+pub mod spawn;
+pub mod supervisor;
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use log::debug;
+
+use cli::{Invocation, Options};
+use logger::Level;
+use plan::{DEFAULT_GRACE, Plan, ProcessSpec, Role};
+
+/// Exit code for a bad command line or role map.
+pub const USAGE_ERROR: i32 = 2;
+/// Exit code when exeunt cannot set itself up.
+pub const SETUP_ERROR: i32 = 1;
+
+/// Runs exeunt with `args` (the program name first) and returns its exit code.
+pub fn main(args: &[OsString]) -> i32 {
+    let env = |name: &str| std::env::var_os(name);
+    match cli::parse(args.get(1..).unwrap_or_default(), &env) {
+        Ok(Invocation::Help) => say(cli::USAGE),
+        Ok(Invocation::Version) => say(&format!("exeunt {}\n", env!("CARGO_PKG_VERSION"))),
+        Ok(Invocation::Check(options)) => check(&options),
+        Ok(Invocation::Run(options)) => run(options),
+        Err(e) => complain(USAGE_ERROR, &e.to_string()),
+    }
+}
+
+fn run(options: Options) -> i32 {
+    // Without a role map exeunt stands in for tini, which is quiet unless asked.
+    let default_level = if options.config.is_some() { Level::Info } else { Level::Warn };
+    logger::init(options.log_level.unwrap_or(default_level).raised(options.verbose));
+
+    let plan = match build_plan(&options) {
+        Ok(plan) => plan,
+        Err(message) => return complain(USAGE_ERROR, &message),
+    };
+    if let Some(signo) = options.parent_death_signal {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo.0, 0, 0, 0) } != 0 {
+            return complain(SETUP_ERROR, &format!("cannot set the parent-death signal: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let is_pid1 = std::process::id() == 1;
+    if !is_pid1 {
+        match reaper::become_subreaper() {
+            Ok(()) => debug!("not PID 1: registered as child subreaper"),
+            Err(e) => return complain(SETUP_ERROR, &format!("cannot register as child subreaper: {e}")),
+        }
+    }
+    let (inbox, inherited) = match signals::SignalInbox::open() {
+        Ok(opened) => opened,
+        Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
+    };
+    let wakers = match event_loop::Wakers::new(inbox) {
+        Ok(wakers) => wakers,
+        Err(e) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
+    };
+    let launcher = match spawn::Launcher::new(&plan, inherited, is_pid1) {
+        Ok(launcher) => launcher,
+        Err(message) => return complain(USAGE_ERROR, &message),
+    };
+    event_loop::run(&plan, wakers, launcher)
+}
+
+/// The plan for a run: the role map's, or the one COMMAND's, with the command line's
+/// settings applied.
+fn build_plan(options: &Options) -> Result<Plan, String> {
+    let mut plan = match &options.config {
+        Some(path) => {
+            let command = (!options.command.is_empty()).then_some(options.command.as_slice());
+            rolemap::load(path, command).map_err(|e| e.to_string())?
+        }
+        None => Plan::new(vec![ProcessSpec::new("main", Role::Primary, options.command.clone())], DEFAULT_GRACE),
+    };
+    if let Some(grace) = options.grace {
+        plan.override_grace(grace);
+    }
+    plan.signal_groups = options.signal_groups;
+    plan.zero_codes = options.zero_codes.clone();
+    plan.report_reaped = options.report_reaped;
+    Ok(plan)
+}
+
+/// `--check`: validates the role map of `-c` (with COMMAND as its primary), or each
+/// role map named on the command line, and prints the plans.
+fn check(options: &Options) -> i32 {
+    let checks: Vec<(std::path::PathBuf, Option<&[OsString]>)> = match &options.config {
+        Some(path) => vec![(path.clone(), (!options.command.is_empty()).then_some(options.command.as_slice()))],
+        None => options.command.iter().map(|file| (file.into(), None)).collect(),
+    };
+    if checks.is_empty() {
+        return complain(USAGE_ERROR, "--check needs a role map: -c FILE or files as arguments (see exeunt --help)");
+    }
+    let mut code = 0;
+    for (path, command) in checks {
+        match rolemap::load(&path, command) {
+            Ok(mut plan) => {
+                if let Some(grace) = options.grace {
+                    plan.override_grace(grace);
+                }
+                say(&format!("{}: ok\n{plan}", path.display()));
+            }
+            Err(e) => code = complain(USAGE_ERROR, &e.to_string()),
+        }
+    }
+    code
+}
+
+/// Prints to stdout; a closed stdout is not worth a crash.
+fn say(text: &str) -> i32 {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    0
+}
+
+/// Prints `exeunt: message` to stderr and returns `code`.
+fn complain(code: i32, message: &str) -> i32 {
+    let _ = std::io::stderr().write_all(format!("exeunt: {message}\n").as_bytes());
+    code
+}

@@ -1,0 +1,104 @@
+//! Logging to stderr, one line per event, prefixed `[exeunt]`.
+//!
+//! Each line is formatted first and written with one `write`, so that lines from
+//! exeunt and its children never interleave mid-line. A failed write (stderr closed)
+//! is ignored: an init must not stop because nobody reads its log.
+
+use std::io::Write;
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+/// How much exeunt says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl Level {
+    const ALL: [Level; 5] = [Level::Error, Level::Warn, Level::Info, Level::Debug, Level::Trace];
+
+    /// Reads `error`, `warn`, `info`, `debug` or `trace`.
+    pub fn parse(name: &str) -> Option<Level> {
+        let name = name.trim().to_ascii_lowercase();
+        let index = ["error", "warn", "info", "debug", "trace"].iter().position(|n| *n == name)?;
+        Some(Level::ALL[index])
+    }
+
+    /// tini's TINI_VERBOSITY scale: 1 fatal errors only, 2 warnings, 3 info, 4 debug, 5 trace.
+    pub fn from_tini_verbosity(verbosity: u32) -> Level {
+        Level::ALL[(verbosity.max(1) as usize - 1).min(4)]
+    }
+
+    /// This level raised `steps` times, at most to trace.
+    pub fn raised(self, steps: u8) -> Level {
+        Level::ALL[(self as usize + steps as usize).min(4)]
+    }
+
+    fn filter(self) -> LevelFilter {
+        match self {
+            Level::Error => LevelFilter::Error,
+            Level::Warn => LevelFilter::Warn,
+            Level::Info => LevelFilter::Info,
+            Level::Debug => LevelFilter::Debug,
+            Level::Trace => LevelFilter::Trace,
+        }
+    }
+}
+
+struct StderrLogger;
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warn",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
+        let line = format!("[exeunt] {level}: {}\n", record.args());
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the logger; later calls only change the level.
+pub fn init(level: Level) {
+    static LOGGER: StderrLogger = StderrLogger;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level.filter());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tini_verbosity_maps_onto_levels() {
+        assert_eq!(Level::from_tini_verbosity(0), Level::Error);
+        assert_eq!(Level::from_tini_verbosity(1), Level::Error);
+        assert_eq!(Level::from_tini_verbosity(2), Level::Warn);
+        assert_eq!(Level::from_tini_verbosity(3), Level::Info);
+        assert_eq!(Level::from_tini_verbosity(9), Level::Trace);
+    }
+
+    #[test]
+    fn levels_read_by_name_and_raise_up_to_trace() {
+        assert_eq!(Level::parse("DEBUG"), Some(Level::Debug));
+        assert_eq!(Level::parse("loud"), None);
+        assert_eq!(Level::Warn.raised(1), Level::Info);
+        assert_eq!(Level::Info.raised(200), Level::Trace);
+    }
+}

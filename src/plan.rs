@@ -1,0 +1,191 @@
+//! The plan: what exeunt will run and how it will stop it, resolved once from the
+//! command line and the role map. Nothing downstream re-reads or re-checks its sources.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration::Show;
+use crate::signals::{SIGTERM, Signo};
+
+/// The default time between a process's stop signal and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether a process is the job itself or serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Its exit ends the run, and its status is exeunt's status.
+    Primary,
+    /// Runs beside the primaries and is stopped once they are done.
+    Sidecar,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Sidecar => "sidecar",
+        })
+    }
+}
+
+/// Who a process runs as: `USER[:GROUP]`, each a number or a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+impl fmt::Display for UserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.group {
+            Some(group) => write!(f, "{}:{}", self.user, group),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// One process of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub name: String,
+    pub role: Role,
+    pub command: Vec<OsString>,
+    pub stop_signal: Signo,
+    pub grace_period: Duration,
+    /// Added to the environment exeunt inherited.
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<PathBuf>,
+    pub user: Option<UserSpec>,
+}
+
+impl ProcessSpec {
+    /// A process with the defaults: stopped by SIGTERM, 10 s of grace.
+    pub fn new(name: &str, role: Role, command: Vec<OsString>) -> ProcessSpec {
+        ProcessSpec {
+            name: name.to_string(),
+            role,
+            command,
+            stop_signal: SIGTERM,
+            grace_period: DEFAULT_GRACE,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+        }
+    }
+}
+
+/// Exit codes that `-e` turns into 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZeroCodes(Vec<u8>);
+
+impl ZeroCodes {
+    pub fn add(&mut self, code: u8) {
+        if !self.0.contains(&code) {
+            self.0.push(code);
+        }
+    }
+
+    /// The code exeunt exits with for a primary's code.
+    pub fn apply(&self, code: i32) -> i32 {
+        if u8::try_from(code).is_ok_and(|c| self.0.contains(&c)) { 0 } else { code }
+    }
+}
+
+/// Everything the supervisor needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// In start order: sidecars in role-map order, then the primaries.
+    pub processes: Vec<ProcessSpec>,
+    /// Grace given to leftover descendants between SIGTERM and SIGKILL at the end.
+    pub grace_period: Duration,
+    /// Forward signals to the primaries' process groups, not only to them (`-g`).
+    pub signal_groups: bool,
+    pub zero_codes: ZeroCodes,
+    /// Log every reaped orphan at warn level (`-w`).
+    pub report_reaped: bool,
+}
+
+impl Plan {
+    /// The plan for a role map's processes, put in start order.
+    pub fn new(mut processes: Vec<ProcessSpec>, grace_period: Duration) -> Plan {
+        // A stable sort keeps the role map's order within each role.
+        processes.sort_by_key(|p| p.role == Role::Primary);
+        Plan {
+            processes,
+            grace_period,
+            signal_groups: false,
+            zero_codes: ZeroCodes::default(),
+            report_reaped: false,
+        }
+    }
+
+    /// Replaces every grace period, global and per process (`--grace`).
+    pub fn override_grace(&mut self, grace: Duration) {
+        self.grace_period = grace;
+        for process in &mut self.processes {
+            process.grace_period = grace;
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "grace period for leftover processes: {}", Show(self.grace_period))?;
+        for (i, p) in self.processes.iter().enumerate() {
+            let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();
+            write!(
+                f,
+                "{}. {} {}: {:?}, stop {}, grace {}",
+                i + 1,
+                p.role,
+                p.name,
+                command,
+                p.stop_signal,
+                Show(p.grace_period)
+            )?;
+            if let Some(dir) = &p.workdir {
+                write!(f, ", workdir {}", dir.display())?;
+            }
+            if let Some(user) = &p.user {
+                write!(f, ", user {user}")?;
+            }
+            for (key, _) in &p.env {
+                write!(f, ", env {key}")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, role: Role) -> ProcessSpec {
+        ProcessSpec::new(name, role, vec!["true".into()])
+    }
+
+    #[test]
+    fn start_order_is_sidecars_in_file_order_then_primaries() {
+        let plan = Plan::new(
+            vec![spec("a", Role::Primary), spec("b", Role::Sidecar), spec("c", Role::Primary), spec("d", Role::Sidecar)],
+            DEFAULT_GRACE,
+        );
+        let names: Vec<_> = plan.processes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["b", "d", "a", "c"]);
+    }
+
+    #[test]
+    fn zero_codes_map_only_listed_codes() {
+        let mut codes = ZeroCodes::default();
+        codes.add(3);
+        codes.add(143);
+        assert_eq!(codes.apply(3), 0);
+        assert_eq!(codes.apply(143), 0);
+        assert_eq!(codes.apply(1), 1);
+        assert_eq!(codes.apply(300), 300);
+    }
+}

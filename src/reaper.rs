@@ -1,0 +1,134 @@
+//! Reaping and the final sweep: collects every child that exited, exeunt's own or an
+//! adopted orphan, and signals whatever descendants are left at the end.
+
+use std::fs;
+
+use log::{debug, warn};
+
+use crate::signals::Signo;
+use crate::supervisor::ExitStatus;
+
+/// Makes exeunt adopt the orphans of its descendants when it is not PID 1 (a container
+/// of a pod with a shared process namespace, or a plain shell).
+pub fn become_subreaper() -> std::io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reaps every child that has exited, appending `(pid, status)` to `exits`. Returns
+/// whether any child is still alive afterwards.
+///
+/// libc's waitpid is used rather than nix's because nix cannot express a death by a
+/// real-time signal, and a child once reaped must never be lost.
+pub fn reap(exits: &mut Vec<(i32, ExitStatus)>) -> bool {
+    loop {
+        let mut raw = 0;
+        // SAFETY: `raw` is a valid out-pointer for the duration of the call.
+        let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
+        if pid > 0 {
+            let status = if libc::WIFSIGNALED(raw) {
+                ExitStatus::Signal(Signo(libc::WTERMSIG(raw)))
+            } else {
+                ExitStatus::Code(libc::WEXITSTATUS(raw))
+            };
+            exits.push((pid, status));
+            continue;
+        }
+        if pid == 0 {
+            return true;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return false,
+            _ => {
+                warn!("waitpid failed: {}", std::io::Error::last_os_error());
+                return true;
+            }
+        }
+    }
+}
+
+/// Sends `signo` to every descendant of exeunt. Returns how many were signalled (as
+/// PID 1, whether any was).
+pub fn signal_descendants(signo: Signo) -> usize {
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    if me == 1 {
+        // As PID 1, kill(-1) reaches every process of the namespace but exeunt itself.
+        // SAFETY: kill takes plain integers.
+        return usize::from(unsafe { libc::kill(-1, signo.0) } == 0);
+    }
+    let targets = descendants(me);
+    for &pid in &targets {
+        // SAFETY: kill takes plain integers; a pid that exited since the scan is harmless
+        // because it is still our descendant's (unreaped) or gone (ESRCH).
+        unsafe { libc::kill(pid, signo.0) };
+    }
+    debug!("sent {signo} to {} leftover descendants", targets.len());
+    targets.len()
+}
+
+/// Every process below `root`, found through the parent links in /proc.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let links: Vec<(i32, i32)> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(&fs::read(format!("/proc/{pid}/stat")).ok()?)?)))
+        .collect();
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(links.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        next += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent pid from the text of /proc/PID/stat. The command name in parentheses may
+/// itself hold spaces and parentheses, so the fields are counted from the last ')'.
+pub fn parent_of(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let mut fields = stat[close + 1..].split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let _state = fields.next()?;
+    std::str::from_utf8(fields.next()?).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_is_read_past_a_command_name_with_parentheses() {
+        assert_eq!(parent_of(b"42 (sh) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(parent_of(b"42 (a) b) (c) R 9 1 1"), Some(9));
+        assert_eq!(parent_of(b"42 (x"), None);
+        assert_eq!(parent_of(b""), None);
+    }
+
+    #[test]
+    fn descendants_include_grandchildren() {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("sh prints its child's pid");
+        let grandchild: i32 = line.trim().parse().expect("a pid");
+        let found = descendants(std::process::id() as i32);
+        for pid in [grandchild, child.id() as i32] {
+            // SAFETY: the test's own descendants.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        child.wait().ok();
+        assert!(found.contains(&(child.id() as i32)), "{found:?}");
+        assert!(found.contains(&grandchild), "{found:?}");
+    }
+}

@@ -1,0 +1,224 @@
+//! Where signals arrive: signal names, and the signalfd that turns every signal sent
+//! to exeunt into a readable event of the one event loop.
+//!
+//! Why signalfd rather than signal-hook: exeunt is one thread that must never miss a
+//! SIGCHLD and must know who sent a signal (to ignore the SIGPIPE the kernel raises for
+//! exeunt's own writes). A signalfd gives both, with the sender's pid, straight from the
+//! kernel; signal-hook would install handlers and a self-pipe, and handlers would also
+//! change the dispositions that children inherit.
+
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// A signal number, shown and read by name (`SIGTERM`, `SIGRTMIN+3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signo(pub i32);
+
+pub const SIGTERM: Signo = Signo(libc::SIGTERM);
+pub const SIGKILL: Signo = Signo(libc::SIGKILL);
+
+impl Signo {
+    /// Reads `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+2` or `SIGRTMAX-1`.
+    pub fn parse(input: &str) -> Result<Signo, String> {
+        let bad = || {
+            format!("unknown signal '{input}' (write a name such as SIGTERM, SIGINT or SIGKILL)")
+        };
+        let upper = input.trim().to_ascii_uppercase();
+        if let Ok(number) = upper.parse::<i32>() {
+            return if (1..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) };
+        }
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        if let Some(sig) = Signal::iterator().find(|s| &s.as_str()[3..] == name) {
+            return Ok(Signo(sig as i32));
+        }
+        let (base, offset) = if let Some(rest) = name.strip_prefix("RTMIN") {
+            (libc::SIGRTMIN(), rest)
+        } else if let Some(rest) = name.strip_prefix("RTMAX") {
+            (libc::SIGRTMAX(), rest)
+        } else {
+            return Err(bad());
+        };
+        let number = match offset.split_at(offset.len().min(1)) {
+            ("", _) => base,
+            ("+", n) => base + n.parse::<i32>().map_err(|_| bad())?,
+            ("-", n) => base - n.parse::<i32>().map_err(|_| bad())?,
+            _ => return Err(bad()),
+        };
+        if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) }
+    }
+
+    /// The stop signals: exeunt shuts down on them instead of forwarding them.
+    pub fn asks_to_stop(self) -> bool {
+        matches!(self.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+    }
+
+    /// Signals that are exeunt's own business and never forwarded: SIGCHLD is how
+    /// exeunt learns of exits; SIGTTIN/SIGTTOU concern exeunt's own terminal access.
+    pub fn is_forwarded(self) -> bool {
+        !matches!(self.0, libc::SIGCHLD | libc::SIGTTIN | libc::SIGTTOU)
+    }
+}
+
+impl fmt::Display for Signo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Ok(sig) = Signal::try_from(self.0) {
+            return f.write_str(sig.as_str());
+        }
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        match self.0 {
+            n if n == min => f.write_str("SIGRTMIN"),
+            n if n == max => f.write_str("SIGRTMAX"),
+            n if n > min && n < max => write!(f, "SIGRTMIN+{}", n - min),
+            // Numbers glibc keeps for itself below SIGRTMIN: shown as numbers, which read back.
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Signals raised by the kernel for a fault in exeunt itself: blocking them would
+/// turn a crash into a hang, so they keep their default action.
+const SYNCHRONOUS: [Signal; 7] = [
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGABRT,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+];
+
+/// What a child must get back before exec: the signal mask and the ignored signals
+/// exeunt was started with. Plain data, so that it can be used after fork without
+/// allocating.
+#[derive(Clone, Copy)]
+pub struct Inherited {
+    mask: libc::sigset_t,
+    sigchld_ignored: bool,
+    sigpipe_ignored: bool,
+}
+
+impl Inherited {
+    /// Restores the original mask and ignored dispositions. Async-signal-safe: only
+    /// `sigaction` and `sigprocmask`, on data copied before fork.
+    pub fn restore_in_child(&self) -> std::io::Result<()> {
+        // SAFETY: plain syscalls on valid, stack-owned arguments; both are
+        // async-signal-safe, so they may run between fork and exec.
+        unsafe {
+            // The standard library resets SIGPIPE to default in the child; exeunt
+            // never installs a handler, so every other disposition is still the original.
+            for (ignored, signo) in [(self.sigchld_ignored, libc::SIGCHLD), (self.sigpipe_ignored, libc::SIGPIPE)] {
+                if ignored && libc::signal(signo, libc::SIG_IGN) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::sigprocmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A signal as read from the signalfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub signo: Signo,
+    /// The sender's pid in exeunt's namespace, 0 for the kernel or another namespace.
+    pub sender: i32,
+}
+
+/// Every catchable signal, blocked and readable from one file descriptor.
+pub struct SignalInbox {
+    fd: SignalFd,
+}
+
+impl SignalInbox {
+    /// Blocks every catchable signal but the synchronous ones and opens the signalfd.
+    /// Returns what children must get back. Call before any child is started.
+    pub fn open() -> Result<(SignalInbox, Inherited), Errno> {
+        let mut blocked = SigSet::all();
+        for sig in SYNCHRONOUS {
+            blocked.remove(sig);
+        }
+        let mut original = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut original))?;
+        let sigchld_ignored = take_back_ignored(Signal::SIGCHLD)?;
+        let sigpipe_ignored = is_ignored(Signal::SIGPIPE)?;
+        let fd = SignalFd::with_flags(&blocked, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        let inherited = Inherited { mask: *original.as_ref(), sigchld_ignored, sigpipe_ignored };
+        Ok((SignalInbox { fd }, inherited))
+    }
+
+    /// The next pending signal, or None when there is none.
+    pub fn next(&self) -> Result<Option<Arrival>, Errno> {
+        Ok(self.fd.read_signal()?.map(|info| Arrival {
+            signo: Signo(info.ssi_signo as i32),
+            sender: info.ssi_pid as i32,
+        }))
+    }
+}
+
+impl AsFd for SignalInbox {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn is_ignored(sig: Signal) -> Result<bool, Errno> {
+    // SAFETY: reading a disposition installs nothing: the old one is put straight back.
+    let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl)? };
+    unsafe { nix::sys::signal::signal(sig, old)? };
+    Ok(matches!(old, SigHandler::SigIgn))
+}
+
+/// An ignored SIGCHLD makes the kernel reap children unasked, and exeunt would never
+/// learn their exit status. Exeunt takes the default back and reports whether it was
+/// ignored, so that children can get it as they would have.
+fn take_back_ignored(sig: Signal) -> Result<bool, Errno> {
+    let ignored = is_ignored(sig)?;
+    if ignored {
+        let default = nix::sys::signal::SigAction::new(
+            SigHandler::SigDfl,
+            nix::sys::signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: installing the default disposition runs no code of ours in a handler.
+        unsafe { sigaction(sig, &default)? };
+    }
+    Ok(ignored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_signal_names_with_or_without_prefix() {
+        assert_eq!(Signo::parse("SIGTERM"), Ok(Signo(libc::SIGTERM)));
+        assert_eq!(Signo::parse("int"), Ok(Signo(libc::SIGINT)));
+        assert_eq!(Signo::parse("SIGKILL"), Ok(Signo(libc::SIGKILL)));
+        assert_eq!(Signo::parse("9"), Ok(Signo(9)));
+        assert_eq!(Signo::parse("SIGRTMIN+2"), Ok(Signo(libc::SIGRTMIN() + 2)));
+        assert_eq!(Signo::parse("SIGRTMAX"), Ok(Signo(libc::SIGRTMAX())));
+    }
+
+    #[test]
+    fn refuses_unknown_signals() {
+        for bad in ["SIGFOO", "", "0", "65", "SIGRTMIN+99", "SIGRTMIN+", "SIGRTMIN*2", "SIG"] {
+            let err = Signo::parse(bad).expect_err(bad);
+            assert!(err.contains("unknown signal"), "{err}");
+        }
+    }
+
+    #[test]
+    fn shows_names_that_read_back() {
+        for n in 1..=libc::SIGRTMAX() {
+            let shown = Signo(n).to_string();
+            assert_eq!(Signo::parse(&shown), Ok(Signo(n)), "{shown}");
+        }
+    }
+}
