@@ -88,12 +88,13 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         signal_groups: env("TINI_KILL_PROCESS_GROUP").is_some(),
         ..Options::default()
     };
-    let verbosity: Option<u32> = match env("TINI_VERBOSITY") {
-        Some(v) => Some(v.to_str().and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
-            UsageError(format!("TINI_VERBOSITY must be a number, got '{}'", v.to_string_lossy()))
-        })?),
-        None => None,
-    };
+    let verbosity: Option<u32> =
+        match env("TINI_VERBOSITY") {
+            Some(v) => Some(v.to_str().and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
+                UsageError(format!("TINI_VERBOSITY must be a number, got '{}'", v.to_string_lossy()))
+            })?),
+            None => None,
+        };
     let mut check = false;
     let mut words = args.iter();
     let mut rest: Vec<OsString> = Vec::new();
@@ -111,7 +112,10 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 None => (long, None),
             };
             let mut value = |what: &str| -> Result<OsString, UsageError> {
-                inline.clone().or_else(|| words.next().cloned()).ok_or_else(|| UsageError(format!("--{name} needs {what}")))
+                inline
+                    .clone()
+                    .or_else(|| words.next().cloned())
+                    .ok_or_else(|| UsageError(format!("--{name} needs {what}")))
             };
             match name {
                 "config" => options.config = Some(PathBuf::from(value("a file")?)),
@@ -169,7 +173,10 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
     options.command = rest;
     options.log_level = match env("EXEUNT_LOG").filter(|v| !v.is_empty()) {
         Some(name) => Some(Level::parse(&name.to_string_lossy()).ok_or_else(|| {
-            UsageError(format!("EXEUNT_LOG must be error, warn, info, debug or trace, got '{}'", name.to_string_lossy()))
+            UsageError(format!(
+                "EXEUNT_LOG must be error, warn, info, debug or trace, got '{}'",
+                name.to_string_lossy()
+            ))
         })?),
         None => verbosity.map(Level::from_tini_verbosity),
     };

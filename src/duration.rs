@@ -15,11 +15,7 @@ pub struct DurationError {
 
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid duration '{}': {} (write it like 500ms, 10s or 2m)",
-            self.input, self.reason
-        )
+        write!(f, "invalid duration '{}': {} (write it like 500ms, 10s or 2m)", self.input, self.reason)
     }
 }
 
@@ -91,9 +87,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 }
 
 fn digits_value(digits: &str) -> Option<u128> {
-    digits.bytes().try_fold(0u128, |acc, b| {
-        acc.checked_mul(10)?.checked_add(u128::from(b - b'0'))
-    })
+    digits.bytes().try_fold(0u128, |acc, b| acc.checked_mul(10)?.checked_add(u128::from(b - b'0')))
 }
 
 /// Shows a duration in the largest unit that states it exactly: `10s`, `1500ms`, `2m`.
@@ -105,16 +99,11 @@ impl fmt::Display for Show {
         if nanos == 0 {
             return f.write_str("0s");
         }
-        let (scale, unit) = [
-            (3_600_000_000_000, "h"),
-            (60_000_000_000, "m"),
-            (1_000_000_000, "s"),
-            (1_000_000, "ms"),
-            (1_000, "us"),
-        ]
-        .into_iter()
-        .find(|(scale, _)| nanos % scale == 0)
-        .unwrap_or((1, "ns"));
+        let (scale, unit) =
+            [(3_600_000_000_000, "h"), (60_000_000_000, "m"), (1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")]
+                .into_iter()
+                .find(|(scale, _)| nanos.is_multiple_of(*scale))
+                .unwrap_or((1, "ns"));
         write!(f, "{}{}", nanos / scale, unit)
     }
 }

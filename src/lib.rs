@@ -56,7 +56,10 @@ fn run(options: Options) -> i32 {
     if let Some(signo) = options.parent_death_signal {
         // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
         if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo.0, 0, 0, 0) } != 0 {
-            return complain(SETUP_ERROR, &format!("cannot set the parent-death signal: {}", std::io::Error::last_os_error()));
+            return complain(
+                SETUP_ERROR,
+                &format!("cannot set the parent-death signal: {}", std::io::Error::last_os_error()),
+            );
         }
     }
     let is_pid1 = std::process::id() == 1;

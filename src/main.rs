@@ -8,7 +8,7 @@ use std::ffi::{CStr, OsString, c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 
 #[unsafe(no_mangle)]
-pub extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let args: Vec<OsString> = (0..usize::try_from(argc).unwrap_or(0))
         // SAFETY: the C runtime passes argc valid, NUL-terminated strings in argv.
         .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) })

@@ -112,13 +112,7 @@ impl Plan {
     pub fn new(mut processes: Vec<ProcessSpec>, grace_period: Duration) -> Plan {
         // A stable sort keeps the role map's order within each role.
         processes.sort_by_key(|p| p.role == Role::Primary);
-        Plan {
-            processes,
-            grace_period,
-            signal_groups: false,
-            zero_codes: ZeroCodes::default(),
-            report_reaped: false,
-        }
+        Plan { processes, grace_period, signal_groups: false, zero_codes: ZeroCodes::default(), report_reaped: false }
     }
 
     /// Replaces every grace period, global and per process (`--grace`).
@@ -171,7 +165,12 @@ mod tests {
     #[test]
     fn start_order_is_sidecars_in_file_order_then_primaries() {
         let plan = Plan::new(
-            vec![spec("a", Role::Primary), spec("b", Role::Sidecar), spec("c", Role::Primary), spec("d", Role::Sidecar)],
+            vec![
+                spec("a", Role::Primary),
+                spec("b", Role::Sidecar),
+                spec("c", Role::Primary),
+                spec("d", Role::Sidecar),
+            ],
             DEFAULT_GRACE,
         );
         let names: Vec<_> = plan.processes.iter().map(|p| p.name.as_str()).collect();

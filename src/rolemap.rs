@@ -116,7 +116,10 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         check_name(&p.name, &at)?;
         if let Some(first) = raw.process[..index].iter().find(|q| q.name.get_ref() == p.name.get_ref()) {
             let (line, _) = line_and_column(text, first.name.span().start);
-            return Err(at(p.name.span(), format!("name: '{}' is already the name of the process on line {line}", p.name.get_ref())));
+            return Err(at(
+                p.name.span(),
+                format!("name: '{}' is already the name of the process on line {line}", p.name.get_ref()),
+            ));
         }
         processes.push(read_process(p, grace_period, &at)?);
     }
@@ -126,7 +129,8 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         (Some(_), [_, second, ..]) => {
             return Err(at(
                 second.role.span(),
-                "role: a command given on the command line replaces the one primary, but this role map has several".to_string(),
+                "role: a command given on the command line replaces the one primary, but this role map has several"
+                    .to_string(),
             ));
         }
         (Some(command), [only]) => {
@@ -148,7 +152,8 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
             return Err(match raw.process.first() {
                 Some(first) => at(
                     first.role.span(),
-                    "role: no process has role = \"primary\"; mark one, or give the command on the command line".to_string(),
+                    "role: no process has role = \"primary\"; mark one, or give the command on the command line"
+                        .to_string(),
                 ),
                 None => RoleMapError {
                     origin: origin.to_string(),
@@ -191,7 +196,12 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
     if let Some(env) = &p.env {
         for (key, value) in env.get_ref() {
             if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
-                return Err(at(env.span(), format!("env: '{key}' cannot be set: names must be non-empty and hold no '=' or NUL, values no NUL")));
+                return Err(at(
+                    env.span(),
+                    format!(
+                        "env: '{key}' cannot be set: names must be non-empty and hold no '=' or NUL, values no NUL"
+                    ),
+                ));
             }
             spec.env.push((key.clone(), value.clone()));
         }
@@ -204,7 +214,10 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
     }
     if let Some(user) = &p.user {
         spec.user = Some(read_user(user.get_ref()).ok_or_else(|| {
-            at(user.span(), format!("user: '{}' is not USER[:GROUP] (a uid or name, then a gid or group name)", user.get_ref()))
+            at(
+                user.span(),
+                format!("user: '{}' is not USER[:GROUP] (a uid or name, then a gid or group name)", user.get_ref()),
+            )
         })?);
     }
     Ok(spec)
@@ -244,7 +257,8 @@ fn read_user(value: &str) -> Option<UserSpec> {
         Some((user, group)) => (user, Some(group)),
         None => (value, None),
     };
-    let valid = |part: &str| !part.is_empty() && !part.contains([':', '\0', '/']) && !part.contains(char::is_whitespace);
+    let valid =
+        |part: &str| !part.is_empty() && !part.contains([':', '\0', '/']) && !part.contains(char::is_whitespace);
     if !valid(user) || group.is_some_and(|g| !valid(g)) {
         return None;
     }

@@ -24,9 +24,7 @@ pub const SIGKILL: Signo = Signo(libc::SIGKILL);
 impl Signo {
     /// Reads `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+2` or `SIGRTMAX-1`.
     pub fn parse(input: &str) -> Result<Signo, String> {
-        let bad = || {
-            format!("unknown signal '{input}' (write a name such as SIGTERM, SIGINT or SIGKILL)")
-        };
+        let bad = || format!("unknown signal '{input}' (write a name such as SIGTERM, SIGINT or SIGKILL)");
         let upper = input.trim().to_ascii_uppercase();
         if let Ok(number) = upper.parse::<i32>() {
             return if (1..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) };
@@ -81,15 +79,8 @@ impl fmt::Display for Signo {
 
 /// Signals raised by the kernel for a fault in exeunt itself: blocking them would
 /// turn a crash into a hang, so they keep their default action.
-const SYNCHRONOUS: [Signal; 7] = [
-    Signal::SIGFPE,
-    Signal::SIGILL,
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGABRT,
-    Signal::SIGTRAP,
-    Signal::SIGSYS,
-];
+const SYNCHRONOUS: [Signal; 7] =
+    [Signal::SIGFPE, Signal::SIGILL, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS];
 
 /// What a child must get back before exec: the signal mask and the ignored signals
 /// exeunt was started with. Plain data, so that it can be used after fork without
@@ -155,10 +146,10 @@ impl SignalInbox {
 
     /// The next pending signal, or None when there is none.
     pub fn next(&self) -> Result<Option<Arrival>, Errno> {
-        Ok(self.fd.read_signal()?.map(|info| Arrival {
-            signo: Signo(info.ssi_signo as i32),
-            sender: info.ssi_pid as i32,
-        }))
+        Ok(self
+            .fd
+            .read_signal()?
+            .map(|info| Arrival { signo: Signo(info.ssi_signo as i32), sender: info.ssi_pid as i32 }))
     }
 }
 
@@ -181,11 +172,8 @@ fn is_ignored(sig: Signal) -> Result<bool, Errno> {
 fn take_back_ignored(sig: Signal) -> Result<bool, Errno> {
     let ignored = is_ignored(sig)?;
     if ignored {
-        let default = nix::sys::signal::SigAction::new(
-            SigHandler::SigDfl,
-            nix::sys::signal::SaFlags::empty(),
-            SigSet::empty(),
-        );
+        let default =
+            nix::sys::signal::SigAction::new(SigHandler::SigDfl, nix::sys::signal::SaFlags::empty(), SigSet::empty());
         // SAFETY: installing the default disposition runs no code of ours in a handler.
         unsafe { sigaction(sig, &default)? };
     }

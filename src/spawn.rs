@@ -43,7 +43,10 @@ impl Launcher {
             let needs_root = plan.processes.iter().zip(&ids).find(|(_, id)| id.is_some_and(|id| id != me));
             if let Some((p, _)) = needs_root {
                 let user = p.user.as_ref().map(ToString::to_string).unwrap_or_default();
-                return Err(format!("process {}: user = \"{user}\" needs exeunt to run as root (it runs as uid {})", p.name, me.0));
+                return Err(format!(
+                    "process {}: user = \"{user}\" needs exeunt to run as root (it runs as uid {})",
+                    p.name, me.0
+                ));
             }
         }
         // SAFETY: isatty only inspects the descriptor.
@@ -111,7 +114,9 @@ impl Launcher {
 fn describe(program: &OsString, error: &std::io::Error) -> SpawnError {
     let program = program.to_string_lossy();
     match error.raw_os_error() {
-        Some(libc::ENOENT | libc::ENOTDIR) => SpawnError { code: 127, reason: format!("command '{program}' not found") },
+        Some(libc::ENOENT | libc::ENOTDIR) => {
+            SpawnError { code: 127, reason: format!("command '{program}' not found") }
+        }
         Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM) => {
             SpawnError { code: 126, reason: format!("command '{program}' cannot be executed: {error}") }
         }

@@ -76,10 +76,20 @@ enum State {
     Waiting,
     /// Asked to be spawned; the outcome is not known yet.
     Starting,
-    Running { pid: i32, since: Time },
+    Running {
+        pid: i32,
+        since: Time,
+    },
     /// Sent its stop signal; SIGKILL at the deadline.
-    Stopping { pid: i32, since: Time, deadline: Time },
-    Killed { pid: i32, since: Time },
+    Stopping {
+        pid: i32,
+        since: Time,
+        deadline: Time,
+    },
+    Killed {
+        pid: i32,
+        since: Time,
+    },
     Gone,
 }
 
@@ -289,7 +299,9 @@ impl<'p> Supervisor<'p> {
             return;
         }
         for index in 0..self.states.len() {
-            if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) = (self.role(index), self.states[index]) {
+            if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) =
+                (self.role(index), self.states[index])
+            {
                 debug!("forwarding {signo} to {}", self.name(index));
                 actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
             }
@@ -298,20 +310,20 @@ impl<'p> Supervisor<'p> {
 
     fn on_tick(&mut self, now: Time, actions: &mut Vec<Action>) {
         for index in 0..self.states.len() {
-            if let State::Stopping { pid, since, deadline } = self.states[index] {
-                if deadline <= now {
-                    let spec = &self.plan.processes[index];
-                    warn!("killing {}: still running {} after {}", spec.name, Show(spec.grace_period), spec.stop_signal);
-                    self.kill(index, pid, since, actions);
-                }
+            if let State::Stopping { pid, since, deadline } = self.states[index]
+                && deadline <= now
+            {
+                let spec = &self.plan.processes[index];
+                warn!("killing {}: still running {} after {}", spec.name, Show(spec.grace_period), spec.stop_signal);
+                self.kill(index, pid, since, actions);
             }
         }
-        if let Sweep::Terminating { deadline } = self.sweep {
-            if deadline <= now {
-                warn!("killing leftover processes: still running {} after SIGTERM", Show(self.plan.grace_period));
-                actions.push(Action::SignalDescendants(SIGKILL));
-                self.sweep = Sweep::Killing;
-            }
+        if let Sweep::Terminating { deadline } = self.sweep
+            && deadline <= now
+        {
+            warn!("killing leftover processes: still running {} after SIGTERM", Show(self.plan.grace_period));
+            actions.push(Action::SignalDescendants(SIGKILL));
+            self.sweep = Sweep::Killing;
         }
     }
 
@@ -457,7 +469,10 @@ mod tests {
         let mut sup = started(&plan);
         assert_eq!(sup.handle(exited(101, 3), SEC), [term(100)]);
         assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE));
-        assert_eq!(sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, 2 * SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(
+            sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, 2 * SEC),
+            [Action::SignalDescendants(SIGTERM)]
+        );
         assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(3)]);
     }
 
