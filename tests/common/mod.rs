@@ -1,0 +1,262 @@
+//! What the integration tests share: exeunt run as a real PID 1 in a new PID
+//! namespace, its output read line by line, and bounds that turn a hang into a failure.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Past this, a run that should take milliseconds or seconds has hung.
+pub const HANG: Duration = Duration::from_secs(60);
+
+pub fn exeunt() -> &'static str {
+    env!("CARGO_BIN_EXE_exeunt")
+}
+
+/// Fails, rather than skips, when the machine cannot run the tests.
+pub fn require_pid_namespaces() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these tests run exeunt as PID 1 in a new PID namespace: run them as root (CI does)"
+    );
+    assert!(Path::new("/usr/bin/unshare").exists(), "unshare is missing: apt-get install util-linux");
+}
+
+/// A temporary directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("exeunt-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    /// Writes `text` to `name` in the directory and returns its path as a string.
+    pub fn file(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write scratch file");
+        path.to_string_lossy().into_owned()
+    }
+
+    /// Makes a FIFO: a process that writes to it waits for one that reads, so two
+    /// processes can meet without polling.
+    pub fn fifo(&self, name: &str) -> String {
+        let path = self.path(name);
+        let c_path = std::ffi::CString::new(path.clone()).expect("no NUL");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo {path}");
+        path
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Which output a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A line of output and when the test saw it, counted from the start of the run.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub stream: Stream,
+    pub at: Duration,
+    pub text: String,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub lines: Vec<Line>,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// When the first line of `stream` containing `needle` was seen.
+    pub fn time_of(&self, stream: Stream, needle: &str) -> Duration {
+        self.lines
+            .iter()
+            .find(|l| l.stream == stream && l.text.contains(needle))
+            .map(|l| l.at)
+            .unwrap_or_else(|| panic!("no {stream:?} line with {needle:?}: {self:?}"))
+    }
+}
+
+/// A running exeunt (or other program) whose output is being read.
+pub struct Running {
+    child: Child,
+    lines: Receiver<Line>,
+    seen: Vec<Line>,
+    readers: Vec<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// Runs exeunt with `args` as PID 1 of a new PID namespace.
+pub fn pid1(args: &[&str]) -> Running {
+    require_pid_namespaces();
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
+    start(command)
+}
+
+/// Runs exeunt with `args` as an ordinary process (not PID 1).
+pub fn plain(args: &[&str]) -> Running {
+    let mut command = Command::new(exeunt());
+    command.args(args);
+    start(command)
+}
+
+/// Starts `command` with stdout and stderr read line by line in the background.
+pub fn start(mut command: Command) -> Running {
+    let mut child =
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the command");
+    let started = Instant::now();
+    let (sender, lines) = channel();
+    let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+    let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
+    let readers = [(Stream::Stdout, stdout), (Stream::Stderr, stderr)]
+        .into_iter()
+        .map(|(stream, pipe)| {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for text in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if sender.send(Line { stream, at: started.elapsed(), text }).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    Running { child, lines, seen: Vec::new(), readers, started }
+}
+
+impl Running {
+    /// Waits for a line of stdout that contains `needle` and returns it.
+    pub fn expect_line(&mut self, needle: &str) -> String {
+        self.expect(Stream::Stdout, needle)
+    }
+
+    /// Waits for a line of exeunt's log (stderr) that contains `needle`.
+    pub fn expect_log(&mut self, needle: &str) -> String {
+        self.expect(Stream::Stderr, needle)
+    }
+
+    fn expect(&mut self, stream: Stream, needle: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.stream == stream && l.text.contains(needle)) {
+            return line.text.clone();
+        }
+        let deadline = self.started + HANG;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.stream == stream && line.text.contains(needle) {
+                        return line.text;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    panic!("no {stream:?} line with {needle:?} within {HANG:?}; saw {:?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let outcome = self.wait_inner();
+                    panic!("output closed before a {stream:?} line with {needle:?}: {outcome:?}")
+                }
+            }
+        }
+    }
+
+    /// The pid of exeunt as this test sees it: under unshare, unshare's one child.
+    pub fn exeunt_pid(&self) -> i32 {
+        let me = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+        match children.split_whitespace().next() {
+            Some(pid) => pid.parse().expect("a pid"),
+            None => me as i32,
+        }
+    }
+
+    pub fn signal(&self, signo: i32) {
+        let pid = self.exeunt_pid();
+        // SAFETY: kill takes plain integers.
+        assert_eq!(unsafe { libc::kill(pid, signo) }, 0, "signal {signo} to exeunt (pid {pid})");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the end of the run, failing the test if it takes longer than `HANG`.
+    pub fn finish(mut self) -> Outcome {
+        self.wait_inner()
+    }
+
+    fn wait_inner(&mut self) -> Outcome {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: pidfd_open takes a pid and flags; the result is an owned descriptor.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        assert!(pidfd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        let mut poll = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+        let remaining = HANG.saturating_sub(self.started.elapsed());
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, remaining.as_millis() as i32) };
+        // SAFETY: the descriptor is ours.
+        unsafe { libc::close(pidfd) };
+        if ready != 1 {
+            self.kill();
+            panic!("the run did not end within {HANG:?}; saw {:?}", self.seen);
+        }
+        let status = self.child.wait().expect("wait for the run");
+        let elapsed = self.started.elapsed();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        self.seen.extend(self.lines.try_iter());
+        let join = |stream| {
+            let lines: Vec<&str> = self.seen.iter().filter(|l| l.stream == stream).map(|l| l.text.as_str()).collect();
+            lines.join("\n")
+        };
+        let (stdout, stderr) = (join(Stream::Stdout), join(Stream::Stderr));
+        let code = status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + status.signal().unwrap_or(0)
+        });
+        Outcome { code, stdout, stderr, lines: std::mem::take(&mut self.seen), elapsed }
+    }
+}
+
+/// Runs exeunt as PID 1 to its end.
+pub fn run_pid1(args: &[&str]) -> Outcome {
+    pid1(args).finish()
+}
+
+/// Counts the lines of `text` that contain `needle`.
+pub fn count(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Whether a process with this pid exists (zombies included) in this namespace.
+pub fn exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

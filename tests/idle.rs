@@ -1,0 +1,43 @@
+//! An idle exeunt makes no wake-ups: it blocks in epoll_wait with no timeout.
+
+mod common;
+use std::time::{Duration, Instant};
+
+use common::{HANG, pid1};
+
+fn context_switches(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("exeunt is alive");
+    status
+        .lines()
+        .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+        .map(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).expect("a count"))
+        .sum()
+}
+
+/// Waits until exeunt sleeps in epoll_wait, i.e. has handled everything it was given.
+fn wait_until_parked(pid: i32) {
+    let deadline = Instant::now() + HANG;
+    loop {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        if wchan.contains("epoll_wait") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "exeunt never blocked in epoll_wait (wchan {wchan:?})");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn idle_exeunt_with_a_sleeping_child_makes_no_wakeups_over_10s() {
+    let mut running = pid1(&["sh", "-c", "echo ready; exec sleep 1000"]);
+    running.expect_line("ready");
+    let pid = running.exeunt_pid();
+    wait_until_parked(pid);
+    let before = context_switches(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = context_switches(pid);
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(after - before, 0, "exeunt woke up {} times in 10s", after - before);
+    assert_eq!(outcome.code, 143, "sleep died of the forwarded SIGTERM: {outcome:?}");
+}

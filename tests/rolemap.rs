@@ -1,0 +1,106 @@
+//! A bad role map is refused with one line that names the file, line and key; exit 2
+//! and nothing started. Every example under config/ is valid.
+
+mod common;
+use common::{Scratch, plain};
+
+/// A valid process whose start would leave a mark.
+fn marker(scratch: &Scratch) -> String {
+    format!(
+        "[[process]]\nname = \"marker\"\nrole = \"sidecar\"\ncommand = [\"touch\", \"{}\"]\n",
+        scratch.path("started")
+    )
+}
+
+#[test]
+fn every_bad_role_map_exits_2_naming_the_line_and_starts_nothing() {
+    let scratch = Scratch::new("bad-rolemaps");
+    let primary = "[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\n";
+    let cases = [
+        (
+            "unknown key",
+            format!("{}comand = [\"x\"]\n{primary}", marker(&scratch)),
+            ":5:1: unknown field 'comand', expected one of",
+        ),
+        (
+            "duplicate name",
+            format!("{}{primary}{primary}", marker(&scratch)),
+            ":10:8: name: 'job' is already the name of the process on line 6",
+        ),
+        ("missing primary", marker(&scratch), ":3:8: role: no process has role = \"primary\""),
+        (
+            "empty command",
+            format!("{}[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = []\n", marker(&scratch)),
+            ":8:11: command: must name a program",
+        ),
+        (
+            "bad duration",
+            format!("grace_period = \"10 seconds\"\n{}{primary}", marker(&scratch)),
+            ":1:16: grace_period: invalid duration '10 seconds'",
+        ),
+        (
+            "bad signal",
+            format!("{}stop_signal = \"SIGNOPE\"\n{primary}", marker(&scratch)),
+            ":5:15: stop_signal: unknown signal 'SIGNOPE'",
+        ),
+        (
+            "bad name",
+            format!("{}{}", marker(&scratch), primary.replace("job", "../job")),
+            ":6:8: name: '../job' is not a valid name",
+        ),
+        (
+            "bad role",
+            format!("{}{}", marker(&scratch), primary.replace("primary", "boss")),
+            ":7:8: unknown variant 'boss', expected 'primary' or 'sidecar'",
+        ),
+    ];
+    for (what, text, expected) in cases {
+        let map = scratch.file("map.toml", &text);
+        let outcome = plain(&["-c", &map]).finish();
+        assert_eq!(outcome.code, 2, "{what}: {outcome:?}");
+        let first = outcome.stderr.lines().next().unwrap_or_default();
+        assert!(first.starts_with(&format!("exeunt: {map}{expected}")), "{what}: {first}");
+        assert_eq!(outcome.stderr.lines().count(), 1, "{what}: one line: {}", outcome.stderr);
+        assert!(!std::path::Path::new(&scratch.path("started")).exists(), "{what}: something was started");
+        assert_eq!(plain(&["--check", &map]).finish().code, 2, "{what}: --check refuses it too");
+    }
+}
+
+#[test]
+fn a_missing_role_map_file_is_named() {
+    let outcome = plain(&["-c", "/no/such/map.toml"]).finish();
+    assert_eq!(outcome.code, 2);
+    assert!(outcome.stderr.starts_with("exeunt: /no/such/map.toml: cannot read the role map:"), "{}", outcome.stderr);
+}
+
+#[test]
+fn a_user_that_does_not_exist_is_refused_before_anything_starts() {
+    let scratch = Scratch::new("bad-user");
+    let text = format!(
+        "{}[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\nuser = \"no-such-user-here\"\n",
+        marker(&scratch)
+    );
+    let map = scratch.file("map.toml", &text);
+    let outcome = plain(&["-c", &map]).finish();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(outcome.stderr.trim(), "exeunt: process job: user 'no-such-user-here' does not exist in /etc/passwd");
+    assert!(!std::path::Path::new(&scratch.path("started")).exists());
+}
+
+#[test]
+fn every_example_role_map_passes_check() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let mut maps: Vec<String> = std::fs::read_dir(dir)
+        .expect("config/ exists")
+        .map(|e| e.expect("entry").path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".toml"))
+        .collect();
+    maps.sort();
+    assert!(maps.len() >= 2, "{maps:?}");
+    let args: Vec<&str> = std::iter::once("--check").chain(maps.iter().map(String::as_str)).collect();
+    let outcome = plain(&args).finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    for map in &maps {
+        assert!(outcome.stdout.contains(&format!("{map}: ok")), "{map}: {}", outcome.stdout);
+    }
+}

@@ -1,0 +1,146 @@
+//! When the primaries are done, or exeunt is told to stop, the sidecars are stopped
+//! and nothing is left running; signals reach the primaries.
+
+mod common;
+use std::time::Duration;
+
+use common::{Scratch, Stream, exists, pid1, plain, run_pid1};
+
+/// A sidecar shell that runs until a signal it traps; `on_term` is the TERM trap.
+fn looping(on_term: &str, before: &str) -> String {
+    format!("trap '{on_term}' TERM; {before} while :; do sleep 1000 & wait $!; done")
+}
+
+fn role_map(grace: &str, sidecar: &str, primary: &str) -> String {
+    format!(
+        "grace_period = \"{grace}\"\n\n[[process]]\nname = \"queue\"\nrole = \"sidecar\"\ncommand = [\"sh\", \"-c\", {sidecar:?}]\n\n\
+         [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"sh\", \"-c\", {primary:?}]\n"
+    )
+}
+
+#[test]
+fn sidecar_that_traps_sigterm_is_stopped_in_milliseconds_not_the_grace_period() {
+    let scratch = Scratch::new("cooperative-sidecar");
+    let ready = scratch.fifo("ready");
+    let sidecar = looping("echo queue got TERM; exit 0", &format!("echo > {ready};"));
+    let map = scratch.file("map.toml", &role_map("10s", &sidecar, &format!("read x < {ready}; exit 0")));
+    let outcome = run_pid1(&["-c", &map]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stdout.contains("queue got TERM"), "{outcome:?}");
+    let stop = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar queue");
+    let shutdown = outcome.elapsed.saturating_sub(stop);
+    println!("shutdown after the primary's exit: {shutdown:?}");
+    assert!(shutdown < Duration::from_secs(3), "far within the 10s grace: {shutdown:?} {outcome:?}");
+}
+
+#[test]
+fn sidecar_ignoring_sigterm_is_killed_soon_after_its_grace_period() {
+    let scratch = Scratch::new("stubborn-sidecar");
+    let ready = scratch.fifo("ready");
+    let sidecar = looping("", &format!("echo > {ready};"));
+    let map = scratch.file("map.toml", &role_map("1s", &sidecar, &format!("read x < {ready}; exit 0")));
+    let outcome = run_pid1(&["-c", &map]);
+    assert_eq!(outcome.code, 0, "the primary succeeded: {outcome:?}");
+    let stop = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar queue (grace 1s)");
+    let kill = outcome.time_of(Stream::Stderr, "killing queue: still running 1s after SIGTERM");
+    let waited = kill.saturating_sub(stop);
+    println!("SIGKILL came {waited:?} after SIGTERM (grace 1s); exeunt ended {:?} after that", outcome.elapsed - kill);
+    assert!(waited >= Duration::from_millis(950), "not before the grace period: {waited:?}");
+    assert!(waited < Duration::from_secs(3), "soon after the grace period: {waited:?}");
+    assert!(outcome.stderr.contains("sidecar queue exited with SIGKILL (status 137)"), "{}", outcome.stderr);
+}
+
+#[test]
+fn grandchild_left_behind_by_a_sidecar_is_stopped_as_pid1() {
+    let scratch = Scratch::new("grandchild-pid1");
+    let ready = scratch.fifo("ready");
+    let sidecar = format!("sleep 1000 & echo grandchild $!; echo > {ready}; exec sleep 1000");
+    let map = scratch.file("map.toml", &role_map("10s", &sidecar, &format!("read x < {ready}; exit 4")));
+    let outcome = run_pid1(&["-w", "-c", &map]);
+    assert_eq!(outcome.code, 4, "{outcome:?}");
+    let grandchild = outcome.stdout.lines().find_map(|l| l.strip_prefix("grandchild ")).expect("pid printed");
+    assert!(
+        outcome.stderr.contains(&format!("Reaped zombie process with pid={grandchild}")),
+        "the grandchild was stopped and reaped by exeunt: {}",
+        outcome.stderr
+    );
+    assert!(outcome.elapsed < Duration::from_secs(5), "SIGTERM, not the grace period: {outcome:?}");
+}
+
+#[test]
+fn grandchild_that_escaped_with_setsid_is_stopped_when_not_pid1() {
+    let scratch = Scratch::new("grandchild-plain");
+    let ready = scratch.fifo("ready");
+    let sidecar = format!("setsid sleep 1000 & echo grandchild $!; echo > {ready}; exec sleep 1000");
+    let map = scratch.file("map.toml", &role_map("10s", &sidecar, &format!("read x < {ready}; exit 0")));
+    let mut running = plain(&["-c", &map]);
+    let line = running.expect_line("grandchild ");
+    let grandchild: i32 = line.trim_start_matches("grandchild ").parse().expect("a pid");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(!exists(grandchild), "pid {grandchild} outlived exeunt: {outcome:?}");
+}
+
+#[test]
+fn sigterm_to_exeunt_stops_the_primary_then_the_sidecars_and_keeps_the_primarys_status() {
+    let scratch = Scratch::new("sigterm");
+    let sidecar = looping("echo queue got TERM; exit 0", "");
+    let primary = looping("echo job got TERM; exit 7", "echo job ready;");
+    let map = scratch.file("map.toml", &role_map("10s", &sidecar, &primary));
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("job ready");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 7, "{outcome:?}");
+    assert!(outcome.time_of(Stream::Stdout, "job got TERM") <= outcome.time_of(Stream::Stdout, "queue got TERM"));
+    assert!(outcome.elapsed < Duration::from_secs(5), "{outcome:?}");
+}
+
+#[test]
+fn sigusr1_to_exeunt_reaches_the_primary_and_not_the_sidecar() {
+    let scratch = Scratch::new("sigusr1");
+    let sidecar = format!("trap 'echo queue got USR1' USR1; {}", looping("exit 0", ""));
+    let primary = format!("trap 'echo job got USR1' USR1; {}", looping("exit 0", "echo job ready;"));
+    let map = scratch.file("map.toml", &role_map("10s", &sidecar, &primary));
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("job ready");
+    running.signal(libc::SIGUSR1);
+    running.expect_line("job got USR1");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(!outcome.stdout.contains("queue got USR1"), "{outcome:?}");
+}
+
+#[test]
+fn second_sigterm_kills_at_once_instead_of_waiting_out_the_grace() {
+    let scratch = Scratch::new("second-sigterm");
+    let sidecar = looping("", "");
+    let primary = looping("", "echo job ready;");
+    let map = scratch.file("map.toml", &role_map("30s", &sidecar, &primary));
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("job ready");
+    running.signal(libc::SIGTERM);
+    running.expect_log("received SIGTERM: stopping");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 137, "the primary was killed: {outcome:?}");
+    assert!(outcome.elapsed < Duration::from_secs(10), "not the 30s grace: {outcome:?}");
+}
+
+#[test]
+fn process_group_flag_forwards_signals_to_the_whole_group() {
+    // The primary's child traps USR1 too; with -g it gets the signal as well.
+    let mut running = pid1(&[
+        "-g",
+        "sh",
+        "-c",
+        "sh -c \"trap 'echo child got USR1; exit 0' USR1; echo child ready; while :; do sleep 1000 & wait \\$!; done\" & \
+         trap 'echo parent got USR1' USR1; wait $!; exit 0",
+    ]);
+    running.expect_line("child ready");
+    running.signal(libc::SIGUSR1);
+    running.expect_line("child got USR1");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+}
