@@ -130,17 +130,20 @@ fn second_sigterm_kills_at_once_instead_of_waiting_out_the_grace() {
 
 #[test]
 fn process_group_flag_forwards_signals_to_the_whole_group() {
-    // The primary's child traps USR1 too; with -g it gets the signal as well.
+    // The primary's child traps USR1 too; with -g it gets the signal as well. The
+    // primary waits for its child after its own trap ran, so that the end of the run
+    // cannot cut the child's trap short.
     let mut running = pid1(&[
         "-g",
         "sh",
         "-c",
         "sh -c \"trap 'echo child got USR1; exit 0' USR1; echo child ready; while :; do sleep 1000 & wait \\$!; done\" & \
-         trap 'echo parent got USR1' USR1; wait $!; exit 0",
+         trap 'echo parent got USR1' USR1; wait $!; wait $!",
     ]);
     running.expect_line("child ready");
     running.signal(libc::SIGUSR1);
     running.expect_line("child got USR1");
     let outcome = running.finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stdout.contains("parent got USR1"), "{outcome:?}");
 }
