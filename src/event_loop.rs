@@ -16,14 +16,16 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
+use crate::checks::{self, Checks};
 use crate::plan::Plan;
 use crate::reaper;
 use crate::signals::{SIGKILL, SignalInbox, Signo};
 use crate::spawn::Launcher;
-use crate::supervisor::{Action, Event, Supervisor, Time};
+use crate::supervisor::{Action, Event, Purpose, Supervisor, Time};
 
 const SIGNALS: u64 = 0;
 const TIMER: u64 = 1;
+const _: () = assert!(checks::FIRST_TOKEN > TIMER);
 
 /// The monotonic clock, as the supervisor counts time.
 pub fn now() -> Time {
@@ -51,95 +53,141 @@ impl Wakers {
 /// Runs the plan to its end and returns exeunt's exit code.
 pub fn run(plan: &Plan, wakers: Wakers, launcher: Launcher) -> i32 {
     let mut supervisor = Supervisor::new(plan);
-    let mut pending: VecDeque<Event> = VecDeque::new();
-    let mut armed: Option<Time> = None;
+    let mut world = World { plan, wakers, launcher, checks: Checks::default(), pending: VecDeque::new(), armed: None };
     let mut actions = supervisor.start();
     loop {
         for action in actions.drain(..) {
-            match action {
-                Action::Exit(code) => return code,
-                Action::Spawn(index) => pending.push_back(match launcher.spawn(plan, index) {
-                    Ok(pid) => Event::Spawned { index, pid },
-                    Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
-                }),
-                Action::Signal { pid, signo, group } => send(pid, signo, group),
-                Action::SignalDescendants(signo) => {
-                    reaper::signal_descendants(signo);
-                    // What has already died is collected now, and the supervisor learns
-                    // whether anything is left at all.
-                    reap_into(&mut pending);
-                }
+            if let Action::Exit(code) = action {
+                return code;
             }
+            world.carry_out(action);
         }
-        if let Some(event) = pending.pop_front() {
+        if let Some(event) = world.pending.pop_front() {
             actions = supervisor.handle(event, now());
             continue;
         }
         let deadline = supervisor.next_deadline();
-        if deadline != armed {
-            arm(&wakers.timer, deadline);
-            armed = deadline;
+        if deadline != world.armed {
+            arm(&world.wakers.timer, deadline);
+            world.armed = deadline;
         }
-        wait(&wakers, &mut pending, &mut armed);
+        world.wait();
     }
 }
 
-/// Blocks until a signal arrives or the timer fires, and queues what happened.
-fn wait(wakers: &Wakers, pending: &mut VecDeque<Event>, armed: &mut Option<Time>) {
-    let mut ready = [EpollEvent::empty(); 2];
-    let count = match wakers.epoll.wait(&mut ready, EpollTimeout::NONE) {
-        Ok(count) => count,
-        Err(Errno::EINTR) => return,
-        Err(e) => {
-            warn!("epoll_wait failed: {e}");
-            return;
-        }
-    };
-    for event in &ready[..count] {
-        match event.data() {
-            SIGNALS => read_signals(&wakers.inbox, pending),
-            TIMER => {
-                // Reading resets the timer's readiness; EAGAIN means it was re-armed meanwhile.
-                let _ = wakers.timer.wait();
-                *armed = None;
-                pending.push_back(Event::Tick);
-            }
-            _ => {}
-        }
-    }
+/// Everything the supervisor's actions touch, and the events they produce.
+struct World<'p> {
+    plan: &'p Plan,
+    wakers: Wakers,
+    launcher: Launcher,
+    checks: Checks,
+    pending: VecDeque<Event>,
+    /// The deadline the timer is armed for.
+    armed: Option<Time>,
 }
 
-fn read_signals(inbox: &SignalInbox, pending: &mut VecDeque<Event>) {
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
-    let mut child_exited = false;
-    loop {
-        match inbox.next() {
-            Ok(Some(arrival)) if arrival.signo.0 == libc::SIGCHLD => child_exited = true,
-            Ok(Some(arrival)) if arrival.sender == me => {
-                // The kernel's answer to something exeunt did (SIGPIPE for a write to a
-                // closed stderr): it is not a request from outside, so it is not forwarded.
-                debug!("ignoring {} caused by exeunt itself", arrival.signo);
+impl World<'_> {
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Exit(_) => {}
+            Action::Spawn(index) => self.pending.push_back(match self.launcher.spawn(self.plan, index) {
+                Ok(pid) => Event::Spawned { index, pid },
+                Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
+            }),
+            Action::Signal { pid, signo, group } => send(pid, signo, group),
+            Action::SignalDescendants(signo) => {
+                reaper::signal_descendants(signo);
+                // What has already died is collected now, and the supervisor learns
+                // whether anything is left at all.
+                self.reap();
             }
-            Ok(Some(arrival)) => pending.push_back(Event::Signal(arrival.signo)),
-            Ok(None) => break,
-            Err(Errno::EINTR) => continue,
+            Action::StartCheck(id) => {
+                let spec = &self.plan.processes[id.index];
+                let check = match id.purpose {
+                    Purpose::Ready => spec.ready.as_ref().map(|r| &r.probe),
+                    Purpose::Stop => spec.stop_hook.as_ref(),
+                };
+                let Some(check) = check else { return };
+                let (plan, launcher) = (self.plan, &self.launcher);
+                let mut run =
+                    |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.reason);
+                if let Some(result) = self.checks.start(id, check, &self.wakers.epoll, &mut run) {
+                    self.pending.push_back(Event::CheckDone { id, result });
+                }
+            }
+            Action::CancelCheck(id) => self.checks.cancel(id, &self.wakers.epoll),
+        }
+    }
+
+    /// Blocks until a signal arrives, the timer fires or a check's socket is ready,
+    /// and queues what happened.
+    fn wait(&mut self) {
+        let mut ready = [EpollEvent::empty(); 16];
+        let count = match self.wakers.epoll.wait(&mut ready, EpollTimeout::NONE) {
+            Ok(count) => count,
+            Err(Errno::EINTR) => return,
             Err(e) => {
-                warn!("reading signals failed: {e}");
-                break;
+                warn!("epoll_wait failed: {e}");
+                return;
+            }
+        };
+        for event in &ready[..count] {
+            match event.data() {
+                SIGNALS => self.read_signals(),
+                TIMER => {
+                    // Reading resets the timer's readiness; EAGAIN means it was re-armed meanwhile.
+                    let _ = self.wakers.timer.wait();
+                    self.armed = None;
+                    self.pending.push_back(Event::Tick);
+                }
+                token => {
+                    if let Some((id, result)) = self.checks.on_ready(token, &self.wakers.epoll) {
+                        self.pending.push_back(Event::CheckDone { id, result });
+                    }
+                }
             }
         }
     }
-    if child_exited {
-        reap_into(pending);
-    }
-}
 
-fn reap_into(pending: &mut VecDeque<Event>) {
-    let mut exits = Vec::new();
-    let children_left = reaper::reap(&mut exits);
-    pending.extend(exits.into_iter().map(|(pid, status)| Event::Exited { pid, status }));
-    pending.push_back(Event::Reaped { children_left });
+    fn read_signals(&mut self) {
+        // SAFETY: getpid cannot fail.
+        let me = unsafe { libc::getpid() };
+        let mut child_exited = false;
+        loop {
+            match self.wakers.inbox.next() {
+                Ok(Some(arrival)) if arrival.signo.0 == libc::SIGCHLD => child_exited = true,
+                Ok(Some(arrival)) if arrival.sender == me => {
+                    // The kernel's answer to something exeunt did (SIGPIPE for a write to a
+                    // closed stderr): it is not a request from outside, so it is not forwarded.
+                    debug!("ignoring {} caused by exeunt itself", arrival.signo);
+                }
+                Ok(Some(arrival)) => self.pending.push_back(Event::Signal(arrival.signo)),
+                Ok(None) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!("reading signals failed: {e}");
+                    break;
+                }
+            }
+        }
+        if child_exited {
+            self.reap();
+        }
+    }
+
+    /// Collects every dead child; a check's command becomes the check's outcome.
+    fn reap(&mut self) {
+        let mut exits = Vec::new();
+        let children_left = reaper::reap(&mut exits);
+        for (pid, status) in exits {
+            match self.checks.on_exit(pid, status) {
+                None => self.pending.push_back(Event::Exited { pid, status }),
+                Some(Some((id, result))) => self.pending.push_back(Event::CheckDone { id, result }),
+                Some(None) => debug!("reaped cancelled check command pid {pid}"),
+            }
+        }
+        self.pending.push_back(Event::Reaped { children_left });
+    }
 }
 
 fn arm(timer: &TimerFd, deadline: Option<Time>) {

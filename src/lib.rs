@@ -5,8 +5,10 @@
 //! The modules follow a run from start to end: [`cli`] reads the command line,
 //! [`rolemap`] the role map, both into a [`plan::Plan`]; [`signals`] opens the
 //! signal inbox; [`spawn`] starts processes; [`supervisor`] decides; [`event_loop`]
-//! waits and carries the decisions out; [`reaper`] collects the dead.
+//! waits and carries the decisions out; [`checks`] probes readiness and runs stop
+//! hooks; [`reaper`] collects the dead.
 
+pub mod checks;
 pub mod cli;
 pub mod duration;
 pub mod event_loop;

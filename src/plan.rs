@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +31,100 @@ impl fmt::Display for Role {
     }
 }
 
+/// An HTTP endpoint on a literal address (exeunt resolves no names: a lookup would block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    pub addr: SocketAddr,
+    /// The Host header: the URL's host as written.
+    pub host: String,
+    pub path: String,
+    /// The URL as written, for messages.
+    pub url: String,
+}
+
+/// Something exeunt does to learn about a process, or to ask it to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Succeeds when a TCP connection is accepted.
+    Tcp(SocketAddr),
+    /// Succeeds on a 2xx answer: GET for readiness, POST for a stop hook.
+    Http { method: &'static str, target: HttpTarget },
+    /// Succeeds when the command exits with 0.
+    Exec(Vec<OsString>),
+    /// Succeeds when the path exists.
+    File(PathBuf),
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Tcp(addr) => write!(f, "tcp {addr}"),
+            Check::Http { method, target } => write!(f, "http {method} {}", target.url),
+            Check::Exec(argv) => {
+                let words: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
+                write!(f, "exec {words:?}")
+            }
+            Check::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// What to do when a readiness probe has not passed in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTimeout {
+    /// Stop what was started and exit non-zero.
+    Fail,
+    /// Warn and start what comes next anyway.
+    Start,
+}
+
+/// How exeunt learns that a sidecar is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub probe: Check,
+    /// Between the end of one attempt and the start of the next.
+    pub interval: Duration,
+    /// From the start until the sidecar counts as not ready in time.
+    pub timeout: Duration,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
+    pub on_timeout: OnTimeout,
+}
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What happens when a sidecar exits while the primaries run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    /// Start it again after a back-off.
+    Restart,
+    /// Log it and let the primaries run on.
+    Ignore,
+    /// Stop everything and exit with the sidecar's status.
+    Fail,
+}
+
+impl fmt::Display for OnExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnExit::Restart => "restart",
+            OnExit::Ignore => "ignore",
+            OnExit::Fail => "fail",
+        })
+    }
+}
+
+/// The order in which sidecars are stopped once the primaries are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownOrder {
+    /// In reverse start order, each once the one started after it has exited.
+    Ordered,
+    /// All at once.
+    Parallel,
+}
+
 /// Who a process runs as: `USER[:GROUP]`, each a number or a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
@@ -52,8 +147,17 @@ pub struct ProcessSpec {
     pub name: String,
     pub role: Role,
     pub command: Vec<OsString>,
+    /// Asks the process to stop; also what follows a failed stop hook.
     pub stop_signal: Signo,
+    /// Asks the process to stop instead of the stop signal (an HTTP POST or a command).
+    pub stop_hook: Option<Check>,
     pub grace_period: Duration,
+    pub ready: Option<Readiness>,
+    pub on_exit: OnExit,
+    /// Restarts allowed before an exit counts as `fail`; None for no limit.
+    pub max_restarts: Option<u32>,
+    /// The code exeunt exits with when this sidecar fails the run.
+    pub exit_code: Option<i32>,
     /// Added to the environment exeunt inherited.
     pub env: Vec<(String, String)>,
     pub workdir: Option<PathBuf>,
@@ -68,7 +172,12 @@ impl ProcessSpec {
             role,
             command,
             stop_signal: SIGTERM,
+            stop_hook: None,
             grace_period: DEFAULT_GRACE,
+            ready: None,
+            on_exit: OnExit::Restart,
+            max_restarts: None,
+            exit_code: None,
             env: Vec::new(),
             workdir: None,
             user: None,
@@ -100,6 +209,7 @@ pub struct Plan {
     pub processes: Vec<ProcessSpec>,
     /// Grace given to leftover descendants between SIGTERM and SIGKILL at the end.
     pub grace_period: Duration,
+    pub shutdown: ShutdownOrder,
     /// Forward signals to the primaries' process groups, not only to them (`-g`).
     pub signal_groups: bool,
     pub zero_codes: ZeroCodes,
@@ -112,7 +222,14 @@ impl Plan {
     pub fn new(mut processes: Vec<ProcessSpec>, grace_period: Duration) -> Plan {
         // A stable sort keeps the role map's order within each role.
         processes.sort_by_key(|p| p.role == Role::Primary);
-        Plan { processes, grace_period, signal_groups: false, zero_codes: ZeroCodes::default(), report_reaped: false }
+        Plan {
+            processes,
+            grace_period,
+            shutdown: ShutdownOrder::Ordered,
+            signal_groups: false,
+            zero_codes: ZeroCodes::default(),
+            report_reaped: false,
+        }
     }
 
     /// Replaces every grace period, global and per process (`--grace`).
@@ -127,6 +244,11 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "grace period for leftover processes: {}", Show(self.grace_period))?;
+        let order = match self.shutdown {
+            ShutdownOrder::Ordered => "sidecars stop in reverse start order",
+            ShutdownOrder::Parallel => "sidecars stop all at once",
+        };
+        writeln!(f, "shutdown: {order}")?;
         for (i, p) in self.processes.iter().enumerate() {
             let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();
             write!(
@@ -139,6 +261,32 @@ impl fmt::Display for Plan {
                 p.stop_signal,
                 Show(p.grace_period)
             )?;
+            if let Some(hook) = &p.stop_hook {
+                write!(f, ", stop hook {hook}")?;
+            }
+            if let Some(ready) = &p.ready {
+                let on_timeout = match ready.on_timeout {
+                    OnTimeout::Fail => "fail",
+                    OnTimeout::Start => "start",
+                };
+                write!(
+                    f,
+                    ", ready when {} (every {}, attempts {} max, within {}, else {on_timeout})",
+                    ready.probe,
+                    Show(ready.interval),
+                    Show(ready.attempt_timeout),
+                    Show(ready.timeout)
+                )?;
+            }
+            if p.role == Role::Sidecar {
+                write!(f, ", on exit {}", p.on_exit)?;
+                if let Some(max) = p.max_restarts {
+                    write!(f, " (at most {max} restarts)")?;
+                }
+                if let Some(code) = p.exit_code {
+                    write!(f, ", fails with {code}")?;
+                }
+            }
             if let Some(dir) = &p.workdir {
                 write!(f, ", workdir {}", dir.display())?;
             }

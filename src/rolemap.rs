@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +14,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration;
-use crate::plan::{DEFAULT_GRACE, Plan, ProcessSpec, Role, UserSpec};
+use crate::plan::{
+    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_GRACE, DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, HttpTarget, OnExit,
+    OnTimeout, Plan, ProcessSpec, Readiness, Role, ShutdownOrder, UserSpec,
+};
 use crate::signals::Signo;
 
 /// Role maps larger than this are refused rather than read: a real one is a few KiB.
@@ -43,6 +47,7 @@ impl std::error::Error for RoleMapError {}
 #[serde(deny_unknown_fields)]
 struct RawRoleMap {
     grace_period: Option<Spanned<String>>,
+    shutdown: Option<RawShutdown>,
     #[serde(default)]
     process: Vec<RawProcess>,
 }
@@ -58,6 +63,11 @@ struct RawProcess {
     env: Option<Spanned<BTreeMap<String, String>>>,
     workdir: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
+    stop: Option<Spanned<RawStop>>,
+    ready: Option<Spanned<RawReady>>,
+    on_exit: Option<Spanned<RawOnExit>>,
+    max_restarts: Option<Spanned<u32>>,
+    exit_code: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +75,49 @@ struct RawProcess {
 enum RawRole {
     Primary,
     Sidecar,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawShutdown {
+    Ordered,
+    Parallel,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawOnExit {
+    Restart,
+    Ignore,
+    Fail,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawOnTimeout {
+    Fail,
+    Start,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStop {
+    signal: Option<Spanned<String>>,
+    http: Option<Spanned<String>>,
+    exec: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReady {
+    tcp: Option<Spanned<String>>,
+    http: Option<Spanned<String>>,
+    exec: Option<Spanned<Vec<String>>>,
+    file: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    attempt_timeout: Option<Spanned<String>>,
+    on_timeout: Option<RawOnTimeout>,
 }
 
 /// Reads the role map at `path`. `command`, when given, becomes the primary: it
@@ -164,7 +217,11 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         }
         (None, _) => {}
     }
-    Ok(Plan::new(processes, grace_period))
+    let mut plan = Plan::new(processes, grace_period);
+    if let Some(RawShutdown::Parallel) = raw.shutdown {
+        plan.shutdown = ShutdownOrder::Parallel;
+    }
+    Ok(plan)
 }
 
 type At<'a> = dyn Fn(Range<usize>, String) -> RoleMapError + 'a;
@@ -192,6 +249,41 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
     };
     if let Some(value) = &p.stop_signal {
         spec.stop_signal = Signo::parse(value.get_ref()).map_err(|e| at(value.span(), format!("stop_signal: {e}")))?;
+    }
+    if let Some(stop) = &p.stop {
+        read_stop(stop, p.stop_signal.is_some(), &mut spec, at)?;
+    }
+    if let Some(ready) = &p.ready {
+        if role == Role::Primary {
+            return Err(at(
+                ready.span(),
+                "ready: only sidecars have readiness probes; primaries start once the sidecars are ready".to_string(),
+            ));
+        }
+        spec.ready = Some(read_ready(ready, at)?);
+    }
+    if role == Role::Primary {
+        let sidecar_only = [
+            ("on_exit", p.on_exit.as_ref().map(Spanned::span)),
+            ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
+            ("exit_code", p.exit_code.as_ref().map(Spanned::span)),
+        ];
+        if let Some((key, Some(span))) = sidecar_only.into_iter().find(|(_, span)| span.is_some()) {
+            return Err(at(span, format!("{key}: only sidecars have an exit policy; a primary's exit ends the run")));
+        }
+    }
+    if let Some(on_exit) = &p.on_exit {
+        spec.on_exit = match on_exit.get_ref() {
+            RawOnExit::Restart => OnExit::Restart,
+            RawOnExit::Ignore => OnExit::Ignore,
+            RawOnExit::Fail => OnExit::Fail,
+        };
+    }
+    spec.max_restarts = p.max_restarts.as_ref().map(|m| *m.get_ref());
+    if let Some(code) = &p.exit_code {
+        let valid = u8::try_from(*code.get_ref())
+            .map_err(|_| at(code.span(), format!("exit_code: {} is not an exit code from 0 to 255", code.get_ref())))?;
+        spec.exit_code = Some(i32::from(valid));
     }
     if let Some(env) = &p.env {
         for (key, value) in env.get_ref() {
@@ -225,6 +317,118 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
 
 fn read_duration(value: &Spanned<String>, key: &str, at: &At) -> Result<Duration, RoleMapError> {
     duration::parse(value.get_ref()).map_err(|e| at(value.span(), format!("{key}: {e}")))
+}
+
+fn read_stop(
+    stop: &Spanned<RawStop>,
+    has_stop_signal: bool,
+    spec: &mut ProcessSpec,
+    at: &At,
+) -> Result<(), RoleMapError> {
+    let raw = stop.get_ref();
+    let given = [raw.signal.is_some(), raw.http.is_some(), raw.exec.is_some()];
+    if given.iter().filter(|&&g| g).count() != 1 {
+        return Err(at(stop.span(), "stop: give exactly one of signal, http or exec".to_string()));
+    }
+    if let Some(signal) = &raw.signal {
+        if has_stop_signal {
+            return Err(at(signal.span(), "stop.signal: stop_signal is set too; keep one of them".to_string()));
+        }
+        spec.stop_signal =
+            Signo::parse(signal.get_ref()).map_err(|e| at(signal.span(), format!("stop.signal: {e}")))?;
+    }
+    if let Some(url) = &raw.http {
+        let target = read_url(url.get_ref()).map_err(|e| at(url.span(), format!("stop.http: {e}")))?;
+        spec.stop_hook = Some(Check::Http { method: "POST", target });
+    }
+    if let Some(argv) = &raw.exec {
+        spec.stop_hook = Some(Check::Exec(read_argv(argv, "stop.exec", at)?));
+    }
+    Ok(())
+}
+
+fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, RoleMapError> {
+    let raw = ready.get_ref();
+    let given = [raw.tcp.is_some(), raw.http.is_some(), raw.exec.is_some(), raw.file.is_some()];
+    if given.iter().filter(|&&g| g).count() != 1 {
+        return Err(at(ready.span(), "ready: give exactly one probe: tcp, http, exec or file".to_string()));
+    }
+    let probe = if let Some(addr) = &raw.tcp {
+        Check::Tcp(read_addr(addr.get_ref()).map_err(|e| at(addr.span(), format!("ready.tcp: {e}")))?)
+    } else if let Some(url) = &raw.http {
+        Check::Http {
+            method: "GET",
+            target: read_url(url.get_ref()).map_err(|e| at(url.span(), format!("ready.http: {e}")))?,
+        }
+    } else if let Some(argv) = &raw.exec {
+        Check::Exec(read_argv(argv, "ready.exec", at)?)
+    } else if let Some(path) = raw.file.as_ref().filter(|p| !p.get_ref().is_empty() && !p.get_ref().contains('\0')) {
+        Check::File(PathBuf::from(path.get_ref()))
+    } else {
+        return Err(at(ready.span(), "ready.file: must be a non-empty path".to_string()));
+    };
+    let duration_or =
+        |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, RoleMapError> {
+            match value {
+                Some(value) => {
+                    let parsed = read_duration(value, key, at)?;
+                    if parsed < Duration::from_millis(1) {
+                        return Err(at(value.span(), format!("{key}: must be at least 1ms")));
+                    }
+                    Ok(parsed)
+                }
+                None => Ok(default),
+            }
+        };
+    Ok(Readiness {
+        probe,
+        interval: duration_or(&raw.interval, "ready.interval", DEFAULT_INTERVAL)?,
+        timeout: duration_or(&raw.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT)?,
+        attempt_timeout: duration_or(&raw.attempt_timeout, "ready.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
+        on_timeout: match raw.on_timeout {
+            Some(RawOnTimeout::Start) => OnTimeout::Start,
+            Some(RawOnTimeout::Fail) | None => OnTimeout::Fail,
+        },
+    })
+}
+
+fn read_argv(argv: &Spanned<Vec<String>>, key: &str, at: &At) -> Result<Vec<OsString>, RoleMapError> {
+    let words = argv.get_ref();
+    if words.first().is_none_or(String::is_empty) || words.iter().any(|w| w.contains('\0')) {
+        return Err(at(argv.span(), format!("{key}: must name a program, with no NUL characters")));
+    }
+    Ok(words.iter().map(OsString::from).collect())
+}
+
+/// Reads `HOST:PORT`, where HOST is an IP address or `localhost` (127.0.0.1).
+pub fn read_addr(text: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("'{text}' is not IP:PORT (an IP address or localhost, then a port)");
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| bad())
+}
+
+/// Reads `http://HOST[:PORT][/PATH]`, HOST an IP address (IPv6 in brackets) or `localhost`.
+pub fn read_url(url: &str) -> Result<HttpTarget, String> {
+    let rest =
+        url.strip_prefix("http://").ok_or_else(|| format!("'{url}' is not an http:// URL (https is not supported)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    let with_port = if authority.ends_with(']') || !authority.contains(':') {
+        format!("{authority}:80")
+    } else {
+        authority.to_string()
+    };
+    let addr = read_addr(&with_port)
+        .map_err(|_| format!("'{url}': the host must be an IP address or localhost, with an optional port"))?;
+    if path.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!("'{url}': the path holds white space or control characters"));
+    }
+    Ok(HttpTarget { addr, host: authority.to_string(), path: path.to_string(), url: url.to_string() })
 }
 
 /// Names become file names in a graveyard and labels in logs, so they follow the rule
@@ -275,6 +479,7 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Check, OnExit, OnTimeout};
     use crate::signals::{SIGTERM, Signo};
 
     const FULL: &str = r#"
@@ -397,5 +602,109 @@ user = "1000:1000"
         let err = load(&path, None).expect_err("too big").to_string();
         std::fs::remove_dir_all(&dir).ok();
         assert!(err.ends_with("the role map is larger than 1048576 bytes"), "{err}");
+    }
+
+    fn sidecar(extra: &str) -> String {
+        format!(
+            "[[process]]\nname = \"s\"\nrole = \"sidecar\"\ncommand = [\"x\"]\n{extra}\n[[process]]\nname = \"p\"\nrole = \"primary\"\ncommand = [\"y\"]\n"
+        )
+    }
+
+    #[test]
+    fn readiness_probes_of_every_kind_are_read_with_defaults() {
+        let cases = [
+            ("ready = { tcp = \"127.0.0.1:5432\" }", Check::Tcp("127.0.0.1:5432".parse().expect("addr"))),
+            ("ready = { tcp = \"localhost:80\" }", Check::Tcp("127.0.0.1:80".parse().expect("addr"))),
+            (
+                "ready = { exec = [\"pg_isready\", \"-h\", \"127.0.0.1\"] }",
+                Check::Exec(vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into()]),
+            ),
+            ("ready = { file = \"/tmp/ready\" }", Check::File("/tmp/ready".into())),
+        ];
+        for (line, expected) in cases {
+            let plan = parse(&sidecar(line), "m", None).expect(line);
+            let ready = plan.processes[0].ready.clone().expect("a probe");
+            assert_eq!(ready.probe, expected);
+            assert_eq!(
+                (ready.interval, ready.timeout, ready.attempt_timeout),
+                (DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, DEFAULT_ATTEMPT_TIMEOUT)
+            );
+            assert_eq!(ready.on_timeout, OnTimeout::Fail);
+        }
+        let plan = parse(&sidecar("ready = { http = \"http://[::1]:15021/healthz/ready\", interval = \"250ms\", timeout = \"5s\", on_timeout = \"start\" }"), "m", None).expect("valid");
+        let ready = plan.processes[0].ready.clone().expect("a probe");
+        let Check::Http { method: "GET", target } = ready.probe else { panic!("an http GET probe") };
+        assert_eq!(
+            (target.addr, target.host.as_str(), target.path.as_str()),
+            ("[::1]:15021".parse().expect("addr"), "[::1]:15021", "/healthz/ready")
+        );
+        assert_eq!(
+            (ready.interval, ready.timeout, ready.on_timeout),
+            (Duration::from_millis(250), Duration::from_secs(5), OnTimeout::Start)
+        );
+    }
+
+    #[test]
+    fn stop_actions_exit_policies_and_shutdown_order_are_read() {
+        let plan = parse(&format!("shutdown = \"parallel\"\n{}", sidecar("stop = { http = \"http://127.0.0.1:15020/quitquitquit\" }\non_exit = \"fail\"\nexit_code = 7\nmax_restarts = 3")), "m", None).expect("valid");
+        assert_eq!(plan.shutdown, ShutdownOrder::Parallel);
+        let s = &plan.processes[0];
+        assert!(matches!(&s.stop_hook, Some(Check::Http { method: "POST", target }) if target.path == "/quitquitquit"));
+        assert_eq!((s.on_exit, s.exit_code, s.max_restarts), (OnExit::Fail, Some(7), Some(3)));
+        let plan = parse(&sidecar("stop = { signal = \"SIGINT\" }"), "m", None).expect("valid");
+        assert_eq!((plan.processes[0].stop_signal, plan.processes[0].stop_hook.clone()), (Signo(libc::SIGINT), None));
+        let plan = parse(&sidecar("stop = { exec = [\"nginx\", \"-s\", \"quit\"] }"), "m", None).expect("valid");
+        assert_eq!(plan.processes[0].stop_hook, Some(Check::Exec(vec!["nginx".into(), "-s".into(), "quit".into()])));
+        assert_eq!(plan.processes[0].on_exit, OnExit::Restart, "the default policy");
+    }
+
+    #[test]
+    fn bad_probes_hooks_and_policies_are_named_with_their_line() {
+        let cases = [
+            ("ready = { tcp = \"db:5432\" }", "m:5:17: ready.tcp: 'db:5432' is not IP:PORT"),
+            (
+                "ready = { http = \"https://127.0.0.1/\" }",
+                "m:5:18: ready.http: 'https://127.0.0.1/' is not an http:// URL",
+            ),
+            (
+                "ready = { http = \"http://example.com/\" }",
+                "m:5:18: ready.http: 'http://example.com/': the host must be an IP address",
+            ),
+            ("ready = { tcp = \"127.0.0.1:1\", file = \"/x\" }", "m:5:9: ready: give exactly one probe"),
+            ("ready = { }", "m:5:9: ready: give exactly one probe"),
+            ("ready = { file = \"/x\", interval = \"0\" }", "m:5:35: ready.interval: must be at least 1ms"),
+            (
+                "ready = { file = \"/x\", on_timeout = \"wait\" }",
+                "m:5:37: unknown variant 'wait', expected 'fail' or 'start'",
+            ),
+            ("ready = { file = \"/x\", retries = 3 }", "m:5:24: unknown field 'retries'"),
+            ("stop = { signal = \"SIGINT\", exec = [\"x\"] }", "m:5:8: stop: give exactly one of signal, http or exec"),
+            ("stop_signal = \"SIGINT\"\nstop = { signal = \"SIGHUP\" }", "m:6:19: stop.signal: stop_signal is set too"),
+            ("stop = { exec = [] }", "m:5:17: stop.exec: must name a program"),
+            ("on_exit = \"explode\"", "m:5:11: unknown variant 'explode', expected one of 'restart', 'ignore', 'fail'"),
+            ("exit_code = 256", "m:5:13: exit_code: 256 is not an exit code from 0 to 255"),
+            ("max_restarts = -1", "m:5:16:"),
+        ];
+        for (line, expected) in cases {
+            let err = parse(&sidecar(line), "m", None).expect_err(line).to_string();
+            assert!(err.starts_with(expected), "{line}: expected {expected:?}, got {err:?}");
+        }
+        let err =
+            parse(&format!("shutdown = \"random\"\n{}", sidecar("")), "m", None).expect_err("bad order").to_string();
+        assert!(err.starts_with("m:1:12: unknown variant 'random'"), "{err}");
+    }
+
+    #[test]
+    fn exit_policies_and_probes_belong_to_sidecars_only() {
+        let primary =
+            |extra: &str| format!("[[process]]\nname = \"p\"\nrole = \"primary\"\ncommand = [\"y\"]\n{extra}\n");
+        for (line, expected) in [
+            ("on_exit = \"ignore\"", "m:5:11: on_exit: only sidecars have an exit policy"),
+            ("exit_code = 3", "m:5:13: exit_code: only sidecars have an exit policy"),
+            ("ready = { file = \"/x\" }", "m:5:9: ready: only sidecars have readiness probes"),
+        ] {
+            let err = parse(&primary(line), "m", None).expect_err(line).to_string();
+            assert!(err.starts_with(expected), "{line}: {err}");
+        }
     }
 }

@@ -58,13 +58,32 @@ impl Launcher {
     /// Starts the process at `index` of the plan in its own process group.
     pub fn spawn(&self, plan: &Plan, index: usize) -> Result<i32, SpawnError> {
         let spec = &plan.processes[index];
-        let program = &spec.command[0];
-        let mut command = Command::new(program);
-        command.args(&spec.command[1..]).envs(spec.env.iter().map(|(k, v)| (k, v))).process_group(0);
+        let mut command = self.command(plan, index, &spec.command, self.foreground == Some(index))?;
         if spec.role == Role::Sidecar {
             // Sidecars must not compete with the primary for a terminal's input.
             command.stdin(Stdio::null());
         }
+        start(command, &spec.command[0])
+    }
+
+    /// Starts a check's command for the process at `index`: with that process's
+    /// environment, directory and user, as a probe inside its container would run.
+    pub fn spawn_check(&self, plan: &Plan, index: usize, argv: &[OsString]) -> Result<i32, SpawnError> {
+        let mut command = self.command(plan, index, argv, false)?;
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        start(command, &argv[0])
+    }
+
+    fn command(
+        &self,
+        plan: &Plan,
+        index: usize,
+        argv: &[OsString],
+        take_terminal: bool,
+    ) -> Result<Command, SpawnError> {
+        let spec = &plan.processes[index];
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]).envs(spec.env.iter().map(|(k, v)| (k, v))).process_group(0);
         if let Some(dir) = &spec.workdir {
             if !dir.is_dir() {
                 return Err(SpawnError { code: 2, reason: format!("workdir {} is not a directory", dir.display()) });
@@ -77,7 +96,6 @@ impl Launcher {
             command.uid(uid).gid(gid);
         }
         let inherited = self.inherited;
-        let take_terminal = self.foreground == Some(index);
         let die_with_exeunt = self.die_with_exeunt;
         // SAFETY: getpid cannot fail.
         let exeunt = unsafe { libc::getpid() };
@@ -103,11 +121,15 @@ impl Launcher {
                 inherited.restore_in_child()
             });
         }
-        match command.spawn() {
-            // The Child handle is dropped without waiting: the reaper collects it.
-            Ok(child) => Ok(child.id() as i32),
-            Err(error) => Err(describe(program, &error)),
-        }
+        Ok(command)
+    }
+}
+
+fn start(mut command: Command, program: &OsString) -> Result<i32, SpawnError> {
+    match command.spawn() {
+        // The Child handle is dropped without waiting: the reaper collects it.
+        Ok(child) => Ok(child.id() as i32),
+        Err(error) => Err(describe(program, &error)),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Where decisions are made. The supervisor is a state machine: events in (a process
-//! started or exited, a signal arrived, a deadline passed), actions out (start, signal,
-//! exit). It never touches the OS, so every lifecycle rule is testable without
-//! processes; the event loop carries the actions out and feeds back what happened.
+//! started or exited, a signal arrived, a check answered, a deadline passed), actions
+//! out (start, signal, check, exit). It never touches the OS, so every lifecycle rule
+//! is testable without processes; the event loop carries the actions out and feeds
+//! back what happened.
 
 use std::fmt;
 use std::time::Duration;
@@ -9,11 +10,20 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::duration::Show;
-use crate::plan::{Plan, Role};
+use crate::plan::{OnExit, OnTimeout, Plan, Role, ShutdownOrder};
 use crate::signals::{SIGKILL, SIGTERM, Signo};
 
 /// A point on the monotonic clock (time since boot), so that tests can make their own.
 pub type Time = Duration;
+
+/// Exeunt's exit code when a sidecar was not ready in time, or exited before it was.
+pub const NOT_READY: i32 = 1;
+
+/// Restart back-off: the first delay, doubled per quick exit up to the maximum, and
+/// forgotten once a sidecar has run long enough.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +51,22 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// What a check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// One attempt of a sidecar's readiness probe.
+    Ready,
+    /// A process's stop hook.
+    Stop,
+}
+
+/// Names one check of one process of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckId {
+    pub index: usize,
+    pub purpose: Purpose,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -54,6 +80,8 @@ pub enum Event {
     Reaped { children_left: bool },
     /// A signal was sent to exeunt.
     Signal(Signo),
+    /// A check finished: Ok when it passed, else why not.
+    CheckDone { id: CheckId, result: Result<(), String> },
     /// The clock passed the deadline the supervisor asked for.
     Tick,
 }
@@ -67,6 +95,10 @@ pub enum Action {
     Signal { pid: i32, signo: Signo, group: bool },
     /// Signal every descendant of exeunt, then reap.
     SignalDescendants(Signo),
+    /// Run a check: the probe or the stop hook of the process it names.
+    StartCheck(CheckId),
+    /// Abandon a check that is under way; no CheckDone will follow.
+    CancelCheck(CheckId),
     /// Exit with this code: nothing is left running.
     Exit(i32),
 }
@@ -80,15 +112,20 @@ enum State {
         pid: i32,
         since: Time,
     },
-    /// Sent its stop signal; SIGKILL at the deadline.
+    /// Asked to stop (signal or hook); SIGKILL at the deadline.
     Stopping {
         pid: i32,
         since: Time,
         deadline: Time,
+        hook_running: bool,
     },
     Killed {
         pid: i32,
         since: Time,
+    },
+    /// A sidecar waiting out its restart back-off.
+    Backoff {
+        until: Time,
     },
     Gone,
 }
@@ -97,7 +134,7 @@ impl State {
     fn pid(self) -> Option<i32> {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } | State::Killed { pid, .. } => Some(pid),
-            State::Waiting | State::Starting | State::Gone => None,
+            State::Waiting | State::Starting | State::Backoff { .. } | State::Gone => None,
         }
     }
 
@@ -106,9 +143,42 @@ impl State {
     }
 }
 
+/// Where a sidecar stands on the way to ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ready {
+    /// Not started yet.
+    No,
+    Probing {
+        since: Time,
+        deadline: Time,
+        attempts: u32,
+        /// When the next attempt starts, once none is under way.
+        next: Time,
+        /// The deadline of the attempt under way, if one is.
+        attempt_deadline: Option<Time>,
+        last_error: String,
+    },
+    Yes,
+    /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went on.
+    GaveUp,
+}
+
+/// One process of the plan, as it stands.
+#[derive(Debug, Clone)]
+struct Proc {
+    state: State,
+    ready: Ready,
+    /// Restarts so far, for `max_restarts`.
+    restarts: u32,
+    /// Quick exits in a row, for the back-off.
+    streak: u32,
+}
+
 /// The shutdown, once it has begun.
 #[derive(Debug, Clone, Copy)]
 struct Shutdown {
+    /// The signal the primaries get instead of their stop action (the one exeunt got).
+    primary_signal: Option<Signo>,
     /// Begun by a stop signal: a further one skips every remaining grace period.
     by_signal: bool,
     /// Skip grace periods: SIGKILL at once.
@@ -127,12 +197,13 @@ enum Sweep {
 /// The supervisor of one plan.
 pub struct Supervisor<'p> {
     plan: &'p Plan,
-    states: Vec<State>,
+    procs: Vec<Proc>,
     shutdown: Option<Shutdown>,
     sweep: Sweep,
     /// The first failing primary's code, else the last primary's.
     primary_code: Option<i32>,
-    /// Exeunt's own failure (a process could not be started).
+    /// A failure that decides the exit code over the primaries' (a process could not
+    /// be started, a sidecar was not ready, a sidecar failed the run).
     error_code: Option<i32>,
     /// A stop signal that came before any primary ran: exit as if killed by it.
     signal_code: Option<i32>,
@@ -140,9 +211,10 @@ pub struct Supervisor<'p> {
 
 impl<'p> Supervisor<'p> {
     pub fn new(plan: &'p Plan) -> Supervisor<'p> {
+        let proc = Proc { state: State::Waiting, ready: Ready::No, restarts: 0, streak: 0 };
         Supervisor {
             plan,
-            states: vec![State::Waiting; plan.processes.len()],
+            procs: vec![proc; plan.processes.len()],
             shutdown: None,
             sweep: Sweep::NotYet,
             primary_code: None,
@@ -160,15 +232,25 @@ impl<'p> Supervisor<'p> {
 
     /// The earliest deadline the event loop must wake up for, if any.
     pub fn next_deadline(&self) -> Option<Time> {
-        let stops = self.states.iter().filter_map(|s| match s {
-            State::Stopping { deadline, .. } => Some(*deadline),
-            _ => None,
+        let procs = self.procs.iter().filter_map(|p| {
+            let state = match p.state {
+                State::Stopping { deadline, .. } => Some(deadline),
+                State::Backoff { until } => Some(until),
+                _ => None,
+            };
+            let probe = match p.ready {
+                Ready::Probing { deadline, next, attempt_deadline, .. } => {
+                    Some(deadline.min(attempt_deadline.unwrap_or(next)))
+                }
+                _ => None,
+            };
+            state.into_iter().chain(probe).min()
         });
         let sweep = match self.sweep {
             Sweep::Terminating { deadline } => Some(deadline),
             _ => None,
         };
-        stops.chain(sweep).min()
+        procs.chain(sweep).min()
     }
 
     /// Takes one event at time `now` and returns what to do about it.
@@ -178,29 +260,26 @@ impl<'p> Supervisor<'p> {
             return actions;
         }
         match event {
-            Event::Spawned { index, pid } => {
-                info!("started {} {} (pid {pid})", self.plan.processes[index].role, self.name(index));
-                self.states[index] = State::Running { pid, since: now };
-                if self.shutdown.is_none() {
-                    self.start_next(&mut actions);
-                } else {
-                    self.stop(index, None, now, &mut actions);
-                }
-            }
+            Event::Spawned { index, pid } => self.on_spawned(index, pid, now, &mut actions),
             Event::SpawnFailed { index, code, reason } => {
                 error!("cannot start {}: {reason}", self.name(index));
-                self.states[index] = State::Gone;
+                self.procs[index].state = State::Gone;
                 self.error_code.get_or_insert(code);
-                self.begin_shutdown(None, now, &mut actions);
+                self.begin_shutdown(None, &mut actions);
             }
             Event::Exited { pid, status } => self.on_exit(pid, status, now, &mut actions),
             Event::Reaped { children_left } => {
                 if !children_left && self.shutdown.is_some() && !self.any_alive() {
                     self.finish(&mut actions);
+                    return actions;
                 }
             }
-            Event::Signal(signo) => self.on_signal(signo, now, &mut actions),
+            Event::Signal(signo) => self.on_signal(signo, &mut actions),
+            Event::CheckDone { id, result } => self.on_check(id, result, now, &mut actions),
             Event::Tick => self.on_tick(now, &mut actions),
+        }
+        if self.shutdown.is_none() {
+            self.start_next(&mut actions);
         }
         self.advance(now, &mut actions);
         actions
@@ -215,22 +294,142 @@ impl<'p> Supervisor<'p> {
     }
 
     fn any_alive(&self) -> bool {
-        self.states.iter().any(|s| s.alive())
+        self.procs.iter().any(|p| p.state.alive())
     }
 
     fn primary_alive(&self) -> bool {
-        (0..self.states.len()).any(|i| self.role(i) == Role::Primary && self.states[i].alive())
+        (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state.alive())
     }
 
+    /// Starts the next waiting process once every sidecar before it is ready: sidecars
+    /// one after another, then the primaries together.
     fn start_next(&mut self, actions: &mut Vec<Action>) {
-        if let Some(index) = self.states.iter().position(|s| *s == State::Waiting) {
-            self.states[index] = State::Starting;
+        if self.procs.iter().any(|p| p.state == State::Starting) {
+            return;
+        }
+        let Some(index) = self.procs.iter().position(|p| p.state == State::Waiting) else { return };
+        let settled = |p: &Proc| matches!(p.ready, Ready::Yes | Ready::GaveUp);
+        let sidecars_before_ready =
+            (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| settled(&self.procs[j]));
+        if sidecars_before_ready {
+            self.procs[index].state = State::Starting;
             actions.push(Action::Spawn(index));
         }
     }
 
+    fn on_spawned(&mut self, index: usize, pid: i32, now: Time, actions: &mut Vec<Action>) {
+        let spec = &self.plan.processes[index];
+        let proc = &mut self.procs[index];
+        proc.state = State::Running { pid, since: now };
+        if proc.restarts > 0 {
+            info!("restarted sidecar {} (pid {pid}, restart {})", spec.name, proc.restarts);
+            return;
+        }
+        info!("started {} {} (pid {pid})", spec.role, spec.name);
+        if self.shutdown.is_some() {
+            return;
+        }
+        proc.ready = match &spec.ready {
+            Some(ready) => Ready::Probing {
+                since: now,
+                deadline: now + ready.timeout,
+                attempts: 0,
+                next: now,
+                attempt_deadline: None,
+                last_error: "no probe has answered yet".to_string(),
+            },
+            None => Ready::Yes,
+        };
+        self.drive_probe(index, now, actions);
+    }
+
+    /// Starts a due probe attempt, times out a slow one, and gives up at the deadline.
+    fn drive_probe(&mut self, index: usize, now: Time, actions: &mut Vec<Action>) {
+        let Some(ready) = &self.plan.processes[index].ready else { return };
+        let Ready::Probing { deadline, attempts, next, attempt_deadline, last_error, .. } =
+            &mut self.procs[index].ready
+        else {
+            return;
+        };
+        let id = CheckId { index, purpose: Purpose::Ready };
+        if attempt_deadline.is_some_and(|d| d <= now) {
+            actions.push(Action::CancelCheck(id));
+            *attempt_deadline = None;
+            *last_error = format!("no answer within {}", Show(ready.attempt_timeout));
+            *next = now + ready.interval;
+        }
+        if *deadline <= now {
+            let reason = format!("not ready within {}: {}: {last_error}", Show(ready.timeout), ready.probe);
+            if attempt_deadline.is_some() {
+                actions.push(Action::CancelCheck(id));
+            }
+            self.not_ready(index, &reason, actions);
+            return;
+        }
+        if attempt_deadline.is_none() && *next <= now {
+            *attempts += 1;
+            *attempt_deadline = Some(now + ready.attempt_timeout);
+            actions.push(Action::StartCheck(id));
+        }
+    }
+
+    /// A sidecar that will not be ready: stop everything, or go on, as it asks.
+    fn not_ready(&mut self, index: usize, reason: &str, actions: &mut Vec<Action>) {
+        let spec = &self.plan.processes[index];
+        self.procs[index].ready = Ready::GaveUp;
+        let on_timeout = spec.ready.as_ref().map_or(OnTimeout::Fail, |r| r.on_timeout);
+        match on_timeout {
+            OnTimeout::Fail => {
+                error!("sidecar {} is {reason}: stopping", spec.name);
+                self.error_code.get_or_insert(NOT_READY);
+                self.begin_shutdown(None, actions);
+            }
+            OnTimeout::Start => warn!("sidecar {} is {reason}: starting the rest anyway", spec.name),
+        }
+    }
+
+    fn on_check(&mut self, id: CheckId, result: Result<(), String>, now: Time, actions: &mut Vec<Action>) {
+        let plan = self.plan;
+        let spec = &plan.processes[id.index];
+        let proc = &mut self.procs[id.index];
+        match (id.purpose, &mut proc.ready, proc.state) {
+            (Purpose::Ready, Ready::Probing { since, attempts, next, attempt_deadline, last_error, .. }, _) => {
+                if attempt_deadline.take().is_none() {
+                    return;
+                }
+                match result {
+                    Ok(()) => {
+                        let took = Show(Duration::from_millis(now.saturating_sub(*since).as_millis() as u64));
+                        info!("sidecar {} is ready after {took} ({attempts} probes)", spec.name);
+                        proc.ready = Ready::Yes;
+                    }
+                    Err(e) => {
+                        debug!("probe of {} failed: {e}", spec.name);
+                        *last_error = e;
+                        *next = now + spec.ready.as_ref().map_or(Duration::ZERO, |r| r.interval);
+                    }
+                }
+            }
+            (Purpose::Stop, _, State::Stopping { pid, since, deadline, hook_running: true }) => {
+                proc.state = State::Stopping { pid, since, deadline, hook_running: false };
+                match result {
+                    Ok(()) => debug!("stop hook of {} succeeded; waiting for it to exit", spec.name),
+                    Err(e) => {
+                        // A hook that failed will not stop the process: the stop signal
+                        // goes now, with a whole grace period of its own.
+                        warn!("stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
+                        actions.push(Action::Signal { pid, signo: spec.stop_signal, group: plan.signal_groups });
+                        let deadline = now + spec.grace_period;
+                        proc.state = State::Stopping { pid, since, deadline, hook_running: false };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn on_exit(&mut self, pid: i32, status: ExitStatus, now: Time, actions: &mut Vec<Action>) {
-        let Some(index) = self.states.iter().position(|s| s.pid() == Some(pid)) else {
+        let Some(index) = self.procs.iter().position(|p| p.state.pid() == Some(pid)) else {
             if self.plan.report_reaped {
                 warn!("Reaped zombie process with pid={pid}");
             } else {
@@ -238,46 +437,83 @@ impl<'p> Supervisor<'p> {
             }
             return;
         };
-        let since = match self.states[index] {
-            State::Running { since, .. } | State::Stopping { since, .. } | State::Killed { since, .. } => since,
-            State::Waiting | State::Starting | State::Gone => now,
-        };
-        self.states[index] = State::Gone;
-        let ran = Show(Duration::from_millis(now.saturating_sub(since).as_millis() as u64));
         let plan = self.plan;
-        let name = &plan.processes[index].name;
-        match self.role(index) {
-            Role::Primary => {
-                info!("primary {name} exited with {status} after {ran}");
-                if self.primary_code.is_none_or(|code| code == 0) {
-                    self.primary_code = Some(status.code());
-                }
-                let primaries_left = self.primary_alive();
-                if status.code() != 0 && primaries_left && self.shutdown.is_none() {
-                    warn!("primary {name} failed: stopping the other primaries");
-                }
-                if status.code() != 0 || !primaries_left {
-                    self.begin_shutdown(None, now, actions);
-                }
+        let spec = &plan.processes[index];
+        let (since, hook_running) = match self.procs[index].state {
+            State::Running { since, .. } | State::Killed { since, .. } => (since, false),
+            State::Stopping { since, hook_running, .. } => (since, hook_running),
+            _ => (now, false),
+        };
+        if hook_running {
+            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+        }
+        self.procs[index].state = State::Gone;
+        let ran_for = now.saturating_sub(since);
+        let ran = Show(Duration::from_millis(ran_for.as_millis() as u64));
+        let name = &spec.name;
+        if spec.role == Role::Primary {
+            info!("primary {name} exited with {status} after {ran}");
+            if self.primary_code.is_none_or(|code| code == 0) {
+                self.primary_code = Some(status.code());
             }
-            Role::Sidecar if self.shutdown.is_none() => {
-                warn!("sidecar {name} exited with {status} after {ran}; the primaries keep running");
+            let primaries_left = self.primary_alive();
+            if status.code() != 0 && primaries_left && self.shutdown.is_none() {
+                warn!("primary {name} failed: stopping the other primaries");
             }
-            Role::Sidecar => info!("sidecar {name} exited with {status} after {ran}"),
+            if status.code() != 0 || !primaries_left {
+                self.begin_shutdown(None, actions);
+            }
+            return;
+        }
+        if self.shutdown.is_some() {
+            info!("sidecar {name} exited with {status} after {ran}");
+            return;
+        }
+        if matches!(self.procs[index].ready, Ready::Probing { .. } | Ready::No) {
+            if let Ready::Probing { attempt_deadline: Some(_), .. } = self.procs[index].ready {
+                actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
+            }
+            self.not_ready(index, &format!("not ready: it exited with {status} after {ran}"), actions);
+            return;
+        }
+        let proc = &mut self.procs[index];
+        let may_restart = spec.max_restarts.is_none_or(|max| proc.restarts < max);
+        match spec.on_exit {
+            OnExit::Restart if may_restart => {
+                if ran_for >= BACKOFF_RESET {
+                    proc.streak = 0;
+                }
+                let delay = BACKOFF_FIRST.saturating_mul(1 << proc.streak.min(16)).min(BACKOFF_MAX);
+                proc.streak += 1;
+                proc.restarts += 1;
+                proc.state = State::Backoff { until: now + delay };
+                warn!("sidecar {name} exited with {status} after {ran}: restarting it in {}", Show(delay));
+            }
+            OnExit::Ignore => warn!("sidecar {name} exited with {status} after {ran}: ignored, the primaries run on"),
+            OnExit::Restart | OnExit::Fail => {
+                let after = if spec.on_exit == OnExit::Restart {
+                    format!(" and {} restarts", proc.restarts)
+                } else {
+                    String::new()
+                };
+                error!("sidecar {name} exited with {status} after {ran}{after}: stopping everything");
+                self.error_code.get_or_insert(spec.exit_code.unwrap_or(status.code()));
+                self.begin_shutdown(None, actions);
+            }
         }
     }
 
-    fn on_signal(&mut self, signo: Signo, now: Time, actions: &mut Vec<Action>) {
+    fn on_signal(&mut self, signo: Signo, actions: &mut Vec<Action>) {
         if signo.asks_to_stop() {
             match self.shutdown {
                 None => {
                     info!("received {signo}: stopping");
-                    let any_primary_ran = (0..self.states.len())
-                        .any(|i| self.role(i) == Role::Primary && self.states[i] != State::Waiting);
+                    let any_primary_ran = (0..self.procs.len())
+                        .any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
                     if !any_primary_ran {
                         self.signal_code = Some(128 + signo.0);
                     }
-                    self.begin_shutdown(Some(signo), now, actions);
+                    self.begin_shutdown(Some(signo), actions);
                     if let Some(shutdown) = &mut self.shutdown {
                         shutdown.by_signal = true;
                     }
@@ -290,7 +526,7 @@ impl<'p> Supervisor<'p> {
                 }
                 Some(_) => {
                     warn!("received {signo} again: killing what is left now");
-                    self.hurry(now, actions);
+                    self.hurry(actions);
                 }
             }
             return;
@@ -298,9 +534,9 @@ impl<'p> Supervisor<'p> {
         if !signo.is_forwarded() {
             return;
         }
-        for index in 0..self.states.len() {
+        for index in 0..self.procs.len() {
             if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) =
-                (self.role(index), self.states[index])
+                (self.role(index), self.procs[index].state)
             {
                 debug!("forwarding {signo} to {}", self.name(index));
                 actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
@@ -309,13 +545,28 @@ impl<'p> Supervisor<'p> {
     }
 
     fn on_tick(&mut self, now: Time, actions: &mut Vec<Action>) {
-        for index in 0..self.states.len() {
-            if let State::Stopping { pid, since, deadline } = self.states[index]
-                && deadline <= now
-            {
-                let spec = &self.plan.processes[index];
-                warn!("killing {}: still running {} after {}", spec.name, Show(spec.grace_period), spec.stop_signal);
-                self.kill(index, pid, since, actions);
+        for index in 0..self.procs.len() {
+            match self.procs[index].state {
+                State::Stopping { pid, since, deadline, hook_running } if deadline <= now => {
+                    let spec = &self.plan.processes[index];
+                    let how = match (&spec.stop_hook, hook_running) {
+                        (Some(hook), true) => {
+                            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+                            format!("its stop hook ({hook})")
+                        }
+                        _ => spec.stop_signal.to_string(),
+                    };
+                    warn!("killing {}: still running {} after {how}", spec.name, Show(spec.grace_period));
+                    self.kill(index, pid, since, actions);
+                }
+                State::Backoff { until } if until <= now && self.shutdown.is_none() => {
+                    self.procs[index].state = State::Starting;
+                    actions.push(Action::Spawn(index));
+                }
+                _ => {}
+            }
+            if self.shutdown.is_none() {
+                self.drive_probe(index, now, actions);
             }
         }
         if let Sweep::Terminating { deadline } = self.sweep
@@ -327,28 +578,40 @@ impl<'p> Supervisor<'p> {
         }
     }
 
-    fn begin_shutdown(&mut self, primary_signal: Option<Signo>, now: Time, actions: &mut Vec<Action>) {
+    fn begin_shutdown(&mut self, primary_signal: Option<Signo>, actions: &mut Vec<Action>) {
         if self.shutdown.is_some() {
             return;
         }
-        self.shutdown = Some(Shutdown { by_signal: false, hurry: false });
-        for index in 0..self.states.len() {
-            match (self.role(index), self.states[index]) {
-                (_, State::Waiting) => self.states[index] = State::Gone,
-                (Role::Primary, State::Running { .. }) => self.stop(index, primary_signal, now, actions),
-                _ => {}
+        self.shutdown = Some(Shutdown { primary_signal, by_signal: false, hurry: false });
+        for index in 0..self.procs.len() {
+            let proc = &mut self.procs[index];
+            if matches!(proc.state, State::Waiting | State::Backoff { .. }) {
+                proc.state = State::Gone;
+            }
+            if let Ready::Probing { attempt_deadline, .. } = proc.ready {
+                if attempt_deadline.is_some() {
+                    actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
+                }
+                proc.ready = Ready::GaveUp;
             }
         }
     }
 
     /// Skips every remaining grace period: SIGKILL to all that is alive.
-    fn hurry(&mut self, _now: Time, actions: &mut Vec<Action>) {
+    fn hurry(&mut self, actions: &mut Vec<Action>) {
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.hurry = true;
         }
-        for index in 0..self.states.len() {
-            if let State::Running { pid, since } | State::Stopping { pid, since, .. } = self.states[index] {
-                self.kill(index, pid, since, actions);
+        for index in 0..self.procs.len() {
+            match self.procs[index].state {
+                State::Running { pid, since } => self.kill(index, pid, since, actions),
+                State::Stopping { pid, since, hook_running, .. } => {
+                    if hook_running {
+                        actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+                    }
+                    self.kill(index, pid, since, actions);
+                }
+                _ => {}
             }
         }
         if let Sweep::Terminating { .. } = self.sweep {
@@ -357,25 +620,37 @@ impl<'p> Supervisor<'p> {
         }
     }
 
-    /// Moves the shutdown on: sidecars once no primary is alive, then the leftovers.
+    /// Moves the shutdown on: the primaries first; then the sidecars, in reverse start
+    /// order or all at once; then whatever descendants are left.
     fn advance(&mut self, now: Time, actions: &mut Vec<Action>) {
-        if self.shutdown.is_none() {
-            return;
+        let Some(shutdown) = self.shutdown else { return };
+        for index in 0..self.procs.len() {
+            if self.role(index) == Role::Primary {
+                self.stop(index, shutdown.primary_signal, now, actions);
+            }
         }
         if self.primary_alive() {
             return;
         }
-        for index in 0..self.states.len() {
-            if self.role(index) == Role::Sidecar && matches!(self.states[index], State::Running { .. }) {
-                self.stop(index, None, now, actions);
+        let sidecars = (0..self.procs.len()).filter(|&i| self.role(i) == Role::Sidecar);
+        match self.plan.shutdown {
+            ShutdownOrder::Parallel => {
+                for index in sidecars.collect::<Vec<_>>() {
+                    self.stop(index, None, now, actions);
+                }
+            }
+            ShutdownOrder::Ordered => {
+                // Only the last-started sidecar still alive may be stopped now.
+                if let Some(index) = sidecars.rev().find(|&i| self.procs[i].state.alive()) {
+                    self.stop(index, None, now, actions);
+                }
             }
         }
         if self.any_alive() || self.sweep != Sweep::NotYet {
             return;
         }
         // Whatever the plan's processes left behind (daemons, orphans) goes too.
-        let hurry = self.shutdown.is_some_and(|s| s.hurry);
-        if hurry {
+        if shutdown.hurry {
             actions.push(Action::SignalDescendants(SIGKILL));
             self.sweep = Sweep::Killing;
         } else {
@@ -384,22 +659,36 @@ impl<'p> Supervisor<'p> {
         }
     }
 
+    /// Asks a running process to stop: with `signal` when given (the signal exeunt got,
+    /// for primaries), else with its stop hook or stop signal.
     fn stop(&mut self, index: usize, signal: Option<Signo>, now: Time, actions: &mut Vec<Action>) {
-        let State::Running { pid, since } = self.states[index] else { return };
-        let spec = &self.plan.processes[index];
+        let State::Running { pid, since } = self.procs[index].state else { return };
         if self.shutdown.is_some_and(|s| s.hurry) {
             self.kill(index, pid, since, actions);
             return;
         }
-        let signo = signal.unwrap_or(spec.stop_signal);
-        info!("sending {signo} to {} {} (grace {})", spec.role, spec.name, Show(spec.grace_period));
-        actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
-        self.states[index] = State::Stopping { pid, since, deadline: now + spec.grace_period };
+        let spec = &self.plan.processes[index];
+        let deadline = now + spec.grace_period;
+        let grace = Show(spec.grace_period);
+        let hook_running = match (&spec.stop_hook, signal) {
+            (Some(hook), None) => {
+                info!("stopping {} {} with its stop hook {hook} (grace {grace})", spec.role, spec.name);
+                actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
+                true
+            }
+            (_, signal) => {
+                let signo = signal.unwrap_or(spec.stop_signal);
+                info!("sending {signo} to {} {} (grace {grace})", spec.role, spec.name);
+                actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                false
+            }
+        };
+        self.procs[index].state = State::Stopping { pid, since, deadline, hook_running };
     }
 
     fn kill(&mut self, index: usize, pid: i32, since: Time, actions: &mut Vec<Action>) {
         actions.push(Action::Signal { pid, signo: SIGKILL, group: true });
-        self.states[index] = State::Killed { pid, since };
+        self.procs[index].state = State::Killed { pid, since };
     }
 
     fn finish(&mut self, actions: &mut Vec<Action>) {
@@ -414,7 +703,7 @@ impl<'p> Supervisor<'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{DEFAULT_GRACE, ProcessSpec};
+    use crate::plan::{Check, DEFAULT_GRACE, ProcessSpec, Readiness};
 
     const SEC: Duration = Duration::from_secs(1);
 
@@ -622,5 +911,232 @@ mod tests {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
         let sup = started(&plan);
         assert_eq!(sup.next_deadline(), None);
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn probe(on_timeout: OnTimeout) -> Readiness {
+        Readiness {
+            probe: Check::File("/ready".into()),
+            interval: 100 * MS,
+            timeout: 2 * SEC,
+            attempt_timeout: SEC,
+            on_timeout,
+        }
+    }
+
+    fn check(index: usize, purpose: Purpose) -> CheckId {
+        CheckId { index, purpose }
+    }
+
+    fn done(index: usize, purpose: Purpose, result: Result<(), &str>) -> Event {
+        Event::CheckDone { id: check(index, purpose), result: result.map_err(str::to_string) }
+    }
+
+    #[test]
+    fn next_sidecar_starts_only_once_the_previous_one_is_ready() {
+        let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar), ("log", Role::Sidecar)]);
+        plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+        let mut sup = Supervisor::new(&plan);
+        assert_eq!(sup.start(), [Action::Spawn(0)]);
+        // The first probe goes at once; a failure waits one interval.
+        assert_eq!(
+            sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO),
+            [Action::StartCheck(check(0, Purpose::Ready))]
+        );
+        assert_eq!(sup.handle(done(0, Purpose::Ready, Err("refused")), 5 * MS), []);
+        assert_eq!(sup.next_deadline(), Some(105 * MS));
+        assert_eq!(sup.handle(Event::Tick, 105 * MS), [Action::StartCheck(check(0, Purpose::Ready))]);
+        assert_eq!(sup.handle(done(0, Purpose::Ready, Ok(())), 110 * MS), [Action::Spawn(1)]);
+        assert_eq!(sup.handle(Event::Spawned { index: 1, pid: 11 }, 110 * MS), [Action::Spawn(2)]);
+        assert_eq!(sup.next_deadline(), None, "nothing to wake up for once ready");
+    }
+
+    #[test]
+    fn probe_attempt_without_answer_is_cancelled_at_its_attempt_timeout() {
+        let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+        plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+        let mut sup = Supervisor::new(&plan);
+        sup.start();
+        sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+        assert_eq!(sup.next_deadline(), Some(SEC));
+        assert_eq!(sup.handle(Event::Tick, SEC), [Action::CancelCheck(check(0, Purpose::Ready))]);
+        assert_eq!(sup.handle(Event::Tick, SEC + 100 * MS), [Action::StartCheck(check(0, Purpose::Ready))]);
+    }
+
+    #[test]
+    fn sidecar_not_ready_in_time_stops_everything_and_exits_not_ready() {
+        let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+        plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+        let mut sup = Supervisor::new(&plan);
+        sup.start();
+        sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+        sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
+        assert_eq!(sup.handle(Event::Tick, 2 * SEC), [term(10)], "the primary never starts");
+        sup.handle(exited(10, 0), 2 * SEC);
+        assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(NOT_READY)]);
+    }
+
+    #[test]
+    fn sidecar_not_ready_in_time_with_on_timeout_start_lets_the_primary_start() {
+        let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+        plan.processes[0].ready = Some(probe(OnTimeout::Start));
+        let mut sup = Supervisor::new(&plan);
+        sup.start();
+        sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+        sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
+        assert_eq!(sup.handle(Event::Tick, 2 * SEC), [Action::Spawn(1)]);
+    }
+
+    #[test]
+    fn sidecar_exiting_before_it_is_ready_is_a_readiness_failure() {
+        let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+        plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+        let mut sup = Supervisor::new(&plan);
+        sup.start();
+        sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+        assert_eq!(
+            sup.handle(exited(10, 2), 50 * MS),
+            [Action::CancelCheck(check(0, Purpose::Ready)), Action::SignalDescendants(SIGTERM)]
+        );
+        assert_eq!(sup.handle(GONE, 50 * MS), [Action::Exit(NOT_READY)]);
+    }
+
+    #[test]
+    fn stop_signal_during_the_readiness_wait_cancels_the_probe_and_stops_the_sidecar() {
+        let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+        plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+        let mut sup = Supervisor::new(&plan);
+        sup.start();
+        sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+        assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
+        sup.handle(exited(10, 0), 2 * MS);
+        assert_eq!(sup.handle(GONE, 2 * MS), [Action::Exit(143)]);
+    }
+
+    #[test]
+    fn crashing_sidecar_restarts_with_doubling_back_off_reset_after_a_long_run() {
+        let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        let mut sup = started(&plan);
+        let mut now = SEC;
+        let mut pid = 100;
+        for expected in [100, 200, 400, 800] {
+            assert_eq!(sup.handle(exited(pid, 1), now), []);
+            assert_eq!(sup.next_deadline(), Some(now + expected * MS));
+            now += expected * MS;
+            assert_eq!(sup.handle(Event::Tick, now), [Action::Spawn(0)]);
+            pid += 10;
+            sup.handle(Event::Spawned { index: 0, pid }, now);
+        }
+        // A run of 10 s forgives the past crashes.
+        now += 10 * SEC;
+        sup.handle(exited(pid, 1), now);
+        assert_eq!(sup.next_deadline(), Some(now + 100 * MS));
+    }
+
+    #[test]
+    fn back_off_never_exceeds_30s() {
+        let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        let mut sup = started(&plan);
+        let mut now = SEC;
+        for round in 0..20 {
+            let pid = 1000 + round;
+            if round == 0 {
+                sup.handle(exited(100, 1), now);
+            } else {
+                sup.handle(Event::Spawned { index: 0, pid }, now);
+                sup.handle(exited(pid, 1), now);
+            }
+            let delay = sup.next_deadline().expect("a restart is due") - now;
+            assert!(delay <= 30 * SEC, "{delay:?}");
+            now += delay;
+            sup.handle(Event::Tick, now);
+        }
+    }
+
+    #[test]
+    fn max_restarts_then_the_sidecar_fails_the_run_with_its_exit_code() {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.processes[0].max_restarts = Some(1);
+        plan.processes[0].exit_code = Some(42);
+        let mut sup = started(&plan);
+        sup.handle(exited(100, 1), SEC);
+        sup.handle(Event::Tick, SEC + 100 * MS);
+        sup.handle(Event::Spawned { index: 0, pid: 200 }, SEC + 100 * MS);
+        assert_eq!(sup.handle(exited(200, 1), 2 * SEC), [term(101)]);
+        sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(SIGTERM) }, 2 * SEC);
+        assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(42)]);
+    }
+
+    #[test]
+    fn sidecar_with_on_exit_fail_stops_the_primary_and_exits_with_its_status() {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.processes[0].on_exit = OnExit::Fail;
+        let mut sup = started(&plan);
+        assert_eq!(sup.handle(exited(100, 9), SEC), [term(101)]);
+        sup.handle(exited(101, 0), SEC);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(9)]);
+    }
+
+    #[test]
+    fn sidecar_with_on_exit_ignore_is_left_gone() {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.processes[0].on_exit = OnExit::Ignore;
+        let mut sup = started(&plan);
+        assert_eq!(sup.handle(exited(100, 9), SEC), []);
+        assert_eq!(sup.next_deadline(), None, "no restart is scheduled");
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)]);
+    }
+
+    #[test]
+    fn stop_hook_replaces_the_stop_signal_and_a_failed_hook_falls_through_at_once() {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.processes[0].stop_hook = Some(Check::Exec(vec!["quit".into()]));
+        plan.processes[0].grace_period = 5 * SEC;
+        let mut sup = started(&plan);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::StartCheck(check(0, Purpose::Stop))]);
+        assert_eq!(sup.next_deadline(), Some(6 * SEC));
+        assert_eq!(sup.handle(done(0, Purpose::Stop, Err("refused")), 2 * SEC), [term(100)]);
+        assert_eq!(sup.next_deadline(), Some(7 * SEC), "the stop signal gets a whole grace period");
+    }
+
+    #[test]
+    fn process_that_exits_during_its_stop_hook_cancels_the_hook() {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.processes[0].stop_hook = Some(Check::Exec(vec!["quit".into()]));
+        let mut sup = started(&plan);
+        sup.handle(exited(101, 0), SEC);
+        assert_eq!(
+            sup.handle(exited(100, 0), SEC),
+            [Action::CancelCheck(check(0, Purpose::Stop)), Action::SignalDescendants(SIGTERM)]
+        );
+    }
+
+    #[test]
+    fn sidecars_stop_in_reverse_start_order_each_after_the_next_exited() {
+        let plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar), ("c", Role::Sidecar)]);
+        let mut sup = started(&plan);
+        // a=100, b=101, c=102, job=103
+        assert_eq!(sup.handle(exited(103, 0), SEC), [term(102)]);
+        assert_eq!(sup.handle(exited(102, 0), SEC), [term(101)]);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [term(100)]);
+    }
+
+    #[test]
+    fn parallel_shutdown_stops_every_sidecar_at_once() {
+        let mut plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar)]);
+        plan.shutdown = ShutdownOrder::Parallel;
+        let mut sup = started(&plan);
+        assert_eq!(sup.handle(exited(102, 0), SEC), [term(100), term(101)]);
+    }
+
+    #[test]
+    fn a_sidecar_restarting_when_the_primary_exits_is_not_started_again() {
+        let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        let mut sup = started(&plan);
+        sup.handle(exited(100, 1), SEC);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(Event::Tick, 2 * SEC), []);
     }
 }

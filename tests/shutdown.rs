@@ -6,9 +6,15 @@ use std::time::Duration;
 
 use common::{Scratch, Stream, exists, pid1, plain, run_pid1};
 
-/// A sidecar shell that runs until a signal it traps; `on_term` is the TERM trap.
+/// A shell that runs until a signal it traps; `on_term` is the TERM trap, empty to
+/// ignore SIGTERM. A cooperative one kills its `sleep` first: a child forked just then
+/// still holds the shell's TERM handler until it execs, and would swallow a SIGTERM.
 fn looping(on_term: &str, before: &str) -> String {
-    format!("trap '{on_term}' TERM; {before} while :; do sleep 1000 & wait $!; done")
+    let trap = match on_term {
+        "" => "trap '' TERM".to_string(),
+        _ => format!("trap 'kill -9 $! 2>/dev/null; {on_term}' TERM"),
+    };
+    format!("{trap}; {before} while :; do sleep 1000 & wait $!; done")
 }
 
 fn role_map(grace: &str, sidecar: &str, primary: &str) -> String {
@@ -131,14 +137,16 @@ fn second_sigterm_kills_at_once_instead_of_waiting_out_the_grace() {
 #[test]
 fn process_group_flag_forwards_signals_to_the_whole_group() {
     // The primary's child traps USR1 too; with -g it gets the signal as well. The
-    // primary waits for its child after its own trap ran, so that the end of the run
-    // cannot cut the child's trap short.
+    // primary traps USR1 before it starts the child (so "child ready" means both traps
+    // are set), and waits for the child after its own trap ran, so that the end of the
+    // run cannot cut the child's trap short.
     let mut running = pid1(&[
         "-g",
         "sh",
         "-c",
-        "sh -c \"trap 'echo child got USR1; exit 0' USR1; echo child ready; while :; do sleep 1000 & wait \\$!; done\" & \
-         trap 'echo parent got USR1' USR1; wait $!; wait $!",
+        "trap 'echo parent got USR1' USR1; \
+         sh -c \"trap 'echo child got USR1; exit 0' USR1; echo child ready; while :; do sleep 1000 & wait \\$!; done\" & \
+         wait $!; wait $!",
     ]);
     running.expect_line("child ready");
     running.signal(libc::SIGUSR1);

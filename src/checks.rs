@@ -1,0 +1,260 @@
+//! Readiness probes and stop hooks, carried out without ever blocking the loop. TCP
+//! connects and HTTP requests run on non-blocking sockets watched by the event loop's
+//! epoll; commands run as child processes collected by the reaper; a file check is done
+//! at once. How long anything may take is the supervisor's business: it cancels.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+
+use crate::plan::{Check, HttpTarget};
+use crate::supervisor::{CheckId, ExitStatus};
+
+/// Epoll tokens from this one up belong to checks; the event loop keeps those below.
+pub const FIRST_TOKEN: u64 = 16;
+
+/// An HTTP answer's status line must come within this many bytes.
+const MAX_STATUS_LINE: usize = 1024;
+
+/// The result of a check: Ok when it passed, else why not.
+pub type Outcome = Result<(), String>;
+
+/// A check talking to a socket.
+struct Conversation {
+    id: CheckId,
+    token: u64,
+    stream: TcpStream,
+    /// The request still to send once connected; None for a bare TCP check.
+    request: Option<Vec<u8>>,
+    /// What has been read of the answer; Some once the request is sent.
+    answer: Option<Vec<u8>>,
+    addr: SocketAddr,
+}
+
+/// The checks under way.
+#[derive(Default)]
+pub struct Checks {
+    conversations: Vec<Conversation>,
+    commands: Vec<(i32, CheckId)>,
+    /// Command checks that were cancelled: their exits are swallowed when reaped.
+    abandoned: Vec<i32>,
+    next_token: u64,
+}
+
+/// How a command check is started: the event loop's launcher, as a closure so that this
+/// module needs to know nothing of spawning.
+pub type RunCommand<'a> = dyn FnMut(&[std::ffi::OsString]) -> Result<i32, String> + 'a;
+
+impl Checks {
+    /// Starts a check. Returns its outcome when it is known at once.
+    pub fn start(&mut self, id: CheckId, check: &Check, epoll: &Epoll, run: &mut RunCommand) -> Option<Outcome> {
+        match check {
+            Check::File(path) => {
+                Some(if path.exists() { Ok(()) } else { Err(format!("{} does not exist", path.display())) })
+            }
+            Check::Exec(argv) => match run(argv) {
+                Ok(pid) => {
+                    self.commands.push((pid, id));
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            },
+            Check::Tcp(addr) => self.converse(id, *addr, None, epoll),
+            Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), epoll),
+        }
+    }
+
+    fn converse(&mut self, id: CheckId, addr: SocketAddr, request: Option<Vec<u8>>, epoll: &Epoll) -> Option<Outcome> {
+        let stream = match connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => return Some(Err(format!("connect to {addr}: {e}"))),
+        };
+        let token = FIRST_TOKEN + self.next_token;
+        self.next_token += 1;
+        if let Err(e) = epoll.add(stream.as_fd(), EpollEvent::new(EpollFlags::EPOLLOUT, token)) {
+            return Some(Err(format!("cannot watch the connection to {addr}: {e}")));
+        }
+        self.conversations.push(Conversation { id, token, stream, request, answer: None, addr });
+        None
+    }
+
+    /// A check's socket is ready. Returns the check's outcome once it is known.
+    pub fn on_ready(&mut self, token: u64, epoll: &Epoll) -> Option<(CheckId, Outcome)> {
+        let position = self.conversations.iter().position(|c| c.token == token)?;
+        let conversation = &mut self.conversations[position];
+        let outcome = conversation.step(epoll)?;
+        let done = self.conversations.swap_remove(position);
+        let _ = epoll.delete(done.stream.as_fd());
+        Some((done.id, outcome))
+    }
+
+    /// A child was reaped. Returns None when it was not a check's; Some(None) when it
+    /// was a cancelled one; else the check's outcome.
+    pub fn on_exit(&mut self, pid: i32, status: ExitStatus) -> Option<Option<(CheckId, Outcome)>> {
+        if let Some(position) = self.abandoned.iter().position(|&p| p == pid) {
+            self.abandoned.swap_remove(position);
+            return Some(None);
+        }
+        let position = self.commands.iter().position(|&(p, _)| p == pid)?;
+        let (_, id) = self.commands.swap_remove(position);
+        let outcome =
+            if status == ExitStatus::Code(0) { Ok(()) } else { Err(format!("the command exited with {status}")) };
+        Some(Some((id, outcome)))
+    }
+
+    /// Abandons a check: closes its connection, or kills its command's process group.
+    pub fn cancel(&mut self, id: CheckId, epoll: &Epoll) {
+        if let Some(position) = self.conversations.iter().position(|c| c.id == id) {
+            let done = self.conversations.swap_remove(position);
+            let _ = epoll.delete(done.stream.as_fd());
+        }
+        if let Some(position) = self.commands.iter().position(|&(_, c)| c == id) {
+            let (pid, _) = self.commands.swap_remove(position);
+            // SAFETY: kill takes plain integers; the command leads its own process group.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+            self.abandoned.push(pid);
+        }
+    }
+}
+
+impl Conversation {
+    /// Moves the conversation on; Some once it has an outcome.
+    fn step(&mut self, epoll: &Epoll) -> Option<Outcome> {
+        let addr = self.addr;
+        if self.answer.is_none() {
+            if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
+                return Some(Err(format!("connect to {addr}: {e}")));
+            }
+            let Some(request) = self.request.take() else { return Some(Ok(())) };
+            // A request of a few hundred bytes fits a new connection's send buffer whole.
+            if let Err(e) = self.stream.write_all(&request) {
+                return Some(Err(format!("sending the request to {addr}: {e}")));
+            }
+            if let Err(e) = epoll.modify(self.stream.as_fd(), &mut EpollEvent::new(EpollFlags::EPOLLIN, self.token)) {
+                return Some(Err(format!("cannot watch the connection to {addr}: {e}")));
+            }
+            self.answer = Some(Vec::new());
+            return None;
+        }
+        let answer = self.answer.as_mut()?;
+        let mut chunk = [0u8; 512];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    return Some(
+                        status_of(answer)
+                            .unwrap_or_else(|| Err(format!("{addr} closed the connection without an HTTP answer"))),
+                    );
+                }
+                Ok(n) => {
+                    answer.extend_from_slice(&chunk[..n]);
+                    if let Some(outcome) = status_of(answer) {
+                        return Some(outcome);
+                    }
+                    if answer.len() > MAX_STATUS_LINE {
+                        return Some(Err(format!("{addr} did not answer with an HTTP status line")));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Some(Err(format!("reading the answer of {addr}: {e}"))),
+            }
+        }
+    }
+}
+
+/// The outcome of an HTTP answer once its status line is complete: 2xx passes.
+pub fn status_of(answer: &[u8]) -> Option<Outcome> {
+    let end = answer.windows(2).position(|w| w == b"\r\n")?;
+    let line = String::from_utf8_lossy(&answer[..end]);
+    let mut words = line.split(' ');
+    let version = words.next().unwrap_or_default();
+    let code = words.next().and_then(|c| c.parse::<u16>().ok()).filter(|_| version.starts_with("HTTP/1."));
+    Some(match code {
+        Some(200..=299) => Ok(()),
+        Some(code) => Err(format!("HTTP status {code}")),
+        None => Err(format!("not an HTTP status line: {:?}", line.chars().take(80).collect::<String>())),
+    })
+}
+
+fn request(method: &str, target: &HttpTarget) -> Vec<u8> {
+    let body = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
+    format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: exeunt/{}\r\n{body}Connection: close\r\n\r\n",
+        target.path,
+        target.host,
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes()
+}
+
+/// Starts a non-blocking connect; the socket becomes writable when it is settled.
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket takes plain integers; a non-negative result is a descriptor we own.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nobody else.
+    let stream = TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any address.
+            let sin = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr = libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above.
+            let sin6 = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
+            sin6.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: storage holds a valid address of `len` bytes.
+    let rc = unsafe {
+        libc::connect(stream.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len as libc::socklen_t)
+    };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(error);
+        }
+    }
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_2xx_status_lines_pass() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n"), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.0 204 No Content\r\nX: y\r\n"), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(Err("HTTP status 503".into())));
+        assert_eq!(status_of(b"HTTP/1.1 200"), None, "incomplete line");
+        assert!(status_of(b"SSH-2.0-OpenSSH\r\n").is_some_and(|o| o.is_err()));
+    }
+
+    #[test]
+    fn requests_name_the_host_and_close() {
+        let target = crate::rolemap::read_url("http://127.0.0.1:15020/quitquitquit").expect("valid");
+        let text = String::from_utf8(request("POST", &target)).expect("ascii");
+        assert!(text.starts_with("POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1:15020\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 0\r\n") && text.ends_with("Connection: close\r\n\r\n"), "{text}");
+    }
+}
