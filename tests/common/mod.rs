@@ -196,6 +196,11 @@ impl Running {
         }
     }
 
+    /// Time since the run started, on the clock of the lines' `at`.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     pub fn signal(&self, signo: i32) {
         let pid = self.exeunt_pid();
         // SAFETY: kill takes plain integers.
@@ -244,6 +249,38 @@ impl Running {
         });
         Outcome { code, stdout, stderr, lines: std::mem::take(&mut self.seen), elapsed }
     }
+}
+
+/// A role map's `[[process]]` running `script` with sh, plus `extra` lines.
+pub fn process(name: &str, role: &str, script: &str, extra: &str) -> String {
+    format!("[[process]]\nname = \"{name}\"\nrole = \"{role}\"\ncommand = [\"sh\", \"-c\", {script:?}]\n{extra}\n\n")
+}
+
+/// A shell that runs until SIGTERM, then echoes `name got TERM` and exits 0. It kills
+/// its `sleep` first: a child forked just then still holds the shell's TERM handler
+/// until it execs, and would swallow the final sweep's SIGTERM.
+pub fn until_term(name: &str, before: &str) -> String {
+    format!(
+        "trap 'kill -9 $! 2>/dev/null; echo {name} got TERM; exit 0' TERM; {before} while :; do sleep 1000 & wait $!; done"
+    )
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The test HTTP sidecar's command line.
+pub fn http_sidecar(port: u16, not_ready: u32) -> String {
+    assert!(
+        Path::new("/usr/bin/python3").exists() || which("python3"),
+        "python3 is missing: apt-get install python3 (the HTTP sidecar of the tests is a Python script)"
+    );
+    format!("exec python3 {}/tests/helpers/http_sidecar.py {port} {not_ready}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Runs exeunt as PID 1 to its end.

@@ -1,0 +1,285 @@
+//! Sidecars start one after another as each becomes ready, the primaries once all are;
+//! probes never hold up signals; a sidecar not ready in time stops the run or not, as
+//! its role map says.
+
+mod common;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use common::{HANG, Scratch, count, free_port, http_sidecar, pid1, process, run_pid1, until_term};
+
+fn position(stdout: &str, needle: &str) -> usize {
+    stdout.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in {stdout}"))
+}
+
+#[test]
+fn sidecars_start_in_order_each_once_the_previous_is_ready_then_the_primary() {
+    let scratch = Scratch::new("start-order");
+    let marker = scratch.path("db-ready");
+    let port = free_port();
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            &format!("echo db started; sleep 0.3; echo db ready; touch {marker}; exec sleep 1000"),
+            &format!("ready = {{ file = \"{marker}\", interval = \"20ms\" }}"),
+        ),
+        process(
+            "web",
+            "sidecar",
+            &http_sidecar(port, 2),
+            &format!("ready = {{ http = \"http://127.0.0.1:{port}/ready\", interval = \"50ms\" }}"),
+        ),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let at = |needle| position(&outcome.stdout, needle);
+    assert!(at("db ready") < at("http sidecar listening"), "web started after db was ready: {}", outcome.stdout);
+    assert_eq!(count(&outcome.stdout, "answered 503"), 2, "{}", outcome.stdout);
+    assert!(at("answered 200") < at("job started"), "the primary started after web was ready: {}", outcome.stdout);
+    for name in ["db", "web"] {
+        assert!(outcome.stderr.contains(&format!("sidecar {name} is ready after")), "{}", outcome.stderr);
+    }
+    // The sidecars stop in reverse start order.
+    let stop = |name: &str| position(&outcome.stderr, &format!("sending SIGTERM to sidecar {name}"));
+    assert!(stop("web") < stop("db"), "{}", outcome.stderr);
+}
+
+#[test]
+fn tcp_probe_passes_only_once_the_port_accepts() {
+    // A socket bound but not yet listening refuses connections: the test decides when
+    // the "database" starts accepting.
+    // SAFETY: plain socket calls on a descriptor this test owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0)) };
+    let listener = std::net::TcpListener::from(socket);
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_in of `len` bytes.
+    assert_eq!(unsafe { libc::bind(listener.as_raw_fd(), (&addr as *const libc::sockaddr_in).cast(), len) }, 0);
+    let port = listener.local_addr().expect("bound").port();
+
+    let scratch = Scratch::new("tcp-probe");
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            "exec sleep 1000",
+            &format!("ready = {{ tcp = \"127.0.0.1:{port}\", interval = \"20ms\" }}"),
+        ),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let mut running = pid1(&["-vv", "-c", &scratch.file("map.toml", &map)]);
+    running.expect_log("probe of db failed");
+    running.expect_log("probe of db failed: connect to 127.0.0.1");
+    // SAFETY: listen on the bound socket.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 8) }, 0);
+    running.expect_line("job started");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let ready = outcome.time_of(common::Stream::Stderr, "sidecar db is ready");
+    let first_failure = outcome.time_of(common::Stream::Stderr, "probe of db failed");
+    assert!(first_failure < ready);
+}
+
+#[test]
+fn exec_probe_passes_when_its_command_exits_zero() {
+    let scratch = Scratch::new("exec-probe");
+    let marker = scratch.path("up");
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            &format!("sleep 0.2; touch {marker}; exec sleep 1000"),
+            &format!("ready = {{ exec = [\"test\", \"-e\", \"{marker}\"], interval = \"20ms\" }}"),
+        ),
+        process("job", "primary", &format!("test -e {marker} && echo job saw db up"), ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stdout.contains("job saw db up"), "{outcome:?}");
+    assert!(!outcome.stderr.contains("Reaped zombie"), "probe commands are reaped as checks");
+}
+
+#[test]
+fn sidecar_not_ready_in_time_stops_the_run_naming_the_probe_and_last_error() {
+    let scratch = Scratch::new("not-ready");
+    let never = scratch.path("never");
+    let started = scratch.path("job-started");
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            &until_term("db", ""),
+            &format!("ready = {{ file = \"{never}\", interval = \"20ms\", timeout = \"300ms\" }}"),
+        ),
+        process("job", "primary", &format!("touch {started}"), ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    let expected = format!("sidecar db is not ready within 300ms: file {never}: {never} does not exist: stopping");
+    assert!(outcome.stderr.contains(&expected), "{}", outcome.stderr);
+    assert!(outcome.stdout.contains("db got TERM"), "what was started is stopped: {outcome:?}");
+    assert!(!std::path::Path::new(&started).exists(), "the primary never started");
+}
+
+#[test]
+fn sidecar_not_ready_in_time_with_on_timeout_start_lets_the_primary_run() {
+    let scratch = Scratch::new("not-ready-start");
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            &until_term("db", ""),
+            &format!(
+                "ready = {{ file = \"{}\", interval = \"20ms\", timeout = \"200ms\", on_timeout = \"start\" }}",
+                scratch.path("never")
+            ),
+        ),
+        process("job", "primary", "echo job started; exit 3", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 3, "the primary ran and its status counts: {outcome:?}");
+    assert!(outcome.stderr.contains("starting the rest anyway"), "{}", outcome.stderr);
+}
+
+#[test]
+fn sidecar_that_exits_before_it_is_ready_fails_the_start_with_its_status() {
+    let scratch = Scratch::new("exit-before-ready");
+    let map = [
+        process("db", "sidecar", "exit 4", &format!("ready = {{ file = \"{}\" }}", scratch.path("never"))),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    assert!(outcome.stderr.contains("sidecar db is not ready: it exited with exit code 4"), "{}", outcome.stderr);
+    assert!(!outcome.stdout.contains("job started"));
+}
+
+#[test]
+fn sigterm_during_a_hung_http_probe_is_acted_on_at_once() {
+    // A server that accepts and never answers.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let (accepted, on_accept) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in server.incoming().map_while(Result::ok) {
+            held.push(stream);
+            let _ = accepted.send(());
+        }
+    });
+    let scratch = Scratch::new("hung-probe");
+    let map = [
+        process(
+            "mesh",
+            "sidecar",
+            &until_term("mesh", "echo mesh up;"),
+            &format!(
+                "ready = {{ http = \"http://127.0.0.1:{port}/ready\", attempt_timeout = \"60s\", timeout = \"60s\" }}"
+            ),
+        ),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    on_accept.recv_timeout(HANG).expect("the probe connected");
+    running.expect_line("mesh up");
+    let sent = running.elapsed();
+    running.signal(libc::SIGTERM);
+    running.expect_log("received SIGTERM: stopping");
+    let outcome = running.finish();
+    let acted = outcome.time_of(common::Stream::Stderr, "received SIGTERM: stopping").saturating_sub(sent);
+    println!("SIGTERM during a hung probe acted on after {acted:?}");
+    assert!(acted < Duration::from_secs(1), "{acted:?}");
+    assert_eq!(outcome.code, 143, "stopped before any primary ran: {outcome:?}");
+    assert!(outcome.stdout.contains("mesh got TERM") && !outcome.stdout.contains("job started"), "{outcome:?}");
+    assert!(outcome.elapsed < Duration::from_secs(10), "{outcome:?}");
+}
+
+#[test]
+fn a_probe_that_answers_slowly_is_cut_off_by_its_attempt_timeout_and_retried() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    // The first connection gets no answer; the next ones get 200 at once.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for (n, stream) in server.incoming().map_while(Result::ok).enumerate() {
+            if n == 0 {
+                held.push(stream);
+            } else {
+                let mut stream = stream;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        }
+    });
+    let scratch = Scratch::new("slow-probe");
+    let map = [
+        process(
+            "mesh",
+            "sidecar",
+            &until_term("mesh", ""),
+            &format!(
+                "ready = {{ http = \"http://127.0.0.1:{port}/\", attempt_timeout = \"200ms\", interval = \"10ms\" }}"
+            ),
+        ),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-vv", "-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("sidecar mesh is ready after") && outcome.stderr.contains("(2 probes)"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn exeunt_waiting_for_readiness_wakes_up_only_for_its_probes() {
+    let scratch = Scratch::new("probe-wakeups");
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            &until_term("db", "echo db started;"),
+            &format!("ready = {{ file = \"{}\", interval = \"100ms\", timeout = \"60s\" }}", scratch.path("never")),
+        ),
+        process("job", "primary", "true", ""),
+    ]
+    .concat();
+    let mut running = pid1(&["-vv", "-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("db started");
+    running.expect_log("probe of db failed");
+    let pid = running.exeunt_pid();
+    let switches = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("exeunt is alive");
+        status
+            .lines()
+            // Each return from epoll_wait ends one voluntary switch; involuntary ones are
+            // preemption by other processes, not wake-ups.
+            .filter(|l| l.starts_with("voluntary_ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let (from, before) = (running.elapsed(), switches());
+    std::thread::sleep(Duration::from_secs(2));
+    let (to, after) = (running.elapsed(), switches());
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    let probes =
+        outcome.lines.iter().filter(|l| l.text.contains("probe of db failed") && l.at >= from && l.at <= to).count()
+            as u64;
+    println!("{} wake-ups for {probes} probes in 2s", after - before);
+    assert!((15..=25).contains(&probes), "a probe every 100ms: {probes}");
+    assert!(after - before <= probes + 2, "{} wake-ups for {probes} probes", after - before);
+}
