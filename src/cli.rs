@@ -16,6 +16,7 @@ use crate::signals::Signo;
 pub const USAGE: &str = "\
 usage: exeunt [OPTIONS] [--] [COMMAND [ARG]...]
        exeunt --check [ROLEMAP...]
+       exeunt install DIR
 
 Runs COMMAND, or the processes of a role map, as an init: reaps zombies, forwards
 signals, stops the sidecars when the primaries are done, and exits with the
@@ -35,8 +36,11 @@ options:
   -h, --help          show this help
       --version       show the version
 
+`exeunt install DIR` copies exeunt to DIR/exeunt (for an init container).
+
 environment: EXEUNT_CONFIG, EXEUNT_LOG, TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP,
-TINI_VERBOSITY
+TINI_VERBOSITY, and kubexit's KUBEXIT_NAME, KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEPS,
+KUBEXIT_BIRTH_DEPS, KUBEXIT_BIRTH_TIMEOUT, KUBEXIT_GRACE_PERIOD
 ";
 
 /// What the command line asks for.

@@ -7,7 +7,7 @@
 //! children unsupervised is worse than any error.
 
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use log::{debug, warn};
@@ -18,14 +18,19 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::checks::{self, Checks};
 use crate::plan::Plan;
+use crate::pod::graveyard::Graveyard;
+use crate::pod::shared_pid;
 use crate::reaper;
-use crate::signals::{SIGKILL, SignalInbox, Signo};
+use crate::signals::{self, Arrival, SIGKILL, SignalInbox, Signo};
 use crate::spawn::Launcher;
-use crate::supervisor::{Action, Event, Purpose, Supervisor, Time};
+use crate::supervisor::{Action, Event, ExitStatus, Milestone, Purpose, Supervisor, Time};
 
 const SIGNALS: u64 = 0;
 const TIMER: u64 = 1;
-const _: () = assert!(checks::FIRST_TOKEN > TIMER);
+const GRAVEYARD: u64 = 2;
+/// Tokens from here up are pidfds of other containers' processes: the base plus the pid.
+const PIDFDS: u64 = 1 << 40;
+const _: () = assert!(checks::FIRST_TOKEN > GRAVEYARD);
 
 /// The monotonic clock, as the supervisor counts time.
 pub fn now() -> Time {
@@ -51,13 +56,36 @@ impl Wakers {
 }
 
 /// Runs the plan to its end and returns exeunt's exit code.
-pub fn run(plan: &Plan, wakers: Wakers, launcher: Launcher) -> i32 {
-    let mut supervisor = Supervisor::new(plan);
-    let mut world = World { plan, wakers, launcher, checks: Checks::default(), pending: VecDeque::new(), armed: None };
-    let mut actions = supervisor.start();
+pub fn run(plan: &Plan, wakers: Wakers, launcher: Launcher, graveyard: Option<Graveyard>) -> i32 {
+    let mut supervisor = Supervisor::new(plan, now());
+    let mut world = World {
+        plan,
+        wakers,
+        launcher,
+        graveyard,
+        checks: Checks::default(),
+        others: Vec::new(),
+        pending: VecDeque::new(),
+        armed: None,
+    };
+    // What the graveyard says now comes first: when a death dep has died already,
+    // nothing is started at all.
+    let mut actions = Vec::new();
+    if let Some(graveyard) = &mut world.graveyard {
+        if let Err(e) = world.wakers.epoll.add(graveyard.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, GRAVEYARD)) {
+            warn!("cannot watch the graveyard: {e}");
+        }
+        for event in graveyard.scan() {
+            actions.extend(supervisor.handle(event, now()));
+        }
+    }
+    actions.extend(supervisor.start(now()));
     loop {
         for action in actions.drain(..) {
             if let Action::Exit(code) = action {
+                if let Some(graveyard) = &mut world.graveyard {
+                    graveyard.record(Milestone::Died(code));
+                }
                 return code;
             }
             world.carry_out(action);
@@ -80,7 +108,10 @@ struct World<'p> {
     plan: &'p Plan,
     wakers: Wakers,
     launcher: Launcher,
+    graveyard: Option<Graveyard>,
     checks: Checks,
+    /// Pidfds of the other containers' processes that are watched, by pid.
+    others: Vec<(i32, OwnedFd)>,
     pending: VecDeque<Event>,
     /// The deadline the timer is armed for.
     armed: Option<Time>,
@@ -90,11 +121,29 @@ impl World<'_> {
     fn carry_out(&mut self, action: Action) {
         match action {
             Action::Exit(_) => {}
-            Action::Spawn(index) => self.pending.push_back(match self.launcher.spawn(self.plan, index) {
-                Ok(pid) => Event::Spawned { index, pid },
-                Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
-            }),
+            Action::Spawn(index) => {
+                let event = match &self.plan.processes[index].matcher {
+                    Some(matcher) => self.adopt(index, matcher),
+                    None => match self.launcher.spawn(self.plan, index) {
+                        Ok(pid) => Event::Spawned { index, pid },
+                        Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
+                    },
+                };
+                self.pending.push_back(event);
+            }
             Action::Signal { pid, signo, group } => send(pid, signo, group),
+            Action::SignalWithStatus { pid, signo, status } => {
+                let value = libc::sigval { sival_ptr: signals::carry(status) as usize as *mut libc::c_void };
+                // SAFETY: sigqueue takes plain values; the pointer is never dereferenced.
+                if unsafe { libc::sigqueue(pid, signo.0, value) } != 0 {
+                    send(pid, signo, false);
+                }
+            }
+            Action::Record(milestone) => {
+                if let Some(graveyard) = &mut self.graveyard {
+                    graveyard.record(milestone);
+                }
+            }
             Action::SignalDescendants(signo) => {
                 reaper::signal_descendants(signo);
                 // What has already died is collected now, and the supervisor learns
@@ -119,6 +168,26 @@ impl World<'_> {
         }
     }
 
+    /// Looks for the process of another container that a sidecar names, and watches it
+    /// through a pidfd when found.
+    fn adopt(&mut self, index: usize, matcher: &crate::plan::Matcher) -> Event {
+        let Some(pid) = shared_pid::find(matcher) else { return Event::NotFound { index } };
+        let pidfd = match shared_pid::pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(e) => {
+                debug!("pid {pid} matched {matcher} but cannot be watched: {e}");
+                return Event::NotFound { index };
+            }
+        };
+        if let Err(e) = self.wakers.epoll.add(pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, PIDFDS + pid as u64))
+        {
+            warn!("cannot watch pid {pid}: {e}");
+            return Event::NotFound { index };
+        }
+        self.others.push((pid, pidfd));
+        Event::Spawned { index, pid }
+    }
+
     /// Blocks until a signal arrives, the timer fires or a check's socket is ready,
     /// and queues what happened.
     fn wait(&mut self) {
@@ -140,6 +209,19 @@ impl World<'_> {
                     self.armed = None;
                     self.pending.push_back(Event::Tick);
                 }
+                GRAVEYARD => {
+                    if let Some(graveyard) = &mut self.graveyard {
+                        self.pending.extend(graveyard.on_readable());
+                    }
+                }
+                token if token >= PIDFDS => {
+                    let pid = (token - PIDFDS) as i32;
+                    if let Some(position) = self.others.iter().position(|(p, _)| *p == pid) {
+                        let (_, pidfd) = self.others.swap_remove(position);
+                        let _ = self.wakers.epoll.delete(pidfd.as_fd());
+                        self.pending.push_back(Event::Exited { pid, status: ExitStatus::Unknown });
+                    }
+                }
                 token => {
                     if let Some((id, result)) = self.checks.on_ready(token, &self.wakers.epoll) {
                         self.pending.push_back(Event::CheckDone { id, result });
@@ -160,6 +242,9 @@ impl World<'_> {
                     // The kernel's answer to something exeunt did (SIGPIPE for a write to a
                     // closed stderr): it is not a request from outside, so it is not forwarded.
                     debug!("ignoring {} caused by exeunt itself", arrival.signo);
+                }
+                Ok(Some(Arrival { signo, status: Some(status), .. })) if signo.asks_to_stop() => {
+                    self.pending.push_back(Event::StopWithStatus { signo, status });
                 }
                 Ok(Some(arrival)) => self.pending.push_back(Event::Signal(arrival.signo)),
                 Ok(None) => break,

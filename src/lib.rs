@@ -14,6 +14,7 @@ pub mod duration;
 pub mod event_loop;
 pub mod logger;
 pub mod plan;
+pub mod pod;
 pub mod reaper;
 pub mod rolemap;
 pub mod signals;
@@ -23,7 +24,7 @@ pub mod supervisor;
 use std::ffi::OsString;
 use std::io::Write;
 
-use log::debug;
+use log::{debug, info};
 
 use cli::{Invocation, Options};
 use logger::Level;
@@ -36,6 +37,13 @@ pub const SETUP_ERROR: i32 = 1;
 
 /// Runs exeunt with `args` (the program name first) and returns its exit code.
 pub fn main(args: &[OsString]) -> i32 {
+    // `exeunt install DIR`, and only that shape: `exeunt install -m 755 a b` still runs
+    // coreutils' install as the primary, as tini would.
+    if let [_, verb, dir] = args
+        && verb == "install"
+    {
+        return install(std::path::Path::new(dir));
+    }
     let env = |name: &str| std::env::var_os(name);
     match cli::parse(args.get(1..).unwrap_or_default(), &env) {
         Ok(Invocation::Help) => say(cli::USAGE),
@@ -83,7 +91,14 @@ fn run(options: Options) -> i32 {
         Ok(launcher) => launcher,
         Err(message) => return complain(USAGE_ERROR, &message),
     };
-    event_loop::run(&plan, wakers, launcher)
+    let graveyard = match &plan.pod {
+        Some(pod) => match pod::graveyard::Graveyard::open(pod) {
+            Ok(graveyard) => Some(graveyard),
+            Err(message) => return complain(SETUP_ERROR, &message),
+        },
+        None => None,
+    };
+    event_loop::run(&plan, wakers, launcher, graveyard)
 }
 
 /// The plan for a run: the role map's, or the one COMMAND's, with the command line's
@@ -96,7 +111,21 @@ fn build_plan(options: &Options) -> Result<Plan, String> {
         }
         None => Plan::new(vec![ProcessSpec::new("main", Role::Primary, options.command.clone())], DEFAULT_GRACE),
     };
-    if let Some(grace) = options.grace {
+    let kubexit = pod::kubexit_env::read(plan.pod.take(), &|name| std::env::var_os(name))?;
+    if kubexit.api_variables_ignored {
+        info!("KUBEXIT_POD_NAME and KUBEXIT_NAMESPACE are not needed: readiness comes from the graveyard");
+    }
+    if let Some(pod) = kubexit.pod {
+        if std::env::var_os("KUBEXIT_BIRTH_TIMEOUT").is_some() || options.config.is_none() {
+            plan.match_timeout = pod.birth_timeout;
+        }
+        if options.config.is_none() && kubexit.grace.is_none() {
+            // Configured by kubexit's variables alone: kubexit's default grace period.
+            plan.override_grace(pod::kubexit_env::KUBEXIT_DEFAULT_GRACE);
+        }
+        plan.pod = Some(pod);
+    }
+    if let Some(grace) = options.grace.or(kubexit.grace) {
         plan.override_grace(grace);
     }
     plan.signal_groups = options.signal_groups;
@@ -128,6 +157,26 @@ fn check(options: &Options) -> i32 {
         }
     }
     code
+}
+
+/// `exeunt install DIR`: copies the running binary to DIR/exeunt, for an init container
+/// that puts exeunt into a shared volume (sidecar images often have no shell or cp).
+/// The copy is written beside its place and renamed into it, so that a container
+/// starting meanwhile never runs half a binary.
+fn install(dir: &std::path::Path) -> i32 {
+    use std::os::unix::fs::PermissionsExt;
+    let target = dir.join("exeunt");
+    let temporary = dir.join(format!(".exeunt.{}.tmp", std::process::id()));
+    let copied = std::fs::copy("/proc/self/exe", &temporary)
+        .and_then(|_| std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755)))
+        .and_then(|()| std::fs::rename(&temporary, &target));
+    match copied {
+        Ok(()) => say(&format!("installed exeunt at {}\n", target.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temporary);
+            complain(SETUP_ERROR, &format!("install: cannot copy exeunt to {}: {e}", target.display()))
+        }
+    }
 }
 
 /// Prints to stdout; a closed stdout is not worth a crash.

@@ -125,6 +125,45 @@ pub enum ShutdownOrder {
     Parallel,
 }
 
+/// How a sidecar of another container is found in a shared process namespace: by one
+/// of the fields of its container's top process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// The command name of /proc/PID/comm (at most 15 bytes, as the kernel keeps it).
+    Comm(String),
+    /// The executable's path, as /proc/PID/exe links to it.
+    Exe(PathBuf),
+    /// The first word of its command line.
+    Argv0(String),
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Matcher::Comm(comm) => write!(f, "comm = {comm:?}"),
+            Matcher::Exe(exe) => write!(f, "exe = {:?}", exe.display().to_string()),
+            Matcher::Argv0(argv0) => write!(f, "argv0 = {argv0:?}"),
+        }
+    }
+}
+
+/// This container's place in a pod that coordinates through a graveyard volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// This container's name: its tombstone is `graveyard/name`.
+    pub name: String,
+    pub graveyard: PathBuf,
+    /// Stop this container's processes when any of these containers has died.
+    pub death_deps: Vec<String>,
+    /// Start this container's processes once all of these containers are ready.
+    pub birth_deps: Vec<String>,
+    /// How long to wait for the birth deps, and for matched sidecars to appear.
+    pub birth_timeout: Duration,
+}
+
+pub const DEFAULT_GRAVEYARD: &str = "/graveyard";
+pub const DEFAULT_BIRTH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Who a process runs as: `USER[:GROUP]`, each a number or a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
@@ -146,7 +185,10 @@ impl fmt::Display for UserSpec {
 pub struct ProcessSpec {
     pub name: String,
     pub role: Role,
+    /// Empty for a sidecar found by `matcher` instead of started.
     pub command: Vec<OsString>,
+    /// A sidecar of another container, found in a shared process namespace.
+    pub matcher: Option<Matcher>,
     /// Asks the process to stop; also what follows a failed stop hook.
     pub stop_signal: Signo,
     /// Asks the process to stop instead of the stop signal (an HTTP POST or a command).
@@ -171,6 +213,7 @@ impl ProcessSpec {
             name: name.to_string(),
             role,
             command,
+            matcher: None,
             stop_signal: SIGTERM,
             stop_hook: None,
             grace_period: DEFAULT_GRACE,
@@ -210,6 +253,10 @@ pub struct Plan {
     /// Grace given to leftover descendants between SIGTERM and SIGKILL at the end.
     pub grace_period: Duration,
     pub shutdown: ShutdownOrder,
+    /// Set when this container coordinates with others through a graveyard.
+    pub pod: Option<Pod>,
+    /// How long matched sidecars may take to appear (the pod's birth timeout).
+    pub match_timeout: Duration,
     /// Forward signals to the primaries' process groups, not only to them (`-g`).
     pub signal_groups: bool,
     pub zero_codes: ZeroCodes,
@@ -226,6 +273,8 @@ impl Plan {
             processes,
             grace_period,
             shutdown: ShutdownOrder::Ordered,
+            pod: None,
+            match_timeout: DEFAULT_BIRTH_TIMEOUT,
             signal_groups: false,
             zero_codes: ZeroCodes::default(),
             report_reaped: false,
@@ -249,18 +298,24 @@ impl fmt::Display for Plan {
             ShutdownOrder::Parallel => "sidecars stop all at once",
         };
         writeln!(f, "shutdown: {order}")?;
+        if let Some(pod) = &self.pod {
+            writeln!(
+                f,
+                "pod: container {}, graveyard {}, death deps {:?}, birth deps {:?}, birth timeout {}",
+                pod.name,
+                pod.graveyard.display(),
+                pod.death_deps,
+                pod.birth_deps,
+                Show(pod.birth_timeout)
+            )?;
+        }
         for (i, p) in self.processes.iter().enumerate() {
             let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();
-            write!(
-                f,
-                "{}. {} {}: {:?}, stop {}, grace {}",
-                i + 1,
-                p.role,
-                p.name,
-                command,
-                p.stop_signal,
-                Show(p.grace_period)
-            )?;
+            match &p.matcher {
+                Some(matcher) => write!(f, "{}. {} {}: found by {matcher}", i + 1, p.role, p.name)?,
+                None => write!(f, "{}. {} {}: {:?}", i + 1, p.role, p.name, command)?,
+            }
+            write!(f, ", stop {}, grace {}", p.stop_signal, Show(p.grace_period))?;
             if let Some(hook) = &p.stop_hook {
                 write!(f, ", stop hook {hook}")?;
             }

@@ -15,8 +15,9 @@ use toml::Spanned;
 
 use crate::duration;
 use crate::plan::{
-    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_GRACE, DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, HttpTarget, OnExit,
-    OnTimeout, Plan, ProcessSpec, Readiness, Role, ShutdownOrder, UserSpec,
+    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, DEFAULT_INTERVAL,
+    DEFAULT_READY_TIMEOUT, HttpTarget, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role,
+    ShutdownOrder, UserSpec,
 };
 use crate::signals::Signo;
 
@@ -48,6 +49,8 @@ impl std::error::Error for RoleMapError {}
 struct RawRoleMap {
     grace_period: Option<Spanned<String>>,
     shutdown: Option<RawShutdown>,
+    match_timeout: Option<Spanned<String>>,
+    pod: Option<RawPod>,
     #[serde(default)]
     process: Vec<RawProcess>,
 }
@@ -57,7 +60,9 @@ struct RawRoleMap {
 struct RawProcess {
     name: Spanned<String>,
     role: Spanned<RawRole>,
-    command: Spanned<Vec<String>>,
+    command: Option<Spanned<Vec<String>>>,
+    #[serde(rename = "match")]
+    matcher: Option<Spanned<RawMatch>>,
     stop_signal: Option<Spanned<String>>,
     grace_period: Option<Spanned<String>>,
     env: Option<Spanned<BTreeMap<String, String>>>,
@@ -97,6 +102,24 @@ enum RawOnExit {
 enum RawOnTimeout {
     Fail,
     Start,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPod {
+    name: Spanned<String>,
+    graveyard: Option<Spanned<String>>,
+    death_deps: Option<Vec<Spanned<String>>>,
+    birth_deps: Option<Vec<Spanned<String>>>,
+    birth_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    comm: Option<Spanned<String>>,
+    exe: Option<Spanned<String>>,
+    argv0: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -221,28 +244,64 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
     if let Some(RawShutdown::Parallel) = raw.shutdown {
         plan.shutdown = ShutdownOrder::Parallel;
     }
+    if let Some(pod) = &raw.pod {
+        let pod = read_pod(pod, &at)?;
+        plan.match_timeout = pod.birth_timeout;
+        plan.pod = Some(pod);
+    }
+    if let Some(value) = &raw.match_timeout {
+        plan.match_timeout = read_duration(value, "match_timeout", &at)?;
+    }
     Ok(plan)
 }
 
 type At<'a> = dyn Fn(Range<usize>, String) -> RoleMapError + 'a;
 
 fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<ProcessSpec, RoleMapError> {
-    let command = p.command.get_ref();
-    match command.first() {
-        None => return Err(at(p.command.span(), "command: must name a program, it is empty".to_string())),
-        Some(program) if program.is_empty() => {
-            return Err(at(p.command.span(), "command: the program name is empty".to_string()));
-        }
-        _ => {}
-    }
-    if command.iter().any(|arg| arg.contains('\0')) {
-        return Err(at(p.command.span(), "command: contains a NUL character".to_string()));
-    }
     let role = match p.role.get_ref() {
         RawRole::Primary => Role::Primary,
         RawRole::Sidecar => Role::Sidecar,
     };
-    let mut spec = ProcessSpec::new(p.name.get_ref(), role, command.iter().map(OsString::from).collect());
+    let (command, matcher) = match (&p.command, &p.matcher) {
+        (Some(command), None) => (read_command(command, at)?, None),
+        (None, Some(matcher)) if role == Role::Sidecar => (Vec::new(), Some(read_match(matcher, at)?)),
+        (None, Some(matcher)) => {
+            return Err(at(
+                matcher.span(),
+                "match: only sidecars of other containers are found by match; a primary has a command".to_string(),
+            ));
+        }
+        (Some(_), Some(matcher)) => {
+            return Err(at(matcher.span(), "match: give either command or match, not both".to_string()));
+        }
+        (None, None) => {
+            return Err(at(
+                p.name.span(),
+                "command: missing; give the program to run (or match, for a sidecar of another container)".to_string(),
+            ));
+        }
+    };
+    let mut spec = ProcessSpec::new(p.name.get_ref(), role, command);
+    if let Some(matcher) = matcher {
+        spec.matcher = Some(matcher);
+        // exeunt cannot start another container's process again.
+        spec.on_exit = OnExit::Ignore;
+        let not_for_matched = [
+            ("on_exit", p.on_exit.as_ref().filter(|o| matches!(o.get_ref(), RawOnExit::Restart)).map(Spanned::span)),
+            ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
+            ("user", p.user.as_ref().map(Spanned::span)),
+            ("workdir", p.workdir.as_ref().map(Spanned::span)),
+            ("env", p.env.as_ref().map(Spanned::span)),
+        ];
+        if let Some((key, Some(span))) = not_for_matched.into_iter().find(|(_, span)| span.is_some()) {
+            return Err(at(
+                span,
+                format!(
+                    "{key}: a sidecar found by match belongs to another container, which starts it; exeunt cannot set this"
+                ),
+            ));
+        }
+    }
     spec.grace_period = match &p.grace_period {
         Some(value) => read_duration(value, "grace_period", at)?,
         None => global_grace,
@@ -313,6 +372,86 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         })?);
     }
     Ok(spec)
+}
+
+fn read_command(command: &Spanned<Vec<String>>, at: &At) -> Result<Vec<OsString>, RoleMapError> {
+    let words = command.get_ref();
+    match words.first() {
+        None => return Err(at(command.span(), "command: must name a program, it is empty".to_string())),
+        Some(program) if program.is_empty() => {
+            return Err(at(command.span(), "command: the program name is empty".to_string()));
+        }
+        _ => {}
+    }
+    if words.iter().any(|arg| arg.contains('\0')) {
+        return Err(at(command.span(), "command: contains a NUL character".to_string()));
+    }
+    Ok(words.iter().map(OsString::from).collect())
+}
+
+fn read_match(matcher: &Spanned<RawMatch>, at: &At) -> Result<Matcher, RoleMapError> {
+    let raw = matcher.get_ref();
+    let given = [&raw.comm, &raw.exe, &raw.argv0];
+    let Some(value) =
+        given.iter().copied().flatten().next().filter(|_| given.iter().filter(|g| g.is_some()).count() == 1)
+    else {
+        return Err(at(matcher.span(), "match: give exactly one of comm, exe or argv0".to_string()));
+    };
+    let text = value.get_ref();
+    if text.is_empty() || text.contains('\0') {
+        return Err(at(value.span(), "match: the value must be non-empty".to_string()));
+    }
+    if let Some(comm) = &raw.comm {
+        if comm.get_ref().len() > 15 {
+            return Err(at(
+                comm.span(),
+                format!(
+                    "match.comm: '{}' is longer than the 15 bytes the kernel keeps of a command name; match by exe or argv0",
+                    comm.get_ref()
+                ),
+            ));
+        }
+        return Ok(Matcher::Comm(text.clone()));
+    }
+    if raw.exe.is_some() {
+        return Ok(Matcher::Exe(PathBuf::from(text)));
+    }
+    Ok(Matcher::Argv0(text.clone()))
+}
+
+fn read_pod(raw: &RawPod, at: &At) -> Result<Pod, RoleMapError> {
+    let name = |value: &Spanned<String>, key: &str| -> Result<String, RoleMapError> {
+        if is_valid_name(value.get_ref()) {
+            return Ok(value.get_ref().clone());
+        }
+        Err(at(
+            value.span(),
+            format!(
+                "pod.{key}: '{}' is not a valid container name (1 to 63 of a-z, 0-9 and '-')",
+                value.get_ref().escape_debug()
+            ),
+        ))
+    };
+    let names = |values: &Option<Vec<Spanned<String>>>, key: &str| -> Result<Vec<String>, RoleMapError> {
+        values.iter().flatten().map(|v| name(v, key)).collect()
+    };
+    let graveyard = match &raw.graveyard {
+        Some(path) if path.get_ref().starts_with('/') && !path.get_ref().contains('\0') => {
+            PathBuf::from(path.get_ref())
+        }
+        Some(path) => return Err(at(path.span(), "pod.graveyard: must be an absolute path".to_string())),
+        None => PathBuf::from(DEFAULT_GRAVEYARD),
+    };
+    Ok(Pod {
+        name: name(&raw.name, "name")?,
+        graveyard,
+        death_deps: names(&raw.death_deps, "death_deps")?,
+        birth_deps: names(&raw.birth_deps, "birth_deps")?,
+        birth_timeout: match &raw.birth_timeout {
+            Some(value) => read_duration(value, "pod.birth_timeout", at)?,
+            None => DEFAULT_BIRTH_TIMEOUT,
+        },
+    })
 }
 
 fn read_duration(value: &Spanned<String>, key: &str, at: &At) -> Result<Duration, RoleMapError> {

@@ -120,6 +120,23 @@ pub struct Arrival {
     pub signo: Signo,
     /// The sender's pid in exeunt's namespace, 0 for the kernel or another namespace.
     pub sender: i32,
+    /// The exit status another exeunt sent along with the signal (see [`carry`]).
+    pub status: Option<i32>,
+}
+
+/// Marks a sigqueue value as an exit status sent by exeunt: "EX" in the high bytes,
+/// the status in the lowest, so that a value queued by anything else is not taken
+/// for one.
+const CARRY_TAG: i32 = 0x4558_0000;
+
+/// The sigqueue value that carries exit status `status` (0 to 255).
+pub fn carry(status: i32) -> i32 {
+    CARRY_TAG | (status & 0xff)
+}
+
+/// The exit status a sigqueue value carries, if exeunt made it.
+pub fn carried(value: i32) -> Option<i32> {
+    (value & !0xff == CARRY_TAG).then_some(value & 0xff)
 }
 
 /// Every catchable signal, blocked and readable from one file descriptor.
@@ -146,10 +163,11 @@ impl SignalInbox {
 
     /// The next pending signal, or None when there is none.
     pub fn next(&self) -> Result<Option<Arrival>, Errno> {
-        Ok(self
-            .fd
-            .read_signal()?
-            .map(|info| Arrival { signo: Signo(info.ssi_signo as i32), sender: info.ssi_pid as i32 }))
+        Ok(self.fd.read_signal()?.map(|info| Arrival {
+            signo: Signo(info.ssi_signo as i32),
+            sender: info.ssi_pid as i32,
+            status: (info.ssi_code == libc::SI_QUEUE).then(|| carried(info.ssi_int)).flatten(),
+        }))
     }
 }
 
@@ -200,6 +218,16 @@ mod tests {
             let err = Signo::parse(bad).expect_err(bad);
             assert!(err.contains("unknown signal"), "{err}");
         }
+    }
+
+    #[test]
+    fn only_values_made_by_carry_carry_a_status() {
+        for status in [0, 3, 143, 255] {
+            assert_eq!(carried(carry(status)), Some(status));
+        }
+        assert_eq!(carried(0), None);
+        assert_eq!(carried(7), None);
+        assert_eq!(carried(0x4559_0003), None);
     }
 
     #[test]

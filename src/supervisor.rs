@@ -30,6 +30,9 @@ const BACKOFF_RESET: Duration = Duration::from_secs(10);
 pub enum ExitStatus {
     Code(i32),
     Signal(Signo),
+    /// A process that is not exeunt's child (a sidecar of another container): it exited,
+    /// and only its parent can know how. Counts as a failure (1).
+    Unknown,
 }
 
 impl ExitStatus {
@@ -38,6 +41,7 @@ impl ExitStatus {
         match self {
             ExitStatus::Code(code) => code,
             ExitStatus::Signal(signo) => 128 + signo.0,
+            ExitStatus::Unknown => 1,
         }
     }
 }
@@ -47,6 +51,7 @@ impl fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(code) => write!(f, "exit code {code}"),
             ExitStatus::Signal(signo) => write!(f, "{signo} (status {})", self.code()),
+            ExitStatus::Unknown => f.write_str("a status only its own parent knows"),
         }
     }
 }
@@ -67,6 +72,20 @@ pub struct CheckId {
     pub purpose: Purpose,
 }
 
+/// A point in this container's life that the other containers of a pod learn of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    /// Its first process started.
+    Born,
+    /// Every process has started and every sidecar is ready.
+    Ready,
+    /// exeunt is exiting with this code.
+    Died(i32),
+}
+
+/// How long to wait before looking again for a sidecar of another container.
+const SEARCH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -80,6 +99,17 @@ pub enum Event {
     Reaped { children_left: bool },
     /// A signal was sent to exeunt.
     Signal(Signo),
+    /// A stop signal that carries the status to exit with (sent by the exeunt of
+    /// another container of the pod, once its primaries were done).
+    StopWithStatus { signo: Signo, status: i32 },
+    /// No process of another container matches this sidecar yet.
+    NotFound { index: usize },
+    /// Every birth dep of this container is ready.
+    BirthDepsReady,
+    /// A birth dep died before it was ready.
+    BirthDepDied { name: String, code: i32 },
+    /// A death dep of this container died with this exit code.
+    DeathDepDied { name: String, code: i32 },
     /// A check finished: Ok when it passed, else why not.
     CheckDone { id: CheckId, result: Result<(), String> },
     /// The clock passed the deadline the supervisor asked for.
@@ -93,8 +123,13 @@ pub enum Action {
     Spawn(usize),
     /// Signal a process, or its whole process group.
     Signal { pid: i32, signo: Signo, group: bool },
+    /// Signal a process of another container, telling an exeunt there which status to
+    /// exit with.
+    SignalWithStatus { pid: i32, signo: Signo, status: i32 },
     /// Signal every descendant of exeunt, then reap.
     SignalDescendants(Signo),
+    /// Tell the other containers of the pod (write this container's tombstone).
+    Record(Milestone),
     /// Run a check: the probe or the stop hook of the process it names.
     StartCheck(CheckId),
     /// Abandon a check that is under way; no CheckDone will follow.
@@ -127,6 +162,10 @@ enum State {
     Backoff {
         until: Time,
     },
+    /// A sidecar of another container, not found yet: looked for again at `retry`.
+    Searching {
+        retry: Time,
+    },
     Gone,
 }
 
@@ -134,12 +173,12 @@ impl State {
     fn pid(self) -> Option<i32> {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } | State::Killed { pid, .. } => Some(pid),
-            State::Waiting | State::Starting | State::Backoff { .. } | State::Gone => None,
+            State::Waiting | State::Starting | State::Backoff { .. } | State::Searching { .. } | State::Gone => None,
         }
     }
 
     fn alive(self) -> bool {
-        self == State::Starting || self.pid().is_some()
+        matches!(self, State::Starting | State::Searching { .. }) || self.pid().is_some()
     }
 }
 
@@ -172,6 +211,8 @@ struct Proc {
     restarts: u32,
     /// Quick exits in a row, for the back-off.
     streak: u32,
+    /// For a sidecar of another container: until when it may take to appear.
+    search_deadline: Option<Time>,
 }
 
 /// The shutdown, once it has begun.
@@ -207,11 +248,16 @@ pub struct Supervisor<'p> {
     error_code: Option<i32>,
     /// A stop signal that came before any primary ran: exit as if killed by it.
     signal_code: Option<i32>,
+    /// Until when the birth deps may take to be ready; None once they are (or if none).
+    birth_deadline: Option<Time>,
+    born: bool,
+    ready: bool,
 }
 
 impl<'p> Supervisor<'p> {
-    pub fn new(plan: &'p Plan) -> Supervisor<'p> {
-        let proc = Proc { state: State::Waiting, ready: Ready::No, restarts: 0, streak: 0 };
+    /// A supervisor of `plan`, created at `now` (the birth deps' wait starts then).
+    pub fn new(plan: &'p Plan, now: Time) -> Supervisor<'p> {
+        let proc = Proc { state: State::Waiting, ready: Ready::No, restarts: 0, streak: 0, search_deadline: None };
         Supervisor {
             plan,
             procs: vec![proc; plan.processes.len()],
@@ -220,13 +266,22 @@ impl<'p> Supervisor<'p> {
             primary_code: None,
             error_code: None,
             signal_code: None,
+            birth_deadline: plan.pod.as_ref().filter(|p| !p.birth_deps.is_empty()).map(|p| now + p.birth_timeout),
+            born: false,
+            ready: false,
         }
     }
 
-    /// The first actions: start the first process.
-    pub fn start(&mut self) -> Vec<Action> {
+    /// The first actions: start the first process (once the birth deps are ready).
+    pub fn start(&mut self, now: Time) -> Vec<Action> {
         let mut actions = Vec::new();
-        self.start_next(&mut actions);
+        if let (Some(deadline), Some(pod)) = (self.birth_deadline, &self.plan.pod) {
+            let within = Show(deadline.saturating_sub(now));
+            info!("waiting for the birth deps {} to be ready (at most {within})", pod.birth_deps.join(", "));
+        }
+        if self.shutdown.is_none() {
+            self.start_next(now, &mut actions);
+        }
         actions
     }
 
@@ -236,6 +291,7 @@ impl<'p> Supervisor<'p> {
             let state = match p.state {
                 State::Stopping { deadline, .. } => Some(deadline),
                 State::Backoff { until } => Some(until),
+                State::Searching { retry } => Some(retry),
                 _ => None,
             };
             let probe = match p.ready {
@@ -250,7 +306,7 @@ impl<'p> Supervisor<'p> {
             Sweep::Terminating { deadline } => Some(deadline),
             _ => None,
         };
-        procs.chain(sweep).min()
+        procs.chain(sweep).chain(self.birth_deadline).min()
     }
 
     /// Takes one event at time `now` and returns what to do about it.
@@ -275,14 +331,74 @@ impl<'p> Supervisor<'p> {
                 }
             }
             Event::Signal(signo) => self.on_signal(signo, &mut actions),
+            Event::StopWithStatus { signo, status } => {
+                info!("received {signo} carrying exit status {status} from another container's exeunt");
+                self.error_code.get_or_insert(status);
+                self.on_signal(signo, &mut actions);
+            }
+            Event::NotFound { index } => {
+                let deadline = *self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout);
+                if now >= deadline {
+                    let spec = &self.plan.processes[index];
+                    let matcher = spec.matcher.as_ref().map(ToString::to_string).unwrap_or_default();
+                    let waited = Show(self.plan.match_timeout);
+                    self.procs[index].state = State::Gone;
+                    self.not_ready(
+                        index,
+                        &format!("not there: no process with {matcher} appeared within {waited}"),
+                        &mut actions,
+                    );
+                } else {
+                    self.procs[index].state = State::Searching { retry: now + SEARCH_INTERVAL };
+                }
+            }
+            Event::BirthDepsReady => {
+                if self.birth_deadline.take().is_some() {
+                    info!("birth deps are ready: starting");
+                }
+            }
+            Event::BirthDepDied { name, code } => {
+                if self.birth_deadline.take().is_some() {
+                    error!("birth dep {name} died (exit code {code}) before it was ready: stopping");
+                    self.error_code.get_or_insert(NOT_READY);
+                    self.begin_shutdown(None, &mut actions);
+                }
+            }
+            Event::DeathDepDied { name, code } => {
+                if self.shutdown.is_none() {
+                    info!("death dep {name} died with exit code {code}: stopping, to exit with {code}");
+                }
+                self.birth_deadline = None;
+                self.error_code.get_or_insert(code);
+                self.begin_shutdown(None, &mut actions);
+            }
             Event::CheckDone { id, result } => self.on_check(id, result, now, &mut actions),
             Event::Tick => self.on_tick(now, &mut actions),
         }
         if self.shutdown.is_none() {
-            self.start_next(&mut actions);
+            self.start_next(now, &mut actions);
+            self.note_ready(&mut actions);
         }
         self.advance(now, &mut actions);
         actions
+    }
+
+    /// Records, once, that every process has started and every sidecar is ready.
+    fn note_ready(&mut self, actions: &mut Vec<Action>) {
+        let settled = |p: &Proc| {
+            !matches!(p.state, State::Waiting | State::Starting | State::Searching { .. })
+                && (p.ready != Ready::No || p.state == State::Gone)
+        };
+        let sidecars_ready = (0..self.procs.len())
+            .filter(|&i| self.role(i) == Role::Sidecar)
+            .all(|i| matches!(self.procs[i].ready, Ready::Yes | Ready::GaveUp));
+        if !self.ready && self.birth_deadline.is_none() && sidecars_ready && self.procs.iter().all(settled) {
+            self.ready = true;
+            info!("every process has started and every sidecar is ready");
+            if self.plan.pod.is_some() {
+                actions.push(Action::Record(Milestone::Ready));
+            }
+        }
     }
 
     fn name(&self, index: usize) -> &str {
@@ -303,8 +419,8 @@ impl<'p> Supervisor<'p> {
 
     /// Starts the next waiting process once every sidecar before it is ready: sidecars
     /// one after another, then the primaries together.
-    fn start_next(&mut self, actions: &mut Vec<Action>) {
-        if self.procs.iter().any(|p| p.state == State::Starting) {
+    fn start_next(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if self.birth_deadline.is_some() || self.procs.iter().any(|p| p.state == State::Starting) {
             return;
         }
         let Some(index) = self.procs.iter().position(|p| p.state == State::Waiting) else { return };
@@ -312,6 +428,9 @@ impl<'p> Supervisor<'p> {
         let sidecars_before_ready =
             (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| settled(&self.procs[j]));
         if sidecars_before_ready {
+            if self.plan.processes[index].matcher.is_some() {
+                self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout);
+            }
             self.procs[index].state = State::Starting;
             actions.push(Action::Spawn(index));
         }
@@ -319,13 +438,22 @@ impl<'p> Supervisor<'p> {
 
     fn on_spawned(&mut self, index: usize, pid: i32, now: Time, actions: &mut Vec<Action>) {
         let spec = &self.plan.processes[index];
+        if !self.born {
+            self.born = true;
+            if self.plan.pod.is_some() {
+                actions.push(Action::Record(Milestone::Born));
+            }
+        }
         let proc = &mut self.procs[index];
         proc.state = State::Running { pid, since: now };
         if proc.restarts > 0 {
             info!("restarted sidecar {} (pid {pid}, restart {})", spec.name, proc.restarts);
             return;
         }
-        info!("started {} {} (pid {pid})", spec.role, spec.name);
+        match &spec.matcher {
+            Some(matcher) => info!("found sidecar {} of another container: pid {pid}, {matcher}", spec.name),
+            None => info!("started {} {} (pid {pid})", spec.role, spec.name),
+        }
         if self.shutdown.is_some() {
             return;
         }
@@ -545,6 +673,15 @@ impl<'p> Supervisor<'p> {
     }
 
     fn on_tick(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if self.birth_deadline.is_some_and(|deadline| deadline <= now) {
+            self.birth_deadline = None;
+            let pod = self.plan.pod.as_ref();
+            let deps = pod.map(|p| p.birth_deps.join(", ")).unwrap_or_default();
+            let waited = Show(pod.map_or(Duration::ZERO, |p| p.birth_timeout));
+            error!("birth deps not ready within {waited} (waiting for {deps}): stopping");
+            self.error_code.get_or_insert(NOT_READY);
+            self.begin_shutdown(None, actions);
+        }
         for index in 0..self.procs.len() {
             match self.procs[index].state {
                 State::Stopping { pid, since, deadline, hook_running } if deadline <= now => {
@@ -559,7 +696,9 @@ impl<'p> Supervisor<'p> {
                     warn!("killing {}: still running {} after {how}", spec.name, Show(spec.grace_period));
                     self.kill(index, pid, since, actions);
                 }
-                State::Backoff { until } if until <= now && self.shutdown.is_none() => {
+                State::Backoff { until } | State::Searching { retry: until }
+                    if until <= now && self.shutdown.is_none() =>
+                {
                     self.procs[index].state = State::Starting;
                     actions.push(Action::Spawn(index));
                 }
@@ -585,7 +724,7 @@ impl<'p> Supervisor<'p> {
         self.shutdown = Some(Shutdown { primary_signal, by_signal: false, hurry: false });
         for index in 0..self.procs.len() {
             let proc = &mut self.procs[index];
-            if matches!(proc.state, State::Waiting | State::Backoff { .. }) {
+            if matches!(proc.state, State::Waiting | State::Backoff { .. } | State::Searching { .. }) {
                 proc.state = State::Gone;
             }
             if let Ready::Probing { attempt_deadline, .. } = proc.ready {
@@ -679,7 +818,12 @@ impl<'p> Supervisor<'p> {
             (_, signal) => {
                 let signo = signal.unwrap_or(spec.stop_signal);
                 info!("sending {signo} to {} {} (grace {grace})", spec.role, spec.name);
-                actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                if spec.matcher.is_some() {
+                    // An exeunt in that container exits with this container's status.
+                    actions.push(Action::SignalWithStatus { pid, signo, status: self.exit_code() });
+                } else {
+                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                }
                 false
             }
         };
@@ -691,9 +835,14 @@ impl<'p> Supervisor<'p> {
         self.procs[index].state = State::Killed { pid, since };
     }
 
-    fn finish(&mut self, actions: &mut Vec<Action>) {
+    /// The code exeunt exits with, as far as it is decided now.
+    fn exit_code(&self) -> i32 {
         let primary = self.primary_code.map(|code| self.plan.zero_codes.apply(code));
-        let code = self.error_code.or(primary).or(self.signal_code).unwrap_or(0);
+        self.error_code.or(primary).or(self.signal_code).unwrap_or(0)
+    }
+
+    fn finish(&mut self, actions: &mut Vec<Action>) {
+        let code = self.exit_code();
         info!("all processes are gone: exiting with {code}");
         self.sweep = Sweep::Done;
         actions.push(Action::Exit(code));
@@ -718,8 +867,8 @@ mod tests {
 
     /// Starts every process of the plan, giving process i the pid 100+i.
     fn started(plan: &Plan) -> Supervisor<'_> {
-        let mut sup = Supervisor::new(plan);
-        let mut actions = sup.start();
+        let mut sup = Supervisor::new(plan, Time::ZERO);
+        let mut actions = sup.start(Time::ZERO);
         while let [Action::Spawn(i)] = actions.as_slice() {
             let i = *i;
             actions = sup.handle(Event::Spawned { index: i, pid: 100 + i as i32 }, Time::ZERO);
@@ -745,8 +894,8 @@ mod tests {
     #[test]
     fn starts_sidecars_one_after_another_then_the_primary() {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar), ("log", Role::Sidecar)]);
-        let mut sup = Supervisor::new(&plan);
-        assert_eq!(sup.start(), [Action::Spawn(index(&plan, "proxy"))]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(index(&plan, "proxy"))]);
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(index(&plan, "log"))]);
         assert_eq!(sup.handle(Event::Spawned { index: 1, pid: 11 }, Time::ZERO), [Action::Spawn(index(&plan, "job"))]);
         assert_eq!(sup.handle(Event::Spawned { index: 2, pid: 12 }, Time::ZERO), []);
@@ -873,8 +1022,8 @@ mod tests {
     #[test]
     fn failed_spawn_stops_what_started_and_starts_nothing_more() {
         let plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar)]);
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(1)]);
         let failed = Event::SpawnFailed { index: 1, code: 127, reason: "not found".into() };
         assert_eq!(sup.handle(failed, Time::ZERO), [term(10)]);
@@ -898,8 +1047,8 @@ mod tests {
     #[test]
     fn stop_signal_before_any_primary_started_exits_as_killed_by_it() {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         assert_eq!(sup.handle(Event::Signal(SIGTERM), Time::ZERO), []);
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [term(10)]);
         sup.handle(exited(10, 0), SEC);
@@ -937,8 +1086,8 @@ mod tests {
     fn next_sidecar_starts_only_once_the_previous_one_is_ready() {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar), ("log", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
-        let mut sup = Supervisor::new(&plan);
-        assert_eq!(sup.start(), [Action::Spawn(0)]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
         // The first probe goes at once; a failure waits one interval.
         assert_eq!(
             sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO),
@@ -956,8 +1105,8 @@ mod tests {
     fn probe_attempt_without_answer_is_cancelled_at_its_attempt_timeout() {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         assert_eq!(sup.next_deadline(), Some(SEC));
         assert_eq!(sup.handle(Event::Tick, SEC), [Action::CancelCheck(check(0, Purpose::Ready))]);
@@ -968,8 +1117,8 @@ mod tests {
     fn sidecar_not_ready_in_time_stops_everything_and_exits_not_ready() {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
         assert_eq!(sup.handle(Event::Tick, 2 * SEC), [term(10)], "the primary never starts");
@@ -981,8 +1130,8 @@ mod tests {
     fn sidecar_not_ready_in_time_with_on_timeout_start_lets_the_primary_start() {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Start));
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
         assert_eq!(sup.handle(Event::Tick, 2 * SEC), [Action::Spawn(1)]);
@@ -992,8 +1141,8 @@ mod tests {
     fn sidecar_exiting_before_it_is_ready_is_a_readiness_failure() {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         assert_eq!(
             sup.handle(exited(10, 2), 50 * MS),
@@ -1006,8 +1155,8 @@ mod tests {
     fn stop_signal_during_the_readiness_wait_cancels_the_probe_and_stops_the_sidecar() {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
-        let mut sup = Supervisor::new(&plan);
-        sup.start();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
         sup.handle(exited(10, 0), 2 * MS);
@@ -1138,5 +1287,121 @@ mod tests {
         sup.handle(exited(100, 1), SEC);
         assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
         assert_eq!(sup.handle(Event::Tick, 2 * SEC), []);
+    }
+
+    fn pod_plan(birth_deps: &[&str]) -> Plan {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.pod = Some(crate::plan::Pod {
+            name: "queue".into(),
+            graveyard: "/graveyard".into(),
+            death_deps: vec!["forwarder".into()],
+            birth_deps: birth_deps.iter().map(|d| d.to_string()).collect(),
+            birth_timeout: 30 * SEC,
+        });
+        plan
+    }
+
+    #[test]
+    fn nothing_starts_before_the_birth_deps_are_ready() {
+        let plan = pod_plan(&["db"]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        assert_eq!(sup.start(Time::ZERO), []);
+        assert_eq!(sup.next_deadline(), Some(30 * SEC));
+        assert_eq!(sup.handle(Event::BirthDepsReady, SEC), [Action::Spawn(0)]);
+        assert_eq!(
+            sup.handle(Event::Spawned { index: 0, pid: 10 }, SEC),
+            [Action::Record(Milestone::Born), Action::Spawn(1)]
+        );
+        assert_eq!(sup.handle(Event::Spawned { index: 1, pid: 11 }, SEC), [Action::Record(Milestone::Ready)]);
+    }
+
+    #[test]
+    fn birth_deps_not_ready_in_time_end_the_run_before_anything_starts() {
+        let plan = pod_plan(&["db"]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
+        assert_eq!(sup.handle(Event::Tick, 30 * SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(GONE, 30 * SEC), [Action::Exit(NOT_READY)]);
+    }
+
+    #[test]
+    fn a_death_dep_that_died_before_the_start_means_nothing_starts_and_its_code_is_kept() {
+        let plan = pod_plan(&["db"]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        let died = Event::DeathDepDied { name: "forwarder".into(), code: 3 };
+        assert_eq!(sup.handle(died, Time::ZERO), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.start(Time::ZERO), []);
+        assert_eq!(sup.handle(Event::BirthDepsReady, Time::ZERO), []);
+        assert_eq!(sup.handle(GONE, Time::ZERO), [Action::Exit(3)]);
+    }
+
+    #[test]
+    fn a_death_dep_dying_stops_everything_and_its_code_wins_over_the_stopped_primary() {
+        let plan = pod_plan(&[]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
+        sup.handle(Event::Spawned { index: 0, pid: 100 }, Time::ZERO);
+        sup.handle(Event::Spawned { index: 1, pid: 101 }, Time::ZERO);
+        let died = Event::DeathDepDied { name: "forwarder".into(), code: 0 };
+        assert_eq!(sup.handle(died, SEC), [term(101)]);
+        sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(SIGTERM) }, SEC);
+        sup.handle(exited(100, 0), SEC);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)], "the forwarder succeeded, so the pod succeeds");
+    }
+
+    #[test]
+    fn a_birth_dep_that_died_before_it_was_ready_ends_the_wait() {
+        let plan = pod_plan(&["db"]);
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
+        sup.handle(Event::BirthDepDied { name: "db".into(), code: 2 }, SEC);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(NOT_READY)]);
+    }
+
+    #[test]
+    fn stop_signal_carrying_a_status_makes_exeunt_exit_with_it() {
+        let plan = plan(&[("job", Role::Primary)]);
+        let mut sup = started(&plan);
+        assert_eq!(sup.handle(Event::StopWithStatus { signo: SIGTERM, status: 4 }, SEC), [term(100)]);
+        sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, SEC);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(4)]);
+    }
+
+    fn matched_plan() -> Plan {
+        let mut plan = plan(&[("job", Role::Primary), ("mesh", Role::Sidecar)]);
+        plan.processes[0].matcher = Some(crate::plan::Matcher::Comm("envoy".into()));
+        plan.processes[0].command.clear();
+        plan.match_timeout = SEC;
+        plan
+    }
+
+    #[test]
+    fn a_sidecar_of_another_container_is_looked_for_until_it_appears() {
+        let plan = matched_plan();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
+        assert_eq!(sup.handle(Event::NotFound { index: 0 }, Time::ZERO), []);
+        assert_eq!(sup.next_deadline(), Some(100 * MS));
+        assert_eq!(sup.handle(Event::Tick, 100 * MS), [Action::Spawn(0)]);
+        assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 50 }, 100 * MS), [Action::Spawn(1)]);
+        // Once the primary is done, the stop signal carries its status to that container.
+        sup.handle(Event::Spawned { index: 1, pid: 51 }, 100 * MS);
+        assert_eq!(sup.handle(exited(51, 3), SEC), [Action::SignalWithStatus { pid: 50, signo: SIGTERM, status: 3 }]);
+        assert_eq!(
+            sup.handle(Event::Exited { pid: 50, status: ExitStatus::Unknown }, SEC),
+            [Action::SignalDescendants(SIGTERM)]
+        );
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(3)]);
+    }
+
+    #[test]
+    fn a_sidecar_of_another_container_that_never_appears_fails_the_start() {
+        let plan = matched_plan();
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        sup.start(Time::ZERO);
+        sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
+        assert_eq!(sup.handle(Event::Tick, SEC), [Action::Spawn(0)]);
+        assert_eq!(sup.handle(Event::NotFound { index: 0 }, SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(NOT_READY)]);
     }
 }

@@ -1,0 +1,215 @@
+//! Where pods are coordinated through a shared volume: this container's tombstone is
+//! written there, and the tombstones of the containers it depends on are watched.
+//!
+//! The directory is watched with inotify *before* it is scanned, so a tombstone written
+//! between the two is seen either way; a death that happened before exeunt started is
+//! found by the scan (kubexit saw only events, and missed it).
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use log::{debug, error, info, warn};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use super::tombstone::{self, MAX_SIZE, Tombstone};
+use crate::plan::Pod;
+use crate::supervisor::{Event, Milestone};
+
+/// This container's view of the graveyard.
+pub struct Graveyard {
+    dir: PathBuf,
+    name: String,
+    death_deps: Vec<String>,
+    birth_deps: Vec<String>,
+    inotify: Inotify,
+    own: Tombstone,
+    ready_deps: BTreeSet<String>,
+    /// Deps whose death has been reported, so that it is reported once.
+    dead_deps: BTreeSet<String>,
+    birth_reported: bool,
+}
+
+impl Graveyard {
+    /// Opens the graveyard, creating the directory when it is missing.
+    pub fn open(pod: &Pod) -> Result<Graveyard, String> {
+        let dir = &pod.graveyard;
+        std::fs::create_dir_all(dir).map_err(|e| format!("graveyard {}: cannot create it: {e}", dir.display()))?;
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))?;
+        // Complete writes only: a rename into place (exeunt) or the close after an
+        // in-place write (kubexit). The directory's own removal is noticed too.
+        let flags = AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_ONLYDIR;
+        inotify
+            .add_watch(dir.as_path(), flags)
+            .map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))?;
+        Ok(Graveyard {
+            dir: dir.clone(),
+            name: pod.name.clone(),
+            death_deps: pod.death_deps.clone(),
+            birth_deps: pod.birth_deps.clone(),
+            inotify,
+            own: Tombstone::default(),
+            ready_deps: BTreeSet::new(),
+            dead_deps: BTreeSet::new(),
+            birth_reported: false,
+        })
+    }
+
+    /// Reads every dep's tombstone as it is now. Call once, after `open`.
+    pub fn scan(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.birth_deps.is_empty() {
+            self.birth_reported = true;
+        }
+        let deps: BTreeSet<String> = self.death_deps.iter().chain(&self.birth_deps).cloned().collect();
+        for dep in deps {
+            self.look_at(&dep, &mut events);
+        }
+        events
+    }
+
+    /// The graveyard changed: re-reads the tombstones that were written.
+    pub fn on_readable(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        let changes = match self.inotify.read_events() {
+            Ok(changes) => changes,
+            Err(nix::errno::Errno::EAGAIN) => return events,
+            Err(e) => {
+                warn!("graveyard {}: reading its changes failed: {e}", self.dir.display());
+                return events;
+            }
+        };
+        for change in changes {
+            if change.mask.intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF) {
+                error!("graveyard {} was removed: deps can no longer be followed", self.dir.display());
+                continue;
+            }
+            if let Some(name) = change.name.as_deref().and_then(OsStr::to_str)
+                && self.death_deps.iter().chain(&self.birth_deps).any(|d| d == name)
+            {
+                let dep = name.to_string();
+                self.look_at(&dep, &mut events);
+            }
+        }
+        events
+    }
+
+    /// Reads one dep's tombstone and turns what is new on it into events.
+    fn look_at(&mut self, dep: &str, events: &mut Vec<Event>) {
+        let path = self.dir.join(dep);
+        let tombstone = match read_tombstone(&path) {
+            Ok(Some(tombstone)) => tombstone,
+            Ok(None) => return,
+            Err(e) => {
+                error!("tombstone {}: {e}; it is read again when it changes", path.display());
+                return;
+            }
+        };
+        debug!("tombstone {}: {tombstone:?}", path.display());
+        if let Some(died) = &tombstone.died {
+            if self.dead_deps.insert(dep.to_string()) {
+                let code = tombstone.exit_code.unwrap_or_else(|| {
+                    warn!("tombstone {} has Died but no ExitCode: counting it as 1", path.display());
+                    1
+                });
+                info!("{dep} died at {died} with exit code {code}");
+                if self.death_deps.iter().any(|d| d == dep) {
+                    events.push(Event::DeathDepDied { name: dep.to_string(), code });
+                } else if !self.birth_reported {
+                    events.push(Event::BirthDepDied { name: dep.to_string(), code });
+                }
+            }
+            return;
+        }
+        if tombstone.ready.is_some()
+            && self.birth_deps.iter().any(|d| d == dep)
+            && self.ready_deps.insert(dep.to_string())
+        {
+            info!("birth dep {dep} is ready");
+            if !self.birth_reported && self.birth_deps.iter().all(|d| self.ready_deps.contains(d)) {
+                self.birth_reported = true;
+                events.push(Event::BirthDepsReady);
+            }
+        }
+    }
+
+    /// Writes this container's milestone into its tombstone, atomically: the new text
+    /// goes to a temporary file in the graveyard, which is then renamed into place.
+    pub fn record(&mut self, milestone: Milestone) {
+        let now = tombstone::now();
+        match milestone {
+            Milestone::Born => self.own.born = Some(now),
+            Milestone::Ready => self.own.ready = Some(now),
+            Milestone::Died(code) => {
+                self.own.died = Some(now);
+                self.own.exit_code = Some(code);
+            }
+        }
+        let path = self.dir.join(&self.name);
+        let temporary = self.dir.join(format!(".{}.{}.tmp", self.name, std::process::id()));
+        let written =
+            write_file(&temporary, self.own.render().as_bytes()).and_then(|()| std::fs::rename(&temporary, &path));
+        match written {
+            Ok(()) => debug!("tombstone {}: {milestone:?} recorded", path.display()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temporary);
+                error!("tombstone {}: cannot record {milestone:?}: {e}", path.display());
+            }
+        }
+    }
+}
+
+impl AsFd for Graveyard {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+}
+
+fn write_file(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o644)
+        .open(path)?;
+    file.write_all(text)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    file.sync_data()
+}
+
+/// Reads a tombstone without following a symbolic link and without reading more than
+/// [`MAX_SIZE`]. Ok(None) when there is none (yet).
+pub fn read_tombstone(path: &Path) -> Result<Option<Tombstone>, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // O_NONBLOCK: a FIFO put in a tombstone's place must not hang exeunt.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path);
+    let file = match file {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err("is a symbolic link, which is not followed".into());
+        }
+        Err(e) => return Err(format!("cannot open it: {e}")),
+    };
+    let metadata = file.metadata().map_err(|e| format!("cannot inspect it: {e}"))?;
+    if !metadata.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SIZE + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(format!("is larger than {MAX_SIZE} bytes"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())?;
+    Tombstone::parse(&text).map(Some)
+}

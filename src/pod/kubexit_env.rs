@@ -1,0 +1,171 @@
+//! kubexit's environment variables, so that a pod spec written for kubexit works with
+//! exeunt's binary in its place. Each variable overrides the matching key of the role
+//! map's `[pod]` table.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration;
+use crate::plan::{DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRAVEYARD, Pod};
+use crate::rolemap::is_valid_name;
+
+/// kubexit's grace period when none is given: used when kubexit's variables, not a
+/// role map, configure exeunt.
+pub const KUBEXIT_DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// What kubexit's variables say.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub pod: Option<Pod>,
+    /// KUBEXIT_GRACE_PERIOD.
+    pub grace: Option<Duration>,
+    /// KUBEXIT_POD_NAME or KUBEXIT_NAMESPACE was set: accepted, and not needed.
+    pub api_variables_ignored: bool,
+}
+
+/// Reads the variables over `base` (the role map's `[pod]`, if any). `env` looks one up.
+pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, String> {
+    let var = |name: &str| -> Result<Option<String>, String> {
+        match env(name) {
+            None => Ok(None),
+            Some(value) => value.into_string().map(Some).map_err(|_| format!("{name} is not valid UTF-8")),
+        }
+    };
+    let name = var("KUBEXIT_NAME")?.filter(|n| !n.is_empty());
+    let graveyard = var("KUBEXIT_GRAVEYARD")?.filter(|g| !g.is_empty());
+    let death_deps = var("KUBEXIT_DEATH_DEPS")?;
+    let birth_deps = var("KUBEXIT_BIRTH_DEPS")?;
+    let birth_timeout = var("KUBEXIT_BIRTH_TIMEOUT")?.filter(|t| !t.is_empty());
+    let grace = match var("KUBEXIT_GRACE_PERIOD")?.filter(|t| !t.is_empty()) {
+        Some(text) => Some(duration::parse(&text).map_err(|e| format!("KUBEXIT_GRACE_PERIOD: {e}"))?),
+        None => None,
+    };
+    let api_variables_ignored = var("KUBEXIT_POD_NAME")?.is_some() || var("KUBEXIT_NAMESPACE")?.is_some();
+
+    let mut pod = match (base, &name) {
+        (Some(pod), _) => pod,
+        (None, Some(_)) => Pod {
+            name: String::new(),
+            graveyard: PathBuf::from(DEFAULT_GRAVEYARD),
+            death_deps: Vec::new(),
+            birth_deps: Vec::new(),
+            birth_timeout: DEFAULT_BIRTH_TIMEOUT,
+        },
+        (None, None) => {
+            let orphaned = [("KUBEXIT_DEATH_DEPS", &death_deps), ("KUBEXIT_BIRTH_DEPS", &birth_deps)]
+                .into_iter()
+                .find(|(_, value)| value.as_deref().is_some_and(|v| !v.is_empty()));
+            if let Some((variable, _)) = orphaned {
+                return Err(format!("{variable} needs KUBEXIT_NAME, this container's name"));
+            }
+            return Ok(Settings { pod: None, grace, api_variables_ignored });
+        }
+    };
+    if let Some(name) = name {
+        if !is_valid_name(&name) {
+            return Err(format!(
+                "KUBEXIT_NAME: '{}' is not a valid container name (1 to 63 of a-z, 0-9 and '-')",
+                name.escape_debug()
+            ));
+        }
+        pod.name = name;
+    }
+    if let Some(graveyard) = graveyard {
+        let trimmed = graveyard.trim_end_matches('/');
+        if !graveyard.starts_with('/') || trimmed.is_empty() {
+            return Err(format!("KUBEXIT_GRAVEYARD: '{graveyard}' must be an absolute path to a directory"));
+        }
+        pod.graveyard = PathBuf::from(trimmed);
+    }
+    if let Some(deps) = death_deps {
+        pod.death_deps = names("KUBEXIT_DEATH_DEPS", &deps)?;
+    }
+    if let Some(deps) = birth_deps {
+        pod.birth_deps = names("KUBEXIT_BIRTH_DEPS", &deps)?;
+    }
+    if let Some(text) = birth_timeout {
+        pod.birth_timeout = duration::parse(&text).map_err(|e| format!("KUBEXIT_BIRTH_TIMEOUT: {e}"))?;
+    }
+    Ok(Settings { pod: Some(pod), grace, api_variables_ignored })
+}
+
+/// A comma-separated list of container names; blanks around names are allowed.
+fn names(variable: &str, list: &str) -> Result<Vec<String>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            if is_valid_name(n) {
+                Ok(n.to_string())
+            } else {
+                Err(format!("{variable}: '{}' is not a valid container name", n.escape_debug()))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v))
+    }
+
+    #[test]
+    fn kubexit_variables_make_a_pod() {
+        let settings = read(
+            None,
+            &env(&[
+                ("KUBEXIT_NAME", "queue"),
+                ("KUBEXIT_GRAVEYARD", "/graveyard/"),
+                ("KUBEXIT_DEATH_DEPS", "forwarder, logger"),
+                ("KUBEXIT_BIRTH_DEPS", "db-proxy"),
+                ("KUBEXIT_BIRTH_TIMEOUT", "45s"),
+                ("KUBEXIT_GRACE_PERIOD", "5s"),
+                ("KUBEXIT_POD_NAME", "job-x7"),
+            ]),
+        )
+        .expect("valid");
+        let pod = settings.pod.expect("a pod");
+        assert_eq!(pod.name, "queue");
+        assert_eq!(pod.graveyard, PathBuf::from("/graveyard"));
+        assert_eq!(pod.death_deps, ["forwarder", "logger"]);
+        assert_eq!(pod.birth_deps, ["db-proxy"]);
+        assert_eq!(pod.birth_timeout, Duration::from_secs(45));
+        assert_eq!(settings.grace, Some(Duration::from_secs(5)));
+        assert!(settings.api_variables_ignored);
+    }
+
+    #[test]
+    fn no_kubexit_name_means_no_pod() {
+        assert_eq!(read(None, &env(&[])), Ok(Settings::default()));
+        let err = read(None, &env(&[("KUBEXIT_DEATH_DEPS", "a")])).expect_err("needs a name");
+        assert_eq!(err, "KUBEXIT_DEATH_DEPS needs KUBEXIT_NAME, this container's name");
+    }
+
+    #[test]
+    fn hostile_names_are_refused_before_anything_is_written() {
+        let err = read(None, &env(&[("KUBEXIT_NAME", "../../etc/passwd")])).expect_err("a path");
+        assert!(err.starts_with("KUBEXIT_NAME: '../../etc/passwd' is not a valid container name"), "{err}");
+        let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_DEATH_DEPS", "b,../c")])).expect_err("a path");
+        assert!(err.starts_with("KUBEXIT_DEATH_DEPS: '../c'"), "{err}");
+        let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_GRAVEYARD", "graveyard")])).expect_err("relative");
+        assert!(err.starts_with("KUBEXIT_GRAVEYARD: 'graveyard' must be an absolute path"), "{err}");
+    }
+
+    #[test]
+    fn variables_override_the_role_maps_pod_table() {
+        let base = Pod {
+            name: "queue".into(),
+            graveyard: "/g".into(),
+            death_deps: vec!["a".into()],
+            birth_deps: vec![],
+            birth_timeout: DEFAULT_BIRTH_TIMEOUT,
+        };
+        let settings = read(Some(base), &env(&[("KUBEXIT_DEATH_DEPS", "b")])).expect("valid");
+        let pod = settings.pod.expect("a pod");
+        assert_eq!((pod.name.as_str(), pod.death_deps.as_slice()), ("queue", ["b".to_string()].as_slice()));
+    }
+}

@@ -1,0 +1,86 @@
+//! Sidecars of other containers in a pod with a shared process namespace: found in
+//! /proc as their container's top process, watched through a pidfd (no polling), and
+//! signalled like any other process (same user, or CAP_KILL).
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::plan::Matcher;
+use crate::reaper::parent_of;
+
+/// How much of a /proc file is read: more is never needed to match.
+const MAX_PROC_READ: u64 = 4096;
+
+/// The top process of another container that `matcher` matches: its parent is outside
+/// this PID namespace (so /proc shows its parent as 0). PID 1 (the pod's pause process)
+/// and exeunt itself are never matched.
+pub fn find(matcher: &Matcher) -> Option<i32> {
+    let me = std::process::id() as i32;
+    let mut pids: Vec<i32> = fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != 1 && pid != me)
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().find(|&pid| is_top_process(pid) && matches(pid, matcher))
+}
+
+fn read_proc(pid: i32, file: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    fs::File::open(format!("/proc/{pid}/{file}")).ok()?.take(MAX_PROC_READ).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+fn is_top_process(pid: i32) -> bool {
+    let Some(stat) = read_proc(pid, "stat") else { return false };
+    // A zombie has exited already; its state follows the command name.
+    let state = stat.iter().rposition(|&b| b == b')').and_then(|close| stat.get(close + 2));
+    parent_of(&stat) == Some(0) && state != Some(&b'Z')
+}
+
+/// Whether the process's comm, exe or first argument is the one asked for.
+pub fn matches(pid: i32, matcher: &Matcher) -> bool {
+    match matcher {
+        Matcher::Comm(comm) => {
+            read_proc(pid, "comm").is_some_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == comm.as_bytes())
+        }
+        Matcher::Exe(exe) => fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|link| link == *exe),
+        Matcher::Argv0(argv0) => {
+            read_proc(pid, "cmdline").is_some_and(|line| line.split(|&b| b == 0).next() == Some(argv0.as_bytes()))
+        }
+    }
+}
+
+/// A pidfd for `pid`: readable once the process has exited, whoever its parent is.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_matches_by_comm_exe_and_argv0() {
+        let me = std::process::id() as i32;
+        let comm = String::from_utf8(read_proc(me, "comm").expect("own comm")).expect("utf-8");
+        let exe = fs::read_link("/proc/self/exe").expect("own exe");
+        let argv0 = std::env::args().next().expect("argv0");
+        assert!(matches(me, &Matcher::Comm(comm.trim_end().to_string())));
+        assert!(matches(me, &Matcher::Exe(exe)));
+        assert!(matches(me, &Matcher::Argv0(argv0)));
+        assert!(!matches(me, &Matcher::Comm("no-such-comm".into())));
+    }
+
+    #[test]
+    fn processes_with_a_parent_in_this_namespace_are_not_top_processes() {
+        assert!(!is_top_process(std::process::id() as i32));
+    }
+}

@@ -1,0 +1,219 @@
+//! Tombstones: what a container's exeunt tells the other containers of its pod, in
+//! kubexit's format (YAML keys `Born`, `Died`, `ExitCode`, RFC 3339 times) plus `Ready`,
+//! written once this container's processes are ready.
+
+use std::fmt::Write;
+
+/// A tombstone larger than this is not a tombstone: it is refused unread.
+pub const MAX_SIZE: u64 = 64 * 1024;
+
+/// One container's milestones.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub born: Option<String>,
+    pub ready: Option<String>,
+    pub died: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+impl Tombstone {
+    /// Reads a tombstone. Unknown keys are passed over (a later version may add some);
+    /// an empty text is a tombstone with nothing on it yet (a writer that writes in
+    /// place, as kubexit does, can be seen half-way).
+    pub fn parse(text: &str) -> Result<Tombstone, String> {
+        let mut tombstone = Tombstone::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end())) {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') || line == "---" {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                return Err(format!("line {number}: expected 'Key: value'"));
+            };
+            let key = key.trim();
+            if seen.contains(&key) {
+                return Err(format!("line {number}: '{key}' is given twice"));
+            }
+            seen.push(key);
+            let value = unquote(value.trim());
+            let present = !matches!(value, "" | "null" | "~");
+            match key {
+                "Born" | "Ready" | "Died" if present => {
+                    if !is_rfc3339(value) {
+                        return Err(format!("line {number}: {key} '{value}' is not an RFC 3339 time"));
+                    }
+                    let slot = match key {
+                        "Born" => &mut tombstone.born,
+                        "Ready" => &mut tombstone.ready,
+                        _ => &mut tombstone.died,
+                    };
+                    *slot = Some(value.to_string());
+                }
+                "ExitCode" if present => {
+                    let code =
+                        value.parse().map_err(|_| format!("line {number}: ExitCode '{value}' is not a number"))?;
+                    tombstone.exit_code = Some(code);
+                }
+                _ => {}
+            }
+        }
+        Ok(tombstone)
+    }
+
+    /// The tombstone as kubexit writes it, with `Ready` after `Born`.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        for (key, value) in [("Born", &self.born), ("Ready", &self.ready), ("Died", &self.died)] {
+            if let Some(value) = value {
+                let _ = writeln!(text, "{key}: \"{value}\"");
+            }
+        }
+        if let Some(code) = self.exit_code {
+            let _ = writeln!(text, "ExitCode: {code}");
+        }
+        text
+    }
+}
+
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(quote).and_then(|v| v.strip_suffix(quote)) {
+            return inner;
+        }
+    }
+    value
+}
+
+/// Whether `text` is an RFC 3339 time: `2026-11-27T21:48:59Z`, with an optional
+/// fraction and a `Z` or `±HH:MM` offset.
+pub fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let shape = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && matches!(b.get(10), Some(b'T' | b't' | b' '))
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19);
+    if !shape {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let len = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
+        if len == 0 {
+            return false;
+        }
+        rest = &fraction[len..];
+    }
+    match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// The current time in UTC, as RFC 3339 with nanoseconds (trailing zeros dropped), as
+/// kubexit writes it.
+pub fn now() -> String {
+    let now =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map_or((0, 0), |t| (t.tv_sec(), t.tv_nsec()));
+    format_utc(now.0, now.1 as u32)
+}
+
+/// Seconds and nanoseconds since the Unix epoch as an RFC 3339 UTC time.
+pub fn format_utc(seconds: i64, nanos: u32) -> String {
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut text =
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", of_day / 3600, of_day % 3600 / 60, of_day % 60);
+    if nanos > 0 {
+        let fraction = format!("{nanos:09}");
+        let _ = write!(text, ".{}", fraction.trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (an algorithm known
+/// from Howard Hinnant's date library: eras of 400 years, March-based years).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_tombstone_written_by_kubexit() {
+        let text = "Born: \"2020-04-28T10:41:46.9926314Z\"\nDied: \"2020-04-28T10:41:47.0498724Z\"\nExitCode: 0\n";
+        let tombstone = Tombstone::parse(text).expect("valid");
+        assert_eq!(tombstone.born.as_deref(), Some("2020-04-28T10:41:46.9926314Z"));
+        assert_eq!(tombstone.died.as_deref(), Some("2020-04-28T10:41:47.0498724Z"));
+        assert_eq!((tombstone.ready, tombstone.exit_code), (None, Some(0)));
+        let unquoted = Tombstone::parse("Born: 2020-04-28T10:41:46Z\n").expect("valid");
+        assert_eq!(unquoted.born.as_deref(), Some("2020-04-28T10:41:46Z"));
+    }
+
+    #[test]
+    fn writes_what_it_reads_back() {
+        let tombstone = Tombstone {
+            born: Some(format_utc(1_700_000_000, 5)),
+            ready: Some(format_utc(1_700_000_001, 0)),
+            died: Some(format_utc(1_700_000_002, 120_000_000)),
+            exit_code: Some(143),
+        };
+        let text = tombstone.render();
+        assert_eq!(
+            text,
+            "Born: \"2023-11-14T22:13:20.000000005Z\"\nReady: \"2023-11-14T22:13:21Z\"\nDied: \"2023-11-14T22:13:22.12Z\"\nExitCode: 143\n"
+        );
+        assert_eq!(Tombstone::parse(&text), Ok(tombstone));
+    }
+
+    #[test]
+    fn empty_and_partial_tombstones_mean_nothing_yet() {
+        assert_eq!(Tombstone::parse(""), Ok(Tombstone::default()));
+        assert_eq!(Tombstone::parse("Died: null\nExitCode: ~\nExtra: kept for later\n"), Ok(Tombstone::default()));
+    }
+
+    #[test]
+    fn corrupt_tombstones_say_which_line() {
+        for (text, expected) in [
+            ("garbage", "line 1: expected 'Key: value'"),
+            ("Born: yesterday", "line 1: Born 'yesterday' is not an RFC 3339 time"),
+            ("ExitCode: 0\nExitCode: 1", "line 2: 'ExitCode' is given twice"),
+            ("ExitCode: lots", "line 1: ExitCode 'lots' is not a number"),
+        ] {
+            assert_eq!(Tombstone::parse(text), Err(expected.to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_are_right_across_eras_and_leap_days() {
+        assert_eq!(format_utc(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400, 0), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(4_107_542_399, 0), "2100-02-28T23:59:59Z");
+        assert_eq!(format_utc(-1, 0), "1969-12-31T23:59:59Z");
+        assert!(is_rfc3339(&now()));
+        assert!(is_rfc3339("2026-11-27T21:48:59+01:00"));
+        assert!(!is_rfc3339("2026-11-27T21:48:59"));
+        assert!(!is_rfc3339("2026-11-27T21:48:59.Z"));
+    }
+}
