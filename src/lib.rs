@@ -55,14 +55,20 @@ pub fn main(args: &[OsString]) -> i32 {
 }
 
 fn run(options: Options) -> i32 {
-    // Without a role map exeunt stands in for tini, which is quiet unless asked.
-    let default_level = if options.config.is_some() { Level::Info } else { Level::Warn };
-    logger::init(options.log_level.unwrap_or(default_level).raised(options.verbose));
-
-    let plan = match build_plan(&options) {
-        Ok(plan) => plan,
+    // Without a role map or a pod, exeunt stands in for tini, which is quiet unless asked.
+    let level = |default: Level| options.log_level.unwrap_or(default).raised(options.verbose);
+    logger::init(level(if options.config.is_some() { Level::Info } else { Level::Warn }));
+    let (plan, kubexit_api_variables) = match build_plan(&options) {
+        Ok(built) => built,
         Err(message) => return complain(USAGE_ERROR, &message),
     };
+    if plan.pod.is_some() {
+        // A container of a pod says what it waits for and why it stops, as kubexit did.
+        logger::init(level(Level::Info));
+    }
+    if kubexit_api_variables {
+        info!("KUBEXIT_POD_NAME and KUBEXIT_NAMESPACE are not needed: readiness comes from the graveyard");
+    }
     if let Some(signo) = options.parent_death_signal {
         // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
         if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo.0, 0, 0, 0) } != 0 {
@@ -102,8 +108,8 @@ fn run(options: Options) -> i32 {
 }
 
 /// The plan for a run: the role map's, or the one COMMAND's, with the command line's
-/// settings applied.
-fn build_plan(options: &Options) -> Result<Plan, String> {
+/// and kubexit's settings applied; and whether kubexit's API variables were set.
+fn build_plan(options: &Options) -> Result<(Plan, bool), String> {
     let mut plan = match &options.config {
         Some(path) => {
             let command = (!options.command.is_empty()).then_some(options.command.as_slice());
@@ -112,9 +118,6 @@ fn build_plan(options: &Options) -> Result<Plan, String> {
         None => Plan::new(vec![ProcessSpec::new("main", Role::Primary, options.command.clone())], DEFAULT_GRACE),
     };
     let kubexit = pod::kubexit_env::read(plan.pod.take(), &|name| std::env::var_os(name))?;
-    if kubexit.api_variables_ignored {
-        info!("KUBEXIT_POD_NAME and KUBEXIT_NAMESPACE are not needed: readiness comes from the graveyard");
-    }
     if let Some(pod) = kubexit.pod {
         if std::env::var_os("KUBEXIT_BIRTH_TIMEOUT").is_some() || options.config.is_none() {
             plan.match_timeout = pod.birth_timeout;
@@ -131,7 +134,7 @@ fn build_plan(options: &Options) -> Result<Plan, String> {
     plan.signal_groups = options.signal_groups;
     plan.zero_codes = options.zero_codes.clone();
     plan.report_reaped = options.report_reaped;
-    Ok(plan)
+    Ok((plan, kubexit.api_variables_ignored))
 }
 
 /// `--check`: validates the role map of `-c` (with COMMAND as its primary), or each

@@ -275,8 +275,8 @@ impl<'p> Supervisor<'p> {
     /// The first actions: start the first process (once the birth deps are ready).
     pub fn start(&mut self, now: Time) -> Vec<Action> {
         let mut actions = Vec::new();
-        if let (Some(deadline), Some(pod)) = (self.birth_deadline, &self.plan.pod) {
-            let within = Show(deadline.saturating_sub(now));
+        if let (Some(_), Some(pod)) = (self.birth_deadline, &self.plan.pod) {
+            let within = Show(pod.birth_timeout);
             info!("waiting for the birth deps {} to be ready (at most {within})", pod.birth_deps.join(", "));
         }
         if self.shutdown.is_none() {

@@ -119,6 +119,15 @@ pub fn pid1(args: &[&str]) -> Running {
     start(command)
 }
 
+/// Runs exeunt as PID 1 of a new PID namespace, with extra environment variables.
+pub fn pid1_env(env: &[(&str, &str)], args: &[&str]) -> Running {
+    require_pid_namespaces();
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
+    command.envs(env.iter().copied());
+    start(command)
+}
+
 /// Runs exeunt with `args` as an ordinary process (not PID 1).
 pub fn plain(args: &[&str]) -> Running {
     let mut command = Command::new(exeunt());
