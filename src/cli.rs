@@ -16,7 +16,7 @@ use crate::signals::Signo;
 pub const USAGE: &str = "\
 usage: exeunt [OPTIONS] [--] [COMMAND [ARG]...]
        exeunt --check [ROLEMAP...]
-       exeunt install DIR
+       exeunt install PATH
 
 Runs COMMAND, or the processes of a role map, as an init: reaps zombies, forwards
 signals, stops the sidecars when the primaries are done, and exits with the
@@ -36,7 +36,8 @@ options:
   -h, --help          show this help
       --version       show the version
 
-`exeunt install DIR` copies exeunt to DIR/exeunt (for an init container).
+`exeunt install PATH` copies exeunt to PATH, or PATH/exeunt for a directory (for an
+init container that puts exeunt into a shared volume).
 
 environment: EXEUNT_CONFIG, EXEUNT_LOG, TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP,
 TINI_VERBOSITY, and kubexit's KUBEXIT_NAME, KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEPS,

@@ -37,7 +37,7 @@ pub const SETUP_ERROR: i32 = 1;
 
 /// Runs exeunt with `args` (the program name first) and returns its exit code.
 pub fn main(args: &[OsString]) -> i32 {
-    // `exeunt install DIR`, and only that shape: `exeunt install -m 755 a b` still runs
+    // `exeunt install PATH`, and only that shape: `exeunt install -m 755 a b` still runs
     // coreutils' install as the primary, as tini would.
     if let [_, verb, dir] = args
         && verb == "install"
@@ -162,13 +162,15 @@ fn check(options: &Options) -> i32 {
     code
 }
 
-/// `exeunt install DIR`: copies the running binary to DIR/exeunt, for an init container
-/// that puts exeunt into a shared volume (sidecar images often have no shell or cp).
-/// The copy is written beside its place and renamed into it, so that a container
-/// starting meanwhile never runs half a binary.
-fn install(dir: &std::path::Path) -> i32 {
+/// `exeunt install PATH`: copies the running binary to PATH/exeunt when PATH is a
+/// directory, else to PATH itself (`exeunt install /kubexit/kubexit` takes kubexit's
+/// place). For an init container that puts exeunt into a shared volume: sidecar images
+/// often have no shell or cp. The copy is written beside its place and renamed into it,
+/// so that a container starting meanwhile never runs half a binary.
+fn install(path: &std::path::Path) -> i32 {
     use std::os::unix::fs::PermissionsExt;
-    let target = dir.join("exeunt");
+    let target = if path.is_dir() { path.join("exeunt") } else { path.to_path_buf() };
+    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let temporary = dir.join(format!(".exeunt.{}.tmp", std::process::id()));
     let copied = std::fs::copy("/proc/self/exe", &temporary)
         .and_then(|_| std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755)))
