@@ -165,6 +165,7 @@ impl World<'_> {
                 }
             }
             Action::CancelCheck(id) => self.checks.cancel(id, &self.wakers.epoll),
+            Action::Reap => self.reap(),
         }
     }
 

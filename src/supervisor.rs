@@ -128,6 +128,8 @@ pub enum Action {
     SignalWithStatus { pid: i32, signo: Signo, status: i32 },
     /// Signal every descendant of exeunt, then reap.
     SignalDescendants(Signo),
+    /// Reap now, so that the supervisor learns whether any child is left.
+    Reap,
     /// Tell the other containers of the pod (write this container's tombstone).
     Record(Milestone),
     /// Run a check: the probe or the stop hook of the process it names.
@@ -230,7 +232,11 @@ struct Shutdown {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sweep {
     NotYet,
-    Terminating { deadline: Time },
+    /// The plan's processes are gone; whether anything else is left is being asked.
+    Pending,
+    Terminating {
+        deadline: Time,
+    },
     Killing,
     Done,
 }
@@ -328,6 +334,12 @@ impl<'p> Supervisor<'p> {
                 if !children_left && self.shutdown.is_some() && !self.any_alive() {
                     self.finish(&mut actions);
                     return actions;
+                }
+                if children_left && self.sweep == Sweep::Pending {
+                    // Daemons or orphans the plan's processes left behind: they go too.
+                    // Only now, because finding them takes a walk through /proc when
+                    // exeunt is not PID 1.
+                    self.sweep_leftovers(now, &mut actions);
                 }
             }
             Event::Signal(signo) => self.on_signal(signo, &mut actions),
@@ -753,7 +765,7 @@ impl<'p> Supervisor<'p> {
                 _ => {}
             }
         }
-        if let Sweep::Terminating { .. } = self.sweep {
+        if let Sweep::Terminating { .. } | Sweep::Pending = self.sweep {
             actions.push(Action::SignalDescendants(SIGKILL));
             self.sweep = Sweep::Killing;
         }
@@ -788,8 +800,13 @@ impl<'p> Supervisor<'p> {
         if self.any_alive() || self.sweep != Sweep::NotYet {
             return;
         }
-        // Whatever the plan's processes left behind (daemons, orphans) goes too.
-        if shutdown.hurry {
+        self.sweep = Sweep::Pending;
+        actions.push(Action::Reap);
+    }
+
+    /// SIGTERM to every descendant left, SIGKILL after the grace period (or at once).
+    fn sweep_leftovers(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if self.shutdown.is_some_and(|s| s.hurry) {
             actions.push(Action::SignalDescendants(SIGKILL));
             self.sweep = Sweep::Killing;
         } else {
@@ -909,7 +926,7 @@ mod tests {
         assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE));
         assert_eq!(
             sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, 2 * SEC),
-            [Action::SignalDescendants(SIGTERM)]
+            [Action::Reap]
         );
         assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(3)]);
     }
@@ -969,7 +986,7 @@ mod tests {
         let mut sup = started(&plan);
         assert_eq!(sup.handle(exited(100, 0), SEC), []);
         assert_eq!(sup.handle(Event::Reaped { children_left: true }, SEC), []);
-        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)]);
     }
 
@@ -979,7 +996,7 @@ mod tests {
         let mut sup = started(&plan);
         assert_eq!(sup.handle(exited(100, 1), SEC), []);
         assert_eq!(sup.handle(Event::Reaped { children_left: true }, SEC), []);
-        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
     }
 
     #[test]
@@ -1002,10 +1019,9 @@ mod tests {
         assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC), [kill(100), kill(101)]);
         assert_eq!(sup.next_deadline(), None);
         assert_eq!(sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(SIGKILL) }, SEC), []);
-        assert_eq!(
-            sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGKILL) }, SEC),
-            [Action::SignalDescendants(SIGKILL)]
-        );
+        assert_eq!(sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGKILL) }, SEC), [Action::Reap]);
+        let leftovers = Event::Reaped { children_left: true };
+        assert_eq!(sup.handle(leftovers, SEC), [Action::SignalDescendants(SIGKILL)], "leftovers get no grace either");
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(137)]);
     }
 
@@ -1027,7 +1043,7 @@ mod tests {
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(1)]);
         let failed = Event::SpawnFailed { index: 1, code: 127, reason: "not found".into() };
         assert_eq!(sup.handle(failed, Time::ZERO), [term(10)]);
-        assert_eq!(sup.handle(exited(10, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(exited(10, 0), SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(127)]);
     }
 
@@ -1035,13 +1051,22 @@ mod tests {
     fn leftover_descendants_get_sigterm_then_sigkill_after_grace() {
         let plan = plan(&[("job", Role::Primary)]);
         let mut sup = started(&plan);
-        assert_eq!(sup.handle(exited(100, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
-        assert_eq!(sup.handle(Event::Reaped { children_left: true }, SEC), []);
+        assert_eq!(sup.handle(exited(100, 0), SEC), [Action::Reap]);
+        // Only when children are left is it worth looking for them.
+        assert_eq!(sup.handle(Event::Reaped { children_left: true }, SEC), [Action::SignalDescendants(SIGTERM)]);
         assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE));
         assert_eq!(sup.handle(Event::Tick, SEC + DEFAULT_GRACE), [Action::SignalDescendants(SIGKILL)]);
         assert_eq!(sup.handle(exited(555, 0), SEC + DEFAULT_GRACE), []);
         assert_eq!(sup.handle(GONE, SEC + DEFAULT_GRACE), [Action::Exit(0)]);
         assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC + DEFAULT_GRACE), []);
+    }
+
+    #[test]
+    fn no_leftovers_means_no_search_for_them() {
+        let plan = plan(&[("job", Role::Primary)]);
+        let mut sup = started(&plan);
+        assert_eq!(sup.handle(exited(100, 0), SEC), [Action::Reap]);
+        assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)]);
     }
 
     #[test]
@@ -1144,10 +1169,7 @@ mod tests {
         let mut sup = Supervisor::new(&plan, Time::ZERO);
         sup.start(Time::ZERO);
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
-        assert_eq!(
-            sup.handle(exited(10, 2), 50 * MS),
-            [Action::CancelCheck(check(0, Purpose::Ready)), Action::SignalDescendants(SIGTERM)]
-        );
+        assert_eq!(sup.handle(exited(10, 2), 50 * MS), [Action::CancelCheck(check(0, Purpose::Ready)), Action::Reap]);
         assert_eq!(sup.handle(GONE, 50 * MS), [Action::Exit(NOT_READY)]);
     }
 
@@ -1234,7 +1256,7 @@ mod tests {
         let mut sup = started(&plan);
         assert_eq!(sup.handle(exited(100, 9), SEC), []);
         assert_eq!(sup.next_deadline(), None, "no restart is scheduled");
-        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)]);
     }
 
@@ -1256,10 +1278,7 @@ mod tests {
         plan.processes[0].stop_hook = Some(Check::Exec(vec!["quit".into()]));
         let mut sup = started(&plan);
         sup.handle(exited(101, 0), SEC);
-        assert_eq!(
-            sup.handle(exited(100, 0), SEC),
-            [Action::CancelCheck(check(0, Purpose::Stop)), Action::SignalDescendants(SIGTERM)]
-        );
+        assert_eq!(sup.handle(exited(100, 0), SEC), [Action::CancelCheck(check(0, Purpose::Stop)), Action::Reap]);
     }
 
     #[test]
@@ -1285,7 +1304,7 @@ mod tests {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
         let mut sup = started(&plan);
         sup.handle(exited(100, 1), SEC);
-        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
         assert_eq!(sup.handle(Event::Tick, 2 * SEC), []);
     }
 
@@ -1320,7 +1339,7 @@ mod tests {
         let plan = pod_plan(&["db"]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
         sup.start(Time::ZERO);
-        assert_eq!(sup.handle(Event::Tick, 30 * SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(Event::Tick, 30 * SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, 30 * SEC), [Action::Exit(NOT_READY)]);
     }
 
@@ -1329,7 +1348,7 @@ mod tests {
         let plan = pod_plan(&["db"]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
         let died = Event::DeathDepDied { name: "forwarder".into(), code: 3 };
-        assert_eq!(sup.handle(died, Time::ZERO), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(died, Time::ZERO), [Action::Reap]);
         assert_eq!(sup.start(Time::ZERO), []);
         assert_eq!(sup.handle(Event::BirthDepsReady, Time::ZERO), []);
         assert_eq!(sup.handle(GONE, Time::ZERO), [Action::Exit(3)]);
@@ -1387,10 +1406,7 @@ mod tests {
         // Once the primary is done, the stop signal carries its status to that container.
         sup.handle(Event::Spawned { index: 1, pid: 51 }, 100 * MS);
         assert_eq!(sup.handle(exited(51, 3), SEC), [Action::SignalWithStatus { pid: 50, signo: SIGTERM, status: 3 }]);
-        assert_eq!(
-            sup.handle(Event::Exited { pid: 50, status: ExitStatus::Unknown }, SEC),
-            [Action::SignalDescendants(SIGTERM)]
-        );
+        assert_eq!(sup.handle(Event::Exited { pid: 50, status: ExitStatus::Unknown }, SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(3)]);
     }
 
@@ -1401,7 +1417,7 @@ mod tests {
         sup.start(Time::ZERO);
         sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
         assert_eq!(sup.handle(Event::Tick, SEC), [Action::Spawn(0)]);
-        assert_eq!(sup.handle(Event::NotFound { index: 0 }, SEC), [Action::SignalDescendants(SIGTERM)]);
+        assert_eq!(sup.handle(Event::NotFound { index: 0 }, SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(NOT_READY)]);
     }
 }
