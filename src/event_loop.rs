@@ -67,6 +67,7 @@ pub fn run(plan: &Plan, wakers: Wakers, launcher: Launcher, graveyard: Option<Gr
         others: Vec::new(),
         pending: VecDeque::new(),
         armed: None,
+        me: std::process::id() as i32,
     };
     // What the graveyard says now comes first: when a death dep has died already,
     // nothing is started at all.
@@ -115,6 +116,8 @@ struct World<'p> {
     pending: VecDeque<Event>,
     /// The deadline the timer is armed for.
     armed: Option<Time>,
+    /// exeunt's own pid (musl asks the kernel each time otherwise).
+    me: i32,
 }
 
 impl World<'_> {
@@ -233,27 +236,23 @@ impl World<'_> {
     }
 
     fn read_signals(&mut self) {
-        // SAFETY: getpid cannot fail.
-        let me = unsafe { libc::getpid() };
+        let mut arrivals = Vec::new();
+        if let Err(e) = self.wakers.inbox.drain(&mut arrivals) {
+            warn!("reading signals failed: {e}");
+        }
         let mut child_exited = false;
-        loop {
-            match self.wakers.inbox.next() {
-                Ok(Some(arrival)) if arrival.signo.0 == libc::SIGCHLD => child_exited = true,
-                Ok(Some(arrival)) if arrival.sender == me => {
+        for arrival in arrivals {
+            match arrival {
+                Arrival { signo, .. } if signo.0 == libc::SIGCHLD => child_exited = true,
+                Arrival { sender, signo, .. } if sender == self.me => {
                     // The kernel's answer to something exeunt did (SIGPIPE for a write to a
                     // closed stderr): it is not a request from outside, so it is not forwarded.
-                    debug!("ignoring {} caused by exeunt itself", arrival.signo);
+                    debug!("ignoring {signo} caused by exeunt itself");
                 }
-                Ok(Some(Arrival { signo, status: Some(status), .. })) if signo.asks_to_stop() => {
+                Arrival { signo, status: Some(status), .. } if signo.asks_to_stop() => {
                     self.pending.push_back(Event::StopWithStatus { signo, status });
                 }
-                Ok(Some(arrival)) => self.pending.push_back(Event::Signal(arrival.signo)),
-                Ok(None) => break,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    warn!("reading signals failed: {e}");
-                    break;
-                }
+                Arrival { signo, .. } => self.pending.push_back(Event::Signal(signo)),
             }
         }
         if child_exited {

@@ -8,7 +8,7 @@
 //! change the dispositions that children inherit.
 
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
@@ -161,13 +161,33 @@ impl SignalInbox {
         Ok((SignalInbox { fd }, inherited))
     }
 
-    /// The next pending signal, or None when there is none.
-    pub fn next(&self) -> Result<Option<Arrival>, Errno> {
-        Ok(self.fd.read_signal()?.map(|info| Arrival {
-            signo: Signo(info.ssi_signo as i32),
-            sender: info.ssi_pid as i32,
-            status: (info.ssi_code == libc::SI_QUEUE).then(|| carried(info.ssi_int)).flatten(),
-        }))
+    /// Appends every pending signal to `arrivals`. Reads several at a time, and stops
+    /// after a short read: the signalfd had no more, so no read is spent on EAGAIN.
+    pub fn drain(&self, arrivals: &mut Vec<Arrival>) -> Result<(), Errno> {
+        const BATCH: usize = 16;
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            // SAFETY: signalfd_siginfo is plain data; all-zero is a valid value.
+            let mut batch: [libc::signalfd_siginfo; BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: the buffer is valid for BATCH records; the kernel writes whole records.
+            let read = unsafe { libc::read(self.fd.as_raw_fd(), batch.as_mut_ptr().cast(), size * BATCH) };
+            if read < 0 {
+                return match Errno::last() {
+                    Errno::EAGAIN => Ok(()),
+                    Errno::EINTR => continue,
+                    e => Err(e),
+                };
+            }
+            let count = read as usize / size;
+            arrivals.extend(batch[..count].iter().map(|info| Arrival {
+                signo: Signo(info.ssi_signo as i32),
+                sender: info.ssi_pid as i32,
+                status: (info.ssi_code == libc::SI_QUEUE).then(|| carried(info.ssi_int)).flatten(),
+            }));
+            if count < BATCH {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -51,7 +51,7 @@ fn with_a_role_map_the_primarys_failure_is_the_exit_status() {
 [[process]]
 name = "proxy"
 role = "sidecar"
-command = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1000 & wait $!; done"]
+command = ["sh", "-c", "trap 'kill -9 $! 2>/dev/null; exit 0' TERM; while :; do sleep 1000 & wait $!; done"]
 
 [[process]]
 name = "job"
@@ -75,7 +75,7 @@ fn the_first_failing_primary_sets_the_status_and_stops_the_others() {
 [[process]]
 name = "slow"
 role = "primary"
-command = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1000 & wait $!; done"]
+command = ["sh", "-c", "trap 'kill -9 $! 2>/dev/null; exit 0' TERM; while :; do sleep 1000 & wait $!; done"]
 
 [[process]]
 name = "broken"
