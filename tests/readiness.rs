@@ -7,11 +7,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{HANG, Scratch, count, free_port, http_sidecar, pid1, process, run_pid1, until_term};
-
-fn position(stdout: &str, needle: &str) -> usize {
-    stdout.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in {stdout}"))
-}
+use common::{HANG, Scratch, count, free_port, http_sidecar, pid1, position, process, run_pid1, until_term};
 
 #[test]
 fn sidecars_start_in_order_each_once_the_previous_is_ready_then_the_primary() {

@@ -4,11 +4,7 @@
 mod common;
 use std::time::Duration;
 
-use common::{Scratch, free_port, http_sidecar, process, run_pid1, until_term};
-
-fn position(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in {text}"))
-}
+use common::{Scratch, free_port, http_sidecar, position, process, run_pid1, until_term};
 
 #[test]
 fn stop_signal_from_the_stop_table_is_sent_instead_of_sigterm() {

@@ -297,6 +297,11 @@ pub fn run_pid1(args: &[&str]) -> Outcome {
     pid1(args).finish()
 }
 
+/// The index of the first line of `text` that contains `needle`.
+pub fn position(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in {text}"))
+}
+
 /// Counts the lines of `text` that contain `needle`.
 pub fn count(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
