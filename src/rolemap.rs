@@ -263,7 +263,7 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         RawRole::Sidecar => Role::Sidecar,
     };
     let (command, matcher) = match (&p.command, &p.matcher) {
-        (Some(command), None) => (read_command(command, at)?, None),
+        (Some(command), None) => (read_command(command, "command", at)?, None),
         (None, Some(matcher)) if role == Role::Sidecar => (Vec::new(), Some(read_match(matcher, at)?)),
         (None, Some(matcher)) => {
             return Err(at(
@@ -374,17 +374,18 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
     Ok(spec)
 }
 
-fn read_command(command: &Spanned<Vec<String>>, at: &At) -> Result<Vec<OsString>, RoleMapError> {
+/// Reads a command line (`command`, `ready.exec`, `stop.exec`); `key` names it in errors.
+fn read_command(command: &Spanned<Vec<String>>, key: &str, at: &At) -> Result<Vec<OsString>, RoleMapError> {
     let words = command.get_ref();
     match words.first() {
-        None => return Err(at(command.span(), "command: must name a program, it is empty".to_string())),
+        None => return Err(at(command.span(), format!("{key}: must name a program, it is empty"))),
         Some(program) if program.is_empty() => {
-            return Err(at(command.span(), "command: the program name is empty".to_string()));
+            return Err(at(command.span(), format!("{key}: the program name is empty")));
         }
         _ => {}
     }
     if words.iter().any(|arg| arg.contains('\0')) {
-        return Err(at(command.span(), "command: contains a NUL character".to_string()));
+        return Err(at(command.span(), format!("{key}: contains a NUL character")));
     }
     Ok(words.iter().map(OsString::from).collect())
 }
@@ -481,7 +482,7 @@ fn read_stop(
         spec.stop_hook = Some(Check::Http { method: "POST", target });
     }
     if let Some(argv) = &raw.exec {
-        spec.stop_hook = Some(Check::Exec(read_argv(argv, "stop.exec", at)?));
+        spec.stop_hook = Some(Check::Exec(read_command(argv, "stop.exec", at)?));
     }
     Ok(())
 }
@@ -500,7 +501,7 @@ fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, RoleMapEr
             target: read_url(url.get_ref()).map_err(|e| at(url.span(), format!("ready.http: {e}")))?,
         }
     } else if let Some(argv) = &raw.exec {
-        Check::Exec(read_argv(argv, "ready.exec", at)?)
+        Check::Exec(read_command(argv, "ready.exec", at)?)
     } else if let Some(path) = raw.file.as_ref().filter(|p| !p.get_ref().is_empty() && !p.get_ref().contains('\0')) {
         Check::File(PathBuf::from(path.get_ref()))
     } else {
@@ -529,14 +530,6 @@ fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, RoleMapEr
             Some(RawOnTimeout::Fail) | None => OnTimeout::Fail,
         },
     })
-}
-
-fn read_argv(argv: &Spanned<Vec<String>>, key: &str, at: &At) -> Result<Vec<OsString>, RoleMapError> {
-    let words = argv.get_ref();
-    if words.first().is_none_or(String::is_empty) || words.iter().any(|w| w.contains('\0')) {
-        return Err(at(argv.span(), format!("{key}: must name a program, with no NUL characters")));
-    }
-    Ok(words.iter().map(OsString::from).collect())
 }
 
 /// Reads `HOST:PORT`, where HOST is an IP address or `localhost` (127.0.0.1).
