@@ -71,11 +71,16 @@ pub fn signal_descendants(signo: Signo) -> usize {
     targets.len()
 }
 
+/// The pids /proc lists (empty when /proc cannot be read).
+pub fn pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()).collect()
+}
+
 /// Every process below `root`, found through the parent links in /proc.
 pub fn descendants(root: i32) -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    let links: Vec<(i32, i32)> = entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    let links: Vec<(i32, i32)> = pids()
+        .into_iter()
         .filter_map(|pid| Some((pid, parent_of(&fs::read(format!("/proc/{pid}/stat")).ok()?)?)))
         .collect();
     let mut found = vec![root];

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::plan::Matcher;
-use crate::reaper::parent_of;
+use crate::reaper::{parent_of, pids};
 
 /// How much of a /proc file is read: more is never needed to match.
 const MAX_PROC_READ: u64 = 4096;
@@ -17,13 +17,9 @@ const MAX_PROC_READ: u64 = 4096;
 /// and exeunt itself are never matched.
 pub fn find(matcher: &Matcher) -> Option<i32> {
     let me = std::process::id() as i32;
-    let mut pids: Vec<i32> = fs::read_dir("/proc")
-        .ok()?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != 1 && pid != me)
-        .collect();
+    let mut pids = pids();
     pids.sort_unstable();
-    pids.into_iter().find(|&pid| is_top_process(pid) && matches(pid, matcher))
+    pids.into_iter().find(|&pid| pid != 1 && pid != me && is_top_process(pid) && matches(pid, matcher))
 }
 
 fn read_proc(pid: i32, file: &str) -> Option<Vec<u8>> {
