@@ -397,6 +397,11 @@ impl<'p> Supervisor<'p> {
 
     /// Records, once, that every process has started and every sidecar is ready.
     fn note_ready(&mut self, actions: &mut Vec<Action>) {
+        // Called after every event, so once recorded it costs nothing (think of a burst
+        // of thousands of reaped orphans).
+        if self.ready || self.birth_deadline.is_some() {
+            return;
+        }
         let settled = |p: &Proc| {
             !matches!(p.state, State::Waiting | State::Starting | State::Searching { .. })
                 && (p.ready != Ready::No || p.state == State::Gone)
@@ -404,7 +409,7 @@ impl<'p> Supervisor<'p> {
         let sidecars_ready = (0..self.procs.len())
             .filter(|&i| self.role(i) == Role::Sidecar)
             .all(|i| matches!(self.procs[i].ready, Ready::Yes | Ready::GaveUp));
-        if !self.ready && self.birth_deadline.is_none() && sidecars_ready && self.procs.iter().all(settled) {
+        if sidecars_ready && self.procs.iter().all(settled) {
             self.ready = true;
             info!("every process has started and every sidecar is ready");
             if self.plan.pod.is_some() {
