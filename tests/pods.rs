@@ -4,11 +4,15 @@
 //! Each test plays an example as it is, but for the images (replaced by local ones) and
 //! a few asserted text edits that change one thing, so the examples cannot rot.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use common::static_binary;
 
 const EXEUNT_IMAGE: &str = "localhost/exeunt:pod-test";
 const APPS_IMAGE: &str = "localhost/exeunt-apps";
@@ -41,30 +45,6 @@ fn podman_ok(args: &[&str]) -> String {
     let output = podman(args);
     assert!(output.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The static release binary, which a `FROM scratch` image can run.
-fn static_binary() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
-    let binary = target.join("x86_64-unknown-linux-musl/release/exeunt");
-    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!(
-            "{} is missing: cargo build --release --target x86_64-unknown-linux-musl (scripts/test does)",
-            binary.display()
-        )
-    });
-    let newest_source = std::fs::read_dir(manifest_dir().join("src"))
-        .expect("src")
-        .chain(std::fs::read_dir(manifest_dir().join("src/pod")).expect("src/pod"))
-        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
-        .max()
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    assert!(
-        built >= newest_source,
-        "{} is older than the sources: cargo build --release --target x86_64-unknown-linux-musl (scripts/test does)",
-        binary.display()
-    );
-    binary
 }
 
 /// Builds docker/Dockerfile from the static binary, then the stand-in apps on top.

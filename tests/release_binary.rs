@@ -1,21 +1,7 @@
 //! The release build stays what a `FROM scratch` image needs: one static, stripped
 //! executable under 1 MiB. Read from the ELF headers, without running anything.
 
-use std::path::{Path, PathBuf};
-
-/// The static build of `scripts/test` (`cargo build --release --target
-/// x86_64-unknown-linux-musl`), refused when older than the sources.
-fn release_binary() -> (PathBuf, Vec<u8>) {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
-    let binary = target.join("x86_64-unknown-linux-musl/release/exeunt");
-    let bytes = std::fs::read(&binary).unwrap_or_else(|_| {
-        panic!(
-            "{} is missing: cargo build --release --target x86_64-unknown-linux-musl (scripts/test does)",
-            binary.display()
-        )
-    });
-    (binary, bytes)
-}
+mod common;
 
 fn u16_at(bytes: &[u8], at: usize) -> usize {
     u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize
@@ -35,7 +21,8 @@ const ET_EXEC: usize = 2;
 
 #[test]
 fn release_binary_is_a_static_stripped_executable_under_1_mib() {
-    let (path, elf) = release_binary();
+    let path = common::static_binary();
+    let elf = std::fs::read(&path).expect("readable");
     assert_eq!(&elf[..4], b"\x7fELF", "{} is not an ELF file", path.display());
     assert_eq!(elf[4], 2, "64-bit");
     assert!(elf.len() <= 1 << 20, "{} bytes: over the 1 MiB budget", elf.len());

@@ -16,6 +16,26 @@ pub fn exeunt() -> &'static str {
     env!("CARGO_BIN_EXE_exeunt")
 }
 
+/// The static release build (`cargo build --release --target x86_64-unknown-linux-musl`,
+/// which scripts/test runs first), refused when it is missing or older than the sources.
+pub fn static_binary() -> PathBuf {
+    let build = "cargo build --release --target x86_64-unknown-linux-musl (scripts/test does)";
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
+    let binary = target.join("x86_64-unknown-linux-musl/release/exeunt");
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let newest_source = std::fs::read_dir(&sources)
+        .expect("src")
+        .chain(std::fs::read_dir(sources.join("pod")).expect("src/pod"))
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    assert!(built >= newest_source, "{} is older than the sources: {build}", binary.display());
+    binary
+}
+
 /// Fails, rather than skips, when the machine cannot run the tests.
 pub fn require_pid_namespaces() {
     // SAFETY: geteuid cannot fail.
