@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::logger::Level;
+use crate::logger::Quoted;
 use crate::plan::ZeroCodes;
 use crate::signals::Signo;
 
@@ -93,13 +94,12 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         signal_groups: env("TINI_KILL_PROCESS_GROUP").is_some(),
         ..Options::default()
     };
-    let verbosity: Option<u32> =
-        match env("TINI_VERBOSITY") {
-            Some(v) => Some(v.to_str().and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
-                UsageError(format!("TINI_VERBOSITY must be a number, got '{}'", v.to_string_lossy()))
-            })?),
-            None => None,
-        };
+    let verbosity: Option<u32> = match env("TINI_VERBOSITY") {
+        Some(v) => Some(v.to_str().and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
+            UsageError(format!("TINI_VERBOSITY must be a number, got {}", Quoted(&v.to_string_lossy())))
+        })?),
+        None => None,
+    };
     let mut check = false;
     let mut words = args.iter();
     let mut rest: Vec<OsString> = Vec::new();
@@ -128,7 +128,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 "check" => check = true,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
-                _ => return Err(UsageError(format!("unknown option '--{name}'"))),
+                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("--{name}"))))),
             }
             continue;
         }
@@ -159,7 +159,10 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 'e' => {
                     let code = value("an exit code")?;
                     let code = code.to_str().and_then(|c| c.parse::<u8>().ok()).ok_or_else(|| {
-                        UsageError(format!("-e takes an exit code from 0 to 255, got '{}'", code.to_string_lossy()))
+                        UsageError(format!(
+                            "-e takes an exit code from 0 to 255, got {}",
+                            Quoted(&code.to_string_lossy())
+                        ))
                     })?;
                     options.zero_codes.add(code);
                     break;
@@ -170,7 +173,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                     options.parent_death_signal = Some(signo);
                     break;
                 }
-                _ => return Err(UsageError(format!("unknown option '-{flag}'"))),
+                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("-{flag}"))))),
             }
         }
     }
@@ -179,8 +182,8 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
     options.log_level = match env("EXEUNT_LOG").filter(|v| !v.is_empty()) {
         Some(name) => Some(Level::parse(&name.to_string_lossy()).ok_or_else(|| {
             UsageError(format!(
-                "EXEUNT_LOG must be error, warn, info, debug or trace, got '{}'",
-                name.to_string_lossy()
+                "EXEUNT_LOG must be error, warn, info, debug or trace, got {}",
+                Quoted(&name.to_string_lossy())
             ))
         })?),
         None => verbosity.map(Level::from_tini_verbosity),

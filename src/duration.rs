@@ -3,6 +3,7 @@
 //! The syntax is Go's `time.ParseDuration` (units ns, us, µs, ms, s, m, h), so values
 //! written for kubexit (`KUBEXIT_GRACE_PERIOD=10s`) mean the same here.
 
+use crate::logger::Quoted;
 use std::fmt;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ pub struct DurationError {
 
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid duration '{}': {} (write it like 500ms, 10s or 2m)", self.input, self.reason)
+        write!(f, "invalid duration {}: {} (write it like 500ms, 10s or 2m)", Quoted(&self.input), self.reason)
     }
 }
 

@@ -4,6 +4,7 @@
 //! exeunt and its children never interleave mid-line. A failed write (stderr closed)
 //! is ignored: an init must not stop because nobody reads its log.
 
+use std::fmt;
 use std::io::Write;
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -81,6 +82,25 @@ pub fn init(level: Level) {
     log::set_max_level(level.filter());
 }
 
+/// Text from outside (a role map value, a variable, a tombstone line) as a message
+/// quotes it: between single quotes, with control characters escaped, so that an
+/// error always stays one line and input cannot forge a log line.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("'")?;
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        f.write_str("'")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +112,13 @@ mod tests {
         assert_eq!(Level::from_tini_verbosity(2), Level::Warn);
         assert_eq!(Level::from_tini_verbosity(3), Level::Info);
         assert_eq!(Level::from_tini_verbosity(9), Level::Trace);
+    }
+
+    #[test]
+    fn quoted_text_stays_on_one_line() {
+        assert_eq!(Quoted("it's 10 s").to_string(), "'it's 10 s'");
+        assert_eq!(Quoted("a\nb\r\u{1b}[31m").to_string(), "'a\\nb\\r\\u{1b}[31m'");
+        assert_eq!(Quoted("µs").to_string(), "'µs'");
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn pids() -> Vec<i32> {
 pub fn descendants(root: i32) -> Vec<i32> {
     let links: Vec<(i32, i32)> = pids()
         .into_iter()
-        .filter_map(|pid| Some((pid, parent_of(&fs::read(format!("/proc/{pid}/stat")).ok()?)?)))
+        .filter_map(|pid| Some((pid, parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)?.ppid)))
         .collect();
     let mut found = vec![root];
     let mut next = 0;
@@ -94,13 +94,27 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
-/// The parent pid from the text of /proc/PID/stat. The command name in parentheses may
-/// itself hold spaces and parentheses, so the fields are counted from the last ')'.
-pub fn parent_of(stat: &[u8]) -> Option<i32> {
+/// What exeunt needs of a /proc/PID/stat line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// The one-letter state: `R`, `S`, `Z` (a zombie), ...
+    pub state: u8,
+    /// The parent's pid; 0 when the parent is outside this PID namespace.
+    pub ppid: i32,
+}
+
+/// Reads the state and the parent pid from the text of /proc/PID/stat. The command
+/// name in parentheses may itself hold spaces and parentheses, so the fields are
+/// counted from the last ')'.
+pub fn parse_stat(stat: &[u8]) -> Option<Stat> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let mut fields = stat[close + 1..].split(|&b| b == b' ').filter(|f| !f.is_empty());
-    let _state = fields.next()?;
-    std::str::from_utf8(fields.next()?).ok()?.parse().ok()
+    let state = match fields.next()? {
+        [state] => *state,
+        _ => return None,
+    };
+    let ppid = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+    Some(Stat { state, ppid })
 }
 
 #[cfg(test)]
@@ -108,11 +122,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parent_is_read_past_a_command_name_with_parentheses() {
-        assert_eq!(parent_of(b"42 (sh) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parent_of(b"42 (a) b) (c) R 9 1 1"), Some(9));
-        assert_eq!(parent_of(b"42 (x"), None);
-        assert_eq!(parent_of(b""), None);
+    fn state_and_parent_are_read_past_a_command_name_with_parentheses() {
+        assert_eq!(parse_stat(b"42 (sh) S 7 42 42 0 -1"), Some(Stat { state: b'S', ppid: 7 }));
+        assert_eq!(parse_stat(b"42 (a) b) (c) Z 9 1 1"), Some(Stat { state: b'Z', ppid: 9 }));
+        assert_eq!(parse_stat(b"42 (x"), None);
+        assert_eq!(parse_stat(b"42 (x) SS 1 1"), None);
+        assert_eq!(parse_stat(b""), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration;
+use crate::logger::Quoted;
 use crate::plan::{
     Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, DEFAULT_INTERVAL,
     DEFAULT_READY_TIMEOUT, HttpTarget, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role,
@@ -194,7 +195,7 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
             let (line, _) = line_and_column(text, first.name.span().start);
             return Err(at(
                 p.name.span(),
-                format!("name: '{}' is already the name of the process on line {line}", p.name.get_ref()),
+                format!("name: {} is already the name of the process on line {line}", Quoted(p.name.get_ref())),
             ));
         }
         processes.push(read_process(p, grace_period, &at)?);
@@ -350,7 +351,8 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
                 return Err(at(
                     env.span(),
                     format!(
-                        "env: '{key}' cannot be set: names must be non-empty and hold no '=' or NUL, values no NUL"
+                        "env: {} cannot be set: names must be non-empty and hold no '=' or NUL, values no NUL",
+                        Quoted(key)
                     ),
                 ));
             }
@@ -367,7 +369,10 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         spec.user = Some(read_user(user.get_ref()).ok_or_else(|| {
             at(
                 user.span(),
-                format!("user: '{}' is not USER[:GROUP] (a uid or name, then a gid or group name)", user.get_ref()),
+                format!(
+                    "user: {} is not USER[:GROUP] (a uid or name, then a gid or group name)",
+                    Quoted(user.get_ref())
+                ),
             )
         })?);
     }
@@ -407,8 +412,8 @@ fn read_match(matcher: &Spanned<RawMatch>, at: &At) -> Result<Matcher, RoleMapEr
             return Err(at(
                 comm.span(),
                 format!(
-                    "match.comm: '{}' is longer than the 15 bytes the kernel keeps of a command name; match by exe or argv0",
-                    comm.get_ref()
+                    "match.comm: {} is longer than the 15 bytes the kernel keeps of a command name; match by exe or argv0",
+                    Quoted(comm.get_ref())
                 ),
             ));
         }
@@ -425,13 +430,7 @@ fn read_pod(raw: &RawPod, at: &At) -> Result<Pod, RoleMapError> {
         if is_valid_name(value.get_ref()) {
             return Ok(value.get_ref().clone());
         }
-        Err(at(
-            value.span(),
-            format!(
-                "pod.{key}: '{}' is not a valid container name (1 to 63 of a-z, 0-9 and '-')",
-                value.get_ref().escape_debug()
-            ),
-        ))
+        Err(at(value.span(), invalid_name(&format!("pod.{key}"), value.get_ref())))
     };
     let names = |values: &Option<Vec<Spanned<String>>>, key: &str| -> Result<Vec<String>, RoleMapError> {
         values.iter().flatten().map(|v| name(v, key)).collect()
@@ -534,7 +533,7 @@ fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, RoleMapEr
 
 /// Reads `HOST:PORT`, where HOST is an IP address or `localhost` (127.0.0.1).
 pub fn read_addr(text: &str) -> Result<SocketAddr, String> {
-    let bad = || format!("'{text}' is not IP:PORT (an IP address or localhost, then a port)");
+    let bad = || format!("{} is not IP:PORT (an IP address or localhost, then a port)", Quoted(text));
     if let Some(port) = text.strip_prefix("localhost:") {
         let port: u16 = port.parse().map_err(|_| bad())?;
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
@@ -544,8 +543,9 @@ pub fn read_addr(text: &str) -> Result<SocketAddr, String> {
 
 /// Reads `http://HOST[:PORT][/PATH]`, HOST an IP address (IPv6 in brackets) or `localhost`.
 pub fn read_url(url: &str) -> Result<HttpTarget, String> {
-    let rest =
-        url.strip_prefix("http://").ok_or_else(|| format!("'{url}' is not an http:// URL (https is not supported)"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{} is not an http:// URL (https is not supported)", Quoted(url)))?;
     let (authority, path) = match rest.find('/') {
         Some(slash) => rest.split_at(slash),
         None => (rest, "/"),
@@ -556,9 +556,9 @@ pub fn read_url(url: &str) -> Result<HttpTarget, String> {
         authority.to_string()
     };
     let addr = read_addr(&with_port)
-        .map_err(|_| format!("'{url}': the host must be an IP address or localhost, with an optional port"))?;
+        .map_err(|_| format!("{}: the host must be an IP address or localhost, with an optional port", Quoted(url)))?;
     if path.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(format!("'{url}': the path holds white space or control characters"));
+        return Err(format!("{}: the path holds white space or control characters", Quoted(url)));
     }
     Ok(HttpTarget { addr, host: authority.to_string(), path: path.to_string(), url: url.to_string() })
 }
@@ -579,13 +579,16 @@ fn check_name(name: &Spanned<String>, at: &At) -> Result<(), RoleMapError> {
     if is_valid_name(name.get_ref()) {
         return Ok(());
     }
-    Err(at(
-        name.span(),
-        format!(
-            "name: '{}' is not a valid name (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)",
-            name.get_ref().escape_debug()
-        ),
-    ))
+    Err(at(name.span(), invalid_name("name", name.get_ref())))
+}
+
+/// The error for a process or container name that [`is_valid_name`] refuses; `what`
+/// says where the name was given.
+pub fn invalid_name(what: &str, name: &str) -> String {
+    format!(
+        "{what}: {} is not a valid name (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)",
+        Quoted(name)
+    )
 }
 
 fn read_user(value: &str) -> Option<UserSpec> {

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
+use crate::logger::Quoted;
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -24,7 +25,7 @@ pub const SIGKILL: Signo = Signo(libc::SIGKILL);
 impl Signo {
     /// Reads `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+2` or `SIGRTMAX-1`.
     pub fn parse(input: &str) -> Result<Signo, String> {
-        let bad = || format!("unknown signal '{input}' (write a name such as SIGTERM, SIGINT or SIGKILL)");
+        let bad = || format!("unknown signal {} (write a name such as SIGTERM, SIGINT or SIGKILL)", Quoted(input));
         let upper = input.trim().to_ascii_uppercase();
         if let Ok(number) = upper.parse::<i32>() {
             return if (1..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) };
@@ -40,11 +41,19 @@ impl Signo {
         } else {
             return Err(bad());
         };
-        let number = match offset.split_at(offset.len().min(1)) {
-            ("", _) => base,
-            ("+", n) => base + n.parse::<i32>().map_err(|_| bad())?,
-            ("-", n) => base - n.parse::<i32>().map_err(|_| bad())?,
-            _ => return Err(bad()),
+        // Digits only, and few enough that the sum cannot overflow.
+        let step = |n: &str| match n.bytes().all(|b| b.is_ascii_digit()) {
+            true => n.parse::<u8>().map(i32::from).map_err(|_| bad()),
+            false => Err(bad()),
+        };
+        let number = if offset.is_empty() {
+            base
+        } else if let Some(n) = offset.strip_prefix('+') {
+            base + step(n)?
+        } else if let Some(n) = offset.strip_prefix('-') {
+            base - step(n)?
+        } else {
+            return Err(bad());
         };
         if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) }
     }
@@ -234,7 +243,19 @@ mod tests {
 
     #[test]
     fn refuses_unknown_signals() {
-        for bad in ["SIGFOO", "", "0", "65", "SIGRTMIN+99", "SIGRTMIN+", "SIGRTMIN*2", "SIG"] {
+        for bad in [
+            "SIGFOO",
+            "",
+            "0",
+            "65",
+            "SIGRTMIN+99",
+            "SIGRTMIN+",
+            "SIGRTMIN*2",
+            "SIG",
+            "SIGRTMIN++1",
+            "SIGRTMAX-99999999999",
+            "SIGRTMIN\u{35a}+",
+        ] {
             let err = Signo::parse(bad).expect_err(bad);
             assert!(err.contains("unknown signal"), "{err}");
         }

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
+use crate::logger::Quoted;
 use crate::plan::{Plan, Role, UserSpec};
 use crate::signals::Inherited;
 
@@ -137,12 +138,12 @@ fn describe(program: &OsString, error: &std::io::Error) -> SpawnError {
     let program = program.to_string_lossy();
     match error.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR) => {
-            SpawnError { code: 127, reason: format!("command '{program}' not found") }
+            SpawnError { code: 127, reason: format!("command {} not found", Quoted(&program)) }
         }
         Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM) => {
-            SpawnError { code: 126, reason: format!("command '{program}' cannot be executed: {error}") }
+            SpawnError { code: 126, reason: format!("command {} cannot be executed: {error}", Quoted(&program)) }
         }
-        _ => SpawnError { code: 126, reason: format!("command '{program}': {error}") },
+        _ => SpawnError { code: 126, reason: format!("command {}: {error}", Quoted(&program)) },
     }
 }
 
@@ -157,7 +158,7 @@ fn resolve(spec: &UserSpec) -> Result<(u32, u32), String> {
         }
         Err(_) => {
             let entry = User::from_name(&spec.user).map_err(|e| lookup_error("the user", e))?;
-            let user = entry.ok_or_else(|| format!("user '{}' does not exist in /etc/passwd", spec.user))?;
+            let user = entry.ok_or_else(|| format!("user {} does not exist in /etc/passwd", Quoted(&spec.user)))?;
             (user.uid.as_raw(), user.gid.as_raw())
         }
     };
@@ -167,7 +168,7 @@ fn resolve(spec: &UserSpec) -> Result<(u32, u32), String> {
             Ok(gid) => gid,
             Err(_) => Group::from_name(group)
                 .map_err(|e| lookup_error("the group", e))?
-                .ok_or_else(|| format!("group '{group}' does not exist in /etc/group"))?
+                .ok_or_else(|| format!("group {} does not exist in /etc/group", Quoted(group)))?
                 .gid
                 .as_raw(),
         },

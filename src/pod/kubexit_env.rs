@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
+use crate::logger::Quoted;
 use crate::plan::{DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRAVEYARD, Pod};
-use crate::rolemap::is_valid_name;
+use crate::rolemap::{invalid_name, is_valid_name};
 
 /// kubexit's grace period when none is given: used when kubexit's variables, not a
 /// role map, configure exeunt.
@@ -64,17 +65,14 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
     };
     if let Some(name) = name {
         if !is_valid_name(&name) {
-            return Err(format!(
-                "KUBEXIT_NAME: '{}' is not a valid container name (1 to 63 of a-z, 0-9 and '-')",
-                name.escape_debug()
-            ));
+            return Err(invalid_name("KUBEXIT_NAME", &name));
         }
         pod.name = name;
     }
     if let Some(graveyard) = graveyard {
         let trimmed = graveyard.trim_end_matches('/');
         if !graveyard.starts_with('/') || trimmed.is_empty() {
-            return Err(format!("KUBEXIT_GRAVEYARD: '{graveyard}' must be an absolute path to a directory"));
+            return Err(format!("KUBEXIT_GRAVEYARD: {} must be an absolute path to a directory", Quoted(&graveyard)));
         }
         pod.graveyard = PathBuf::from(trimmed);
     }
@@ -95,13 +93,7 @@ fn names(variable: &str, list: &str) -> Result<Vec<String>, String> {
     list.split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| {
-            if is_valid_name(n) {
-                Ok(n.to_string())
-            } else {
-                Err(format!("{variable}: '{}' is not a valid container name", n.escape_debug()))
-            }
-        })
+        .map(|n| if is_valid_name(n) { Ok(n.to_string()) } else { Err(invalid_name(variable, n)) })
         .collect()
 }
 
@@ -148,7 +140,7 @@ mod tests {
     #[test]
     fn hostile_names_are_refused_before_anything_is_written() {
         let err = read(None, &env(&[("KUBEXIT_NAME", "../../etc/passwd")])).expect_err("a path");
-        assert!(err.starts_with("KUBEXIT_NAME: '../../etc/passwd' is not a valid container name"), "{err}");
+        assert!(err.starts_with("KUBEXIT_NAME: '../../etc/passwd' is not a valid name"), "{err}");
         let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_DEATH_DEPS", "b,../c")])).expect_err("a path");
         assert!(err.starts_with("KUBEXIT_DEATH_DEPS: '../c'"), "{err}");
         let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_GRAVEYARD", "graveyard")])).expect_err("relative");

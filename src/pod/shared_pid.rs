@@ -7,7 +7,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::plan::Matcher;
-use crate::reaper::{parent_of, pids};
+use crate::reaper::{parse_stat, pids};
 
 /// How much of a /proc file is read: more is never needed to match.
 const MAX_PROC_READ: u64 = 4096;
@@ -29,10 +29,8 @@ fn read_proc(pid: i32, file: &str) -> Option<Vec<u8>> {
 }
 
 fn is_top_process(pid: i32) -> bool {
-    let Some(stat) = read_proc(pid, "stat") else { return false };
-    // A zombie has exited already; its state follows the command name.
-    let state = stat.iter().rposition(|&b| b == b')').and_then(|close| stat.get(close + 2));
-    parent_of(&stat) == Some(0) && state != Some(&b'Z')
+    // A zombie has exited already.
+    read_proc(pid, "stat").and_then(|stat| parse_stat(&stat)).is_some_and(|stat| stat.ppid == 0 && stat.state != b'Z')
 }
 
 /// Whether the process's comm, exe or first argument is the one asked for.

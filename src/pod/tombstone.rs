@@ -2,6 +2,7 @@
 //! kubexit's format (YAML keys `Born`, `Died`, `ExitCode`, RFC 3339 times) plus `Ready`,
 //! written once this container's processes are ready.
 
+use crate::logger::Quoted;
 use std::fmt::Write;
 
 /// A tombstone larger than this is not a tombstone: it is refused unread.
@@ -32,7 +33,7 @@ impl Tombstone {
             };
             let key = key.trim();
             if seen.contains(&key) {
-                return Err(format!("line {number}: '{key}' is given twice"));
+                return Err(format!("line {number}: {} is given twice", Quoted(key)));
             }
             seen.push(key);
             let value = unquote(value.trim());
@@ -40,7 +41,7 @@ impl Tombstone {
             match key {
                 "Born" | "Ready" | "Died" if present => {
                     if !is_rfc3339(value) {
-                        return Err(format!("line {number}: {key} '{value}' is not an RFC 3339 time"));
+                        return Err(format!("line {number}: {key} {} is not an RFC 3339 time", Quoted(value)));
                     }
                     let slot = match key {
                         "Born" => &mut tombstone.born,
@@ -50,8 +51,9 @@ impl Tombstone {
                     *slot = Some(value.to_string());
                 }
                 "ExitCode" if present => {
-                    let code =
-                        value.parse().map_err(|_| format!("line {number}: ExitCode '{value}' is not a number"))?;
+                    let code = value
+                        .parse()
+                        .map_err(|_| format!("line {number}: ExitCode {} is not a number", Quoted(value)))?;
                     tombstone.exit_code = Some(code);
                 }
                 _ => {}
