@@ -21,7 +21,7 @@ use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
 use crate::pod::shared_pid;
 use crate::reaper;
-use crate::signals::{self, Arrival, SIGKILL, SignalInbox, Signo};
+use crate::signals::{self, Arrival, SIGCONT, SIGKILL, SignalInbox, Signo};
 use crate::spawn::Launcher;
 use crate::supervisor::{Action, Event, ExitStatus, Milestone, Purpose, Supervisor, Time};
 
@@ -135,12 +135,17 @@ impl World<'_> {
                 self.pending.push_back(event);
             }
             Action::Signal { pid, signo, group } => send(pid, signo, group),
+            Action::Stop { pid, signo, group } => {
+                send(pid, signo, group);
+                send(pid, SIGCONT, group);
+            }
             Action::SignalWithStatus { pid, signo, status } => {
                 let value = libc::sigval { sival_ptr: signals::carry(status) as usize as *mut libc::c_void };
                 // SAFETY: sigqueue takes plain values; the pointer is never dereferenced.
                 if unsafe { libc::sigqueue(pid, signo.0, value) } != 0 {
                     send(pid, signo, false);
                 }
+                send(pid, SIGCONT, false);
             }
             Action::Record(milestone) => {
                 if let Some(graveyard) = &mut self.graveyard {

@@ -21,6 +21,7 @@ pub struct Signo(pub i32);
 
 pub const SIGTERM: Signo = Signo(libc::SIGTERM);
 pub const SIGKILL: Signo = Signo(libc::SIGKILL);
+pub const SIGCONT: Signo = Signo(libc::SIGCONT);
 
 impl Signo {
     /// Reads `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+2` or `SIGRTMAX-1`.

@@ -123,8 +123,11 @@ pub enum Action {
     Spawn(usize),
     /// Signal a process, or its whole process group.
     Signal { pid: i32, signo: Signo, group: bool },
-    /// Signal a process of another container, telling an exeunt there which status to
-    /// exit with.
+    /// Ask a process (or its group) to stop with this signal, followed by SIGCONT so
+    /// that a process stopped by SIGSTOP can act on it before the grace period ends.
+    Stop { pid: i32, signo: Signo, group: bool },
+    /// Ask a process of another container to stop (then SIGCONT, as for `Stop`),
+    /// telling an exeunt there which status to exit with.
     SignalWithStatus { pid: i32, signo: Signo, status: i32 },
     /// Signal every descendant of exeunt, then reap.
     SignalDescendants(Signo),
@@ -563,7 +566,7 @@ impl<'p> Supervisor<'p> {
                         // A hook that failed will not stop the process: the stop signal
                         // goes now, with a whole grace period of its own.
                         warn!("stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
-                        actions.push(Action::Signal { pid, signo: spec.stop_signal, group: plan.signal_groups });
+                        actions.push(Action::Stop { pid, signo: spec.stop_signal, group: plan.signal_groups });
                         let deadline = now + spec.grace_period;
                         proc.state = State::Stopping { pid, since, deadline, hook_running: false };
                     }
@@ -844,7 +847,7 @@ impl<'p> Supervisor<'p> {
                     // An exeunt in that container exits with this container's status.
                     actions.push(Action::SignalWithStatus { pid, signo, status: self.exit_code() });
                 } else {
-                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                    actions.push(Action::Stop { pid, signo, group: self.plan.signal_groups });
                 }
                 false
             }
@@ -900,7 +903,7 @@ mod tests {
     }
 
     fn term(pid: i32) -> Action {
-        Action::Signal { pid, signo: SIGTERM, group: false }
+        Action::Stop { pid, signo: SIGTERM, group: false }
     }
 
     fn kill(pid: i32) -> Action {
@@ -1009,7 +1012,7 @@ mod tests {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
         let mut sup = started(&plan);
         let int = Signo(libc::SIGINT);
-        assert_eq!(sup.handle(Event::Signal(int), SEC), [Action::Signal { pid: 101, signo: int, group: false }]);
+        assert_eq!(sup.handle(Event::Signal(int), SEC), [Action::Stop { pid: 101, signo: int, group: false }]);
         assert_eq!(sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(int) }, SEC), [term(100)]);
         sup.handle(exited(100, 0), SEC);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(130)]);
