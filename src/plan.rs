@@ -161,6 +161,10 @@ pub struct Pod {
     pub birth_timeout: Duration,
 }
 
+/// Restart back-off: 100 ms after a quick exit, doubling up to 30 s.
+pub const DEFAULT_RESTART_DELAY: Duration = Duration::from_millis(100);
+pub const DEFAULT_MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+
 pub const DEFAULT_GRAVEYARD: &str = "/graveyard";
 pub const DEFAULT_BIRTH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -198,6 +202,10 @@ pub struct ProcessSpec {
     pub on_exit: OnExit,
     /// Restarts allowed before an exit counts as `fail`; None for no limit.
     pub max_restarts: Option<u32>,
+    /// The wait before the first restart of a streak; it doubles with each quick exit.
+    pub restart_delay: Duration,
+    /// The longest wait between restarts.
+    pub max_restart_delay: Duration,
     /// The code exeunt exits with when this sidecar fails the run.
     pub exit_code: Option<i32>,
     /// Added to the environment exeunt inherited.
@@ -220,6 +228,8 @@ impl ProcessSpec {
             ready: None,
             on_exit: OnExit::Restart,
             max_restarts: None,
+            restart_delay: DEFAULT_RESTART_DELAY,
+            max_restart_delay: DEFAULT_MAX_RESTART_DELAY,
             exit_code: None,
             env: Vec::new(),
             workdir: None,
@@ -337,6 +347,9 @@ impl fmt::Display for Plan {
                 write!(f, ", on exit {}", p.on_exit)?;
                 if let Some(max) = p.max_restarts {
                     write!(f, " (at most {max} restarts)")?;
+                }
+                if p.on_exit == OnExit::Restart {
+                    write!(f, " after {} to {}", Show(p.restart_delay), Show(p.max_restart_delay))?;
                 }
                 if let Some(code) = p.exit_code {
                     write!(f, ", fails with {code}")?;

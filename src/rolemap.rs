@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::duration;
+use crate::duration::{self, Show};
 use crate::logger::Quoted;
 use crate::plan::{
     Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, DEFAULT_INTERVAL,
@@ -73,6 +73,8 @@ struct RawProcess {
     ready: Option<Spanned<RawReady>>,
     on_exit: Option<Spanned<RawOnExit>>,
     max_restarts: Option<Spanned<u32>>,
+    restart_delay: Option<Spanned<String>>,
+    max_restart_delay: Option<Spanned<String>>,
     exit_code: Option<Spanned<i64>>,
 }
 
@@ -290,6 +292,8 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         let not_for_matched = [
             ("on_exit", p.on_exit.as_ref().filter(|o| matches!(o.get_ref(), RawOnExit::Restart)).map(Spanned::span)),
             ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
+            ("restart_delay", p.restart_delay.as_ref().map(Spanned::span)),
+            ("max_restart_delay", p.max_restart_delay.as_ref().map(Spanned::span)),
             ("user", p.user.as_ref().map(Spanned::span)),
             ("workdir", p.workdir.as_ref().map(Spanned::span)),
             ("env", p.env.as_ref().map(Spanned::span)),
@@ -326,6 +330,8 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         let sidecar_only = [
             ("on_exit", p.on_exit.as_ref().map(Spanned::span)),
             ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
+            ("restart_delay", p.restart_delay.as_ref().map(Spanned::span)),
+            ("max_restart_delay", p.max_restart_delay.as_ref().map(Spanned::span)),
             ("exit_code", p.exit_code.as_ref().map(Spanned::span)),
         ];
         if let Some((key, Some(span))) = sidecar_only.into_iter().find(|(_, span)| span.is_some()) {
@@ -340,6 +346,23 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         };
     }
     spec.max_restarts = p.max_restarts.as_ref().map(|m| *m.get_ref());
+    if let Some(value) = &p.restart_delay {
+        spec.restart_delay = read_duration(value, "restart_delay", at)?;
+    }
+    if let Some(value) = &p.max_restart_delay {
+        spec.max_restart_delay = read_duration(value, "max_restart_delay", at)?;
+    }
+    if spec.max_restart_delay < spec.restart_delay {
+        let span = p.max_restart_delay.as_ref().or(p.restart_delay.as_ref()).map_or(p.name.span(), Spanned::span);
+        return Err(at(
+            span,
+            format!(
+                "max_restart_delay: {} is shorter than restart_delay {}",
+                Show(spec.max_restart_delay),
+                Show(spec.restart_delay)
+            ),
+        ));
+    }
     if let Some(code) = &p.exit_code {
         let valid = u8::try_from(*code.get_ref())
             .map_err(|_| at(code.span(), format!("exit_code: {} is not an exit code from 0 to 255", code.get_ref())))?;
@@ -791,6 +814,9 @@ user = "1000:1000"
         let plan = parse(&sidecar("stop = { exec = [\"nginx\", \"-s\", \"quit\"] }"), "m", None).expect("valid");
         assert_eq!(plan.processes[0].stop_hook, Some(Check::Exec(vec!["nginx".into(), "-s".into(), "quit".into()])));
         assert_eq!(plan.processes[0].on_exit, OnExit::Restart, "the default policy");
+        let plan = parse(&sidecar("restart_delay = \"1s\"\nmax_restart_delay = \"1m\""), "m", None).expect("valid");
+        let s = &plan.processes[0];
+        assert_eq!((s.restart_delay, s.max_restart_delay), (Duration::from_secs(1), Duration::from_secs(60)));
     }
 
     #[test]
@@ -819,6 +845,7 @@ user = "1000:1000"
             ("on_exit = \"explode\"", "m:5:11: unknown variant 'explode', expected one of 'restart', 'ignore', 'fail'"),
             ("exit_code = 256", "m:5:13: exit_code: 256 is not an exit code from 0 to 255"),
             ("max_restarts = -1", "m:5:16:"),
+            ("max_restart_delay = \"50ms\"", "m:5:21: max_restart_delay: 50ms is shorter than restart_delay 100ms"),
         ];
         for (line, expected) in cases {
             let err = parse(&sidecar(line), "m", None).expect_err(line).to_string();
@@ -835,6 +862,7 @@ user = "1000:1000"
             |extra: &str| format!("[[process]]\nname = \"p\"\nrole = \"primary\"\ncommand = [\"y\"]\n{extra}\n");
         for (line, expected) in [
             ("on_exit = \"ignore\"", "m:5:11: on_exit: only sidecars have an exit policy"),
+            ("restart_delay = \"1s\"", "m:5:17: restart_delay: only sidecars have an exit policy"),
             ("exit_code = 3", "m:5:13: exit_code: only sidecars have an exit policy"),
             ("ready = { file = \"/x\" }", "m:5:9: ready: only sidecars have readiness probes"),
         ] {

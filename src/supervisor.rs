@@ -21,8 +21,6 @@ pub const NOT_READY: i32 = 1;
 
 /// Restart back-off: the first delay, doubled per quick exit up to the maximum, and
 /// forgotten once a sidecar has run long enough.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
 
 /// How a process ended.
@@ -631,7 +629,7 @@ impl<'p> Supervisor<'p> {
                 if ran_for >= BACKOFF_RESET {
                     proc.streak = 0;
                 }
-                let delay = BACKOFF_FIRST.saturating_mul(1 << proc.streak.min(16)).min(BACKOFF_MAX);
+                let delay = spec.restart_delay.saturating_mul(1 << proc.streak.min(16)).min(spec.max_restart_delay);
                 proc.streak += 1;
                 proc.restarts += 1;
                 proc.state = State::Backoff { until: now + delay };
@@ -1230,6 +1228,24 @@ mod tests {
             assert!(delay <= 30 * SEC, "{delay:?}");
             now += delay;
             sup.handle(Event::Tick, now);
+        }
+    }
+
+    #[test]
+    fn back_off_follows_the_sidecars_restart_delays() {
+        let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+        plan.processes[0].restart_delay = 20 * MS;
+        plan.processes[0].max_restart_delay = 50 * MS;
+        let mut sup = started(&plan);
+        let (mut now, mut pid) = (SEC, 100);
+        for expected in [20, 40, 50, 50] {
+            sup.handle(exited(pid, 1), now);
+            let delay = sup.next_deadline().expect("a restart is due") - now;
+            assert_eq!(delay, expected * MS);
+            now += delay;
+            assert_eq!(sup.handle(Event::Tick, now), [Action::Spawn(0)]);
+            pid += 1;
+            sup.handle(Event::Spawned { index: 0, pid }, now);
         }
     }
 
