@@ -129,6 +129,8 @@ pub struct Running {
     seen: Vec<Line>,
     readers: Vec<JoinHandle<()>>,
     started: Instant,
+    /// Started by unshare, whose one child is exeunt.
+    under_unshare: bool,
 }
 
 /// Runs exeunt with `args` as PID 1 of a new PID namespace.
@@ -136,7 +138,7 @@ pub fn pid1(args: &[&str]) -> Running {
     require_pid_namespaces();
     let mut command = Command::new("unshare");
     command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
-    start(command)
+    Running { under_unshare: true, ..start(command) }
 }
 
 /// Runs exeunt as PID 1 of a new PID namespace, with extra environment variables.
@@ -145,7 +147,17 @@ pub fn pid1_env(env: &[(&str, &str)], args: &[&str]) -> Running {
     let mut command = Command::new("unshare");
     command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
     command.envs(env.iter().copied());
-    start(command)
+    Running { under_unshare: true, ..start(command) }
+}
+
+/// Runs exeunt as PID 1 of a new PID namespace, after `setup` has had its say on the
+/// command (descriptors to inherit, say).
+pub fn pid1_with(setup: impl FnOnce(&mut Command), args: &[&str]) -> Running {
+    require_pid_namespaces();
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
+    setup(&mut command);
+    Running { under_unshare: true, ..start(command) }
 }
 
 /// Runs exeunt with `args` as an ordinary process (not PID 1).
@@ -176,7 +188,7 @@ pub fn start(mut command: Command) -> Running {
             })
         })
         .collect();
-    Running { child, lines, seen: Vec::new(), readers, started }
+    Running { child, lines, seen: Vec::new(), readers, started, under_unshare: false }
 }
 
 impl Running {
@@ -208,7 +220,7 @@ impl Running {
                     panic!("no {stream:?} line with {needle:?} within {HANG:?}; saw {:?}", self.seen)
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let outcome = self.wait_inner();
+                    let outcome = self.wait_inner(HANG);
                     panic!("output closed before a {stream:?} line with {needle:?}: {outcome:?}")
                 }
             }
@@ -218,11 +230,11 @@ impl Running {
     /// The pid of exeunt as this test sees it: under unshare, unshare's one child.
     pub fn exeunt_pid(&self) -> i32 {
         let me = self.child.id();
-        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
-        match children.split_whitespace().next() {
-            Some(pid) => pid.parse().expect("a pid"),
-            None => me as i32,
+        if !self.under_unshare {
+            return me as i32;
         }
+        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+        children.split_whitespace().next().expect("unshare has started exeunt").parse().expect("a pid")
     }
 
     /// Time since the run started, on the clock of the lines' `at`.
@@ -242,31 +254,48 @@ impl Running {
     }
 
     /// Waits for the end of the run, failing the test if it takes longer than `HANG`.
-    pub fn finish(mut self) -> Outcome {
-        self.wait_inner()
+    pub fn finish(self) -> Outcome {
+        self.finish_within(HANG)
     }
 
-    fn wait_inner(&mut self) -> Outcome {
+    /// Waits for the end of a run meant to last long, failing the test if it takes
+    /// longer than `bound` from its start.
+    pub fn finish_within(mut self, bound: Duration) -> Outcome {
+        self.wait_inner(bound)
+    }
+
+    fn wait_inner(&mut self, bound: Duration) -> Outcome {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: pidfd_open takes a pid and flags; the result is an owned descriptor.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
         assert!(pidfd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
         let mut poll = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
-        let remaining = HANG.saturating_sub(self.started.elapsed());
+        let remaining = bound.saturating_sub(self.started.elapsed());
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut poll, 1, remaining.as_millis() as i32) };
         // SAFETY: the descriptor is ours.
         unsafe { libc::close(pidfd) };
         if ready != 1 {
             self.kill();
-            panic!("the run did not end within {HANG:?}; saw {:?}", self.seen);
+            panic!("the run did not end within {bound:?}; saw {:?}", self.seen);
         }
         let status = self.child.wait().expect("wait for the run");
         let elapsed = self.started.elapsed();
+        // The output ends when the last process holding it is gone: a process left
+        // behind would hold it open, and is a failure rather than a hang.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the run ended but a process left behind still holds its output; saw {:?}", self.seen)
+                }
+            }
+        }
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
-        self.seen.extend(self.lines.try_iter());
         let join = |stream| {
             let lines: Vec<&str> = self.seen.iter().filter(|l| l.stream == stream).map(|l| l.text.as_str()).collect();
             lines.join("\n")
