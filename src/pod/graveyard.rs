@@ -4,6 +4,11 @@
 //! The directory is watched with inotify *before* it is scanned, so a tombstone written
 //! between the two is seen either way; a death that happened before exeunt started is
 //! found by the scan (kubexit saw only events, and missed it).
+//!
+//! Faults are met where they happen: a graveyard exeunt cannot write in is an error
+//! at start, before anything runs; a graveyard that vanishes is made again, watched
+//! again and scanned again; on a full disk the tombstone is rewritten in place, in
+//! the space it already has.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -13,7 +18,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use log::{debug, error, info, warn};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::tombstone::{self, MAX_SIZE, Tombstone};
 use crate::plan::Pod;
@@ -26,6 +31,7 @@ pub struct Graveyard {
     death_deps: Vec<String>,
     birth_deps: Vec<String>,
     inotify: Inotify,
+    watch: WatchDescriptor,
     own: Tombstone,
     ready_deps: BTreeSet<String>,
     /// Deps whose death has been reported, so that it is reported once.
@@ -34,28 +40,31 @@ pub struct Graveyard {
 }
 
 impl Graveyard {
-    /// Opens the graveyard, creating the directory when it is missing.
+    /// Opens the graveyard, creating the directory when it is missing, and makes sure
+    /// that this container's tombstone can be written there: a pod whose containers
+    /// cannot learn of each other's deaths would never end.
     pub fn open(pod: &Pod) -> Result<Graveyard, String> {
         let dir = &pod.graveyard;
-        std::fs::create_dir_all(dir).map_err(|e| format!("graveyard {}: cannot create it: {e}", dir.display()))?;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))?;
-        // Complete writes only: a rename into place (exeunt) or the close after an
-        // in-place write (kubexit). The directory's own removal is noticed too.
-        let flags = AddWatchFlags::IN_CLOSE_WRITE
-            | AddWatchFlags::IN_MOVED_TO
-            | AddWatchFlags::IN_DELETE_SELF
-            | AddWatchFlags::IN_MOVE_SELF
-            | AddWatchFlags::IN_ONLYDIR;
-        inotify
-            .add_watch(dir.as_path(), flags)
-            .map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))?;
+        let watch = watch(&inotify, dir)?;
+        let probe = dir.join(format!(".{}.{}.probe", pod.name, std::process::id()));
+        let written = write_file(&probe, b"exeunt checks that tombstones can be written here\n");
+        let _ = std::fs::remove_file(&probe);
+        written.map_err(|e| format!("graveyard {}: cannot write tombstones in it: {e}", dir.display()))?;
+        // A symbolic link in the tombstone's place is replaced, never followed; a
+        // directory there would make every write fail.
+        let own = dir.join(&pod.name);
+        if std::fs::symlink_metadata(&own).is_ok_and(|m| m.is_dir()) {
+            return Err(format!("tombstone {}: is a directory, where this container's tombstone goes", own.display()));
+        }
         Ok(Graveyard {
             dir: dir.clone(),
             name: pod.name.clone(),
             death_deps: pod.death_deps.clone(),
             birth_deps: pod.birth_deps.clone(),
             inotify,
+            watch,
             own: Tombstone::default(),
             ready_deps: BTreeSet::new(),
             dead_deps: BTreeSet::new(),
@@ -88,8 +97,12 @@ impl Graveyard {
             }
         };
         for change in changes {
+            if change.wd != self.watch {
+                // The last events of a directory that was replaced.
+                continue;
+            }
             if change.mask.intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF) {
-                error!("graveyard {} was removed: deps can no longer be followed", self.dir.display());
+                self.make_again(change.mask.contains(AddWatchFlags::IN_MOVE_SELF), &mut events);
                 continue;
             }
             if let Some(name) = change.name.as_deref().and_then(OsStr::to_str)
@@ -100,6 +113,31 @@ impl Graveyard {
             }
         }
         events
+    }
+
+    /// The graveyard was removed or moved away: it is made again at its path and
+    /// watched there, this container's tombstone is written again, and the deps'
+    /// tombstones are read (another container may have made it again first).
+    fn make_again(&mut self, moved: bool, events: &mut Vec<Event>) {
+        warn!("graveyard {} was {}: making it again", self.dir.display(), if moved { "moved" } else { "removed" });
+        if moved {
+            // A removed directory's watch is gone already; a moved one's still follows it.
+            let _ = self.inotify.rm_watch(self.watch);
+        }
+        match watch(&self.inotify, &self.dir) {
+            Ok(watch) => self.watch = watch,
+            Err(e) => {
+                error!("{e}: deps can no longer be followed");
+                return;
+            }
+        }
+        if self.own != Tombstone::default() {
+            self.write_own();
+        }
+        let deps: BTreeSet<String> = self.death_deps.iter().chain(&self.birth_deps).cloned().collect();
+        for dep in deps {
+            self.look_at(&dep, events);
+        }
     }
 
     /// Reads one dep's tombstone and turns what is new on it into events.
@@ -153,18 +191,72 @@ impl Graveyard {
                 self.own.exit_code = Some(code);
             }
         }
+        if self.write_own() {
+            debug!("tombstone {}: {milestone:?} recorded", self.dir.join(&self.name).display());
+        }
+    }
+
+    /// Writes this container's tombstone as it is now; false (and logged) when it
+    /// could not be written at all.
+    fn write_own(&mut self) -> bool {
         let path = self.dir.join(&self.name);
+        let text = self.own.render();
         let temporary = self.dir.join(format!(".{}.{}.tmp", self.name, std::process::id()));
-        let written =
-            write_file(&temporary, self.own.render().as_bytes()).and_then(|()| std::fs::rename(&temporary, &path));
+        let mut written = write_file(&temporary, text.as_bytes()).and_then(|()| std::fs::rename(&temporary, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        match written.as_ref().map_err(std::io::Error::raw_os_error) {
+            Err(Some(libc::ENOENT)) => {
+                // The graveyard vanished: it is made again (and watched again once
+                // inotify reports the removal).
+                warn!("graveyard {} is gone: making it again", self.dir.display());
+                written = std::fs::create_dir_all(&self.dir)
+                    .and_then(|()| write_file(&temporary, text.as_bytes()))
+                    .and_then(|()| std::fs::rename(&temporary, &path));
+            }
+            Err(Some(libc::ENOSPC | libc::EDQUOT)) => {
+                // The tombstone already written holds a block that this text fits in.
+                warn!("graveyard {}: the disk is full; rewriting the tombstone in place", self.dir.display());
+                written = rewrite_in_place(&path, text.as_bytes());
+            }
+            _ => {}
+        }
         match written {
-            Ok(()) => debug!("tombstone {}: {milestone:?} recorded", path.display()),
+            Ok(()) => true,
             Err(e) => {
                 let _ = std::fs::remove_file(&temporary);
-                error!("tombstone {}: cannot record {milestone:?}: {e}", path.display());
+                error!("tombstone {}: cannot write it: {e}", path.display());
+                false
             }
         }
     }
+}
+
+/// Watches `dir` for complete writes only: a rename into place (exeunt) or the close
+/// after an in-place write (kubexit); and for the directory's own removal. Creates the
+/// directory when it is missing.
+fn watch(inotify: &Inotify, dir: &Path) -> Result<WatchDescriptor, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("graveyard {}: cannot create it: {e}", dir.display()))?;
+    let flags = AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_ONLYDIR;
+    inotify.add_watch(dir, flags).map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))
+}
+
+/// Overwrites an existing tombstone without allocating new space: for a full disk.
+fn rewrite_in_place(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    // O_NONBLOCK: opening a FIFO put in the tombstone's place must fail, not wait.
+    let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    let mut file = std::fs::OpenOptions::new().write(true).custom_flags(flags).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    file.write_all(text)?;
+    file.set_len(text.len() as u64)?;
+    file.sync_data()
 }
 
 impl AsFd for Graveyard {

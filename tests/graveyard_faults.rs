@@ -1,0 +1,202 @@
+//! The graveyard under faults: read-only, full, removed while watched, and tombstones
+//! replaced by a directory, a symbolic link or a 1 GB file. A clear error or a bounded
+//! read, never a hang or a crash; and where the pod can still end, it does.
+//!
+//! Read-only and full graveyards are tmpfs mounts in a mount namespace of their own
+//! (`unshare --mount`), so nothing of the machine's is touched.
+
+mod common;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Scratch, exeunt, plain, process, start, until_term};
+use exeunt::pod::graveyard::read_tombstone;
+
+/// A role map for container `name` of a pod, with the given processes.
+fn pod_map(name: &str, graveyard: &str, death_deps: &[&str], processes: &[String]) -> String {
+    format!(
+        "[pod]\nname = \"{name}\"\ngraveyard = \"{graveyard}\"\ndeath_deps = {death_deps:?}\n\n{}",
+        processes.concat()
+    )
+}
+
+/// Runs `script` with sh in a mount namespace of its own, with `$EXEUNT` set.
+fn in_mount_namespace(script: &str) -> common::Outcome {
+    assert!(std::path::Path::new("/usr/bin/unshare").exists(), "unshare is missing: apt-get install util-linux");
+    let mut command = Command::new("unshare");
+    command.args(["--mount", "--propagation", "private", "sh", "-c", script]).env("EXEUNT", exeunt());
+    start(command).finish()
+}
+
+/// Puts a tombstone in place the way exeunt does: a temporary file renamed over it.
+fn bury(dir: &std::path::Path, name: &str, text: &str) {
+    let temporary = dir.join(format!(".{name}.test.tmp"));
+    std::fs::write(&temporary, text).expect("write the tombstone");
+    std::fs::rename(&temporary, dir.join(name)).expect("rename it into place");
+}
+
+/// Waits until the tombstone at `path` is there and satisfies `done`.
+fn wait_for_tombstone(path: &std::path::Path, done: impl Fn(&exeunt::pod::tombstone::Tombstone) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !read_tombstone(path).ok().flatten().is_some_and(|t| done(&t)) {
+        assert!(std::time::Instant::now() < deadline, "{} was not written", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const DIED_6: &str = "Born: \"2026-11-28T00:00:00Z\"\nDied: \"2026-11-28T00:00:01Z\"\nExitCode: 6\n";
+
+#[test]
+fn a_read_only_graveyard_is_an_error_before_anything_starts() {
+    let scratch = Scratch::new("graveyard-read-only");
+    let graveyard = scratch.path("graveyard");
+    std::fs::create_dir(&graveyard).expect("mount point");
+    let marker = scratch.path("started");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map("app", &graveyard, &[], &[process("job", "primary", &format!("touch {marker}"), "")]),
+    );
+    let outcome = in_mount_namespace(&format!(
+        "mount -t tmpfs -o ro,size=1m tmpfs {graveyard} || exit 100; exec \"$EXEUNT\" -c {map}"
+    ));
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("graveyard {graveyard}: cannot write tombstones in it: Read-only file system")),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1, "one line: {}", outcome.stderr);
+    assert!(!std::path::Path::new(&marker).exists(), "nothing may start when the pod could never learn of its end");
+}
+
+#[test]
+fn a_full_graveyard_still_gets_the_tombstone_of_death_and_the_pod_ends() {
+    let scratch = Scratch::new("graveyard-full");
+    let graveyard = scratch.path("graveyard");
+    std::fs::create_dir(&graveyard).expect("mount point");
+    let side = scratch.file(
+        "side.toml",
+        &pod_map("side", &graveyard, &["app"], &[process("proxy", "primary", &until_term("proxy", ""), "")]),
+    );
+    // The primary fills the disk once the other container's tombstone is there, then fails.
+    let fill = format!(
+        "until [ -s {graveyard}/side ]; do sleep 0.01; done; dd if=/dev/zero of={graveyard}/fill bs=4096 2>/dev/null; \
+         echo disk full; exit 3"
+    );
+    let app = scratch.file("app.toml", &pod_map("app", &graveyard, &[], &[process("job", "primary", &fill, "")]));
+    let outcome = in_mount_namespace(&format!(
+        "mount -t tmpfs -o size=64k tmpfs {graveyard} || exit 100
+         \"$EXEUNT\" -c {side} & side=$!
+         \"$EXEUNT\" -c {app}; echo app exited $?
+         wait $side; echo side exited $?
+         cat {graveyard}/app"
+    ));
+    assert!(outcome.stdout.contains("disk full"), "{outcome:?}");
+    assert!(outcome.stderr.contains("the disk is full; rewriting the tombstone in place"), "{}", outcome.stderr);
+    assert!(outcome.stdout.contains("app exited 3"), "{outcome:?}");
+    assert!(outcome.stdout.contains("side exited 3"), "the other container learnt of the death: {outcome:?}");
+    assert!(outcome.stdout.contains("ExitCode: 3"), "{outcome:?}");
+}
+
+#[test]
+fn a_graveyard_removed_while_watched_is_made_again_and_still_followed() {
+    let scratch = Scratch::new("graveyard-removed");
+    let graveyard = scratch.0.join("graveyard");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "queue",
+            &graveyard.to_string_lossy(),
+            &["job"],
+            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
+        ),
+    );
+    let mut running = plain(&["-c", &map]);
+    running.expect_line("queue up");
+    // Ready is the last milestone written before the death dep's.
+    wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
+    std::fs::remove_dir_all(&graveyard).expect("remove the graveyard");
+    running.expect_log("was removed: making it again");
+    // exeunt wrote its tombstone again: a container starting now still finds it.
+    wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
+    bury(&graveyard, "job", DIED_6);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 6, "the death in the new graveyard was seen: {outcome:?}");
+    assert!(outcome.stdout.contains("queue got TERM"), "{outcome:?}");
+}
+
+#[test]
+fn tombstones_that_are_a_directory_a_symlink_or_a_1gb_file_are_refused_and_read_again_when_replaced() {
+    let scratch = Scratch::new("graveyard-hostile");
+    let graveyard = scratch.0.join("graveyard");
+    std::fs::create_dir(&graveyard).expect("graveyard");
+    std::fs::create_dir(graveyard.join("dir")).expect("a directory");
+    let elsewhere = scratch.file("elsewhere", DIED_6);
+    std::os::unix::fs::symlink(&elsewhere, graveyard.join("link")).expect("a symlink");
+    let huge = std::fs::File::create(graveyard.join("huge")).expect("a file");
+    huge.set_len(1 << 30).expect("1 GB, sparse");
+    drop(huge);
+    // This container's own tombstone place holds a symlink to a file it must not touch.
+    let victim = scratch.file("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, graveyard.join("queue")).expect("a symlink");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "queue",
+            &graveyard.to_string_lossy(),
+            &["dir", "link", "huge"],
+            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
+        ),
+    );
+    let mut running = plain(&["-c", &map]);
+    let g = graveyard.display();
+    for refusal in [
+        format!("tombstone {g}/dir: is not a regular file"),
+        format!("tombstone {g}/link: is a symbolic link, which is not followed"),
+        format!("tombstone {g}/huge: is larger than 65536 bytes"),
+    ] {
+        running.expect_log(&refusal);
+    }
+    running.expect_line("queue up");
+    let refused_within = running.elapsed();
+    wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious\n", "written through a symlink");
+    let own = std::fs::symlink_metadata(graveyard.join("queue")).expect("own tombstone");
+    assert!(own.is_file(), "the symlink was replaced by a regular file: {own:?}");
+    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", running.exeunt_pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .expect("exeunt's RSS");
+    println!("three hostile tombstones refused within {refused_within:?}; exeunt's RSS {rss_kb} kB");
+    assert!(rss_kb < 64 * 1024, "the 1 GB file was not read whole: {rss_kb} kB");
+    bury(&graveyard, "huge", DIED_6);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 6, "the replaced tombstone was read again: {outcome:?}");
+}
+
+#[test]
+fn a_directory_in_place_of_the_own_tombstone_is_an_error_before_anything_starts() {
+    let scratch = Scratch::new("graveyard-own-dir");
+    let graveyard = scratch.0.join("graveyard");
+    std::fs::create_dir_all(graveyard.join("app")).expect("a directory where the tombstone goes");
+    let marker = scratch.path("started");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "app",
+            &graveyard.to_string_lossy(),
+            &[],
+            &[process("job", "primary", &format!("touch {marker}"), "")],
+        ),
+    );
+    let outcome = plain(&["-c", &map]).finish();
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    assert!(outcome.stderr.contains("is a directory, where this container's tombstone goes"), "{}", outcome.stderr);
+    assert!(!std::path::Path::new(&marker).exists());
+}
