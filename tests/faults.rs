@@ -337,10 +337,12 @@ fn exeunts_own_descriptors_never_reach_its_children() {
     let inherited = std::fs::File::create(scratch.path("inherited")).expect("a file");
     let raw = inherited.as_raw_fd();
     let give_5 = |command: &mut std::process::Command| {
-        // SAFETY: dup2 between fork and exec, on a descriptor that stays open.
+        // SAFETY: dup2 or fcntl between fork and exec, on a descriptor that stays open.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(command, move || {
-                if libc::dup2(raw, 5) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+                // dup2 onto itself would keep the close-on-exec flag: clear it then.
+                let done = if raw == 5 { libc::fcntl(5, libc::F_SETFD, 0) } else { libc::dup2(raw, 5) };
+                if done < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
             });
         }
     };
