@@ -129,7 +129,7 @@ fn a_graveyard_removed_while_watched_is_made_again_and_still_followed() {
 
 #[test]
 fn tombstones_that_are_a_directory_a_symlink_or_a_1gb_file_are_refused_and_read_again_when_replaced() {
-    let scratch = Scratch::new("graveyard-hostile");
+    let scratch = Scratch::new("graveyard-hostile-tombstones");
     let graveyard = scratch.0.join("graveyard");
     std::fs::create_dir(&graveyard).expect("graveyard");
     std::fs::create_dir(graveyard.join("dir")).expect("a directory");
