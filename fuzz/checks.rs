@@ -10,7 +10,7 @@ use exeunt::duration::{self, Show};
 use exeunt::plan::{Pod, Role};
 use exeunt::pod::{kubexit_env, tombstone::Tombstone};
 use exeunt::reaper::parse_stat;
-use exeunt::rolemap::{self, is_valid_name};
+use exeunt::rolemap::{self, is_valid_name, read_addr, read_url};
 use exeunt::signals::Signo;
 
 /// The rules for one kind of input: panics when one is broken.
@@ -18,7 +18,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory.
 #[allow(dead_code)] // The fuzz targets use one function each; the corpus test uses this.
-pub const TARGETS: [(&str, Check); 7] = [
+pub const TARGETS: [(&str, Check); 9] = [
     ("rolemap", rolemap),
     ("duration", duration),
     ("signal_name", signal_name),
@@ -26,6 +26,8 @@ pub const TARGETS: [(&str, Check); 7] = [
     ("kubexit_env", kubexit_env),
     ("proc_stat", proc_stat),
     ("command_line", command_line),
+    ("http_answer", http_answer),
+    ("probe_target", probe_target),
 ];
 
 /// A role map's text, with and without a command line that supplies the primary.
@@ -131,6 +133,33 @@ pub fn command_line(data: &[u8]) {
     let env = |name: &str| vars.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()).map(|(_, v)| v.clone());
     if let Err(e) = exeunt::cli::parse(&args, &env) {
         assert_one_line(&e.to_string(), "");
+    }
+}
+
+/// What a sidecar answers to an HTTP probe or stop hook.
+pub fn http_answer(data: &[u8]) {
+    match exeunt::checks::status_of(data) {
+        None => assert!(!data.windows(2).any(|w| w == b"\r\n"), "a complete status line was not judged"),
+        Some(Ok(())) => assert!(data.starts_with(b"HTTP/1."), "passed without an HTTP/1.x status line"),
+        Some(Err(e)) => assert_one_line(&e, ""),
+    }
+}
+
+/// A probe's `tcp` address or `http` URL: what is accepted goes into a request line
+/// and a Host header, so it may hold no white space or control character.
+pub fn probe_target(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match read_addr(text) {
+        Ok(addr) => assert_eq!(read_addr(&addr.to_string()), Ok(addr), "{text:?}"),
+        Err(e) => assert_one_line(&e, "'"),
+    }
+    match read_url(text) {
+        Ok(target) => {
+            let clean = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+            assert!(clean(&target.host) && clean(&target.path), "{text:?} read as {target:?}");
+            assert!(target.path.starts_with('/'), "{text:?} read as {target:?}");
+        }
+        Err(e) => assert_one_line(&e, "'"),
     }
 }
 
