@@ -5,7 +5,7 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{HANG, Scratch, Stream, count, exists, pid1, pid1_with, plain, process, run_pid1, until_term};
+use common::{HANG, Scratch, Stream, count, exists, list_fds, pid1, pid1_with, plain, process, run_pid1, until_term};
 
 /// A role map with a global grace period and the given processes.
 fn role_map(grace: &str, processes: &[String]) -> String {
@@ -298,13 +298,6 @@ fn a_sidecar_crash_looping_for_a_minute_grows_neither_exeunts_memory_nor_its_des
     assert!(samples.iter().all(|s| s.2 == first.2), "exeunt's descriptors changed: {samples:?}");
     // A leak of even 8 bytes a restart would be 20 kB over the minute measured.
     assert!(most(|s| s.1) <= first.1 + 8, "exeunt's heap grew: {samples:?}");
-}
-
-/// The descriptors a child of the shell inherits, as `ls /proc/self/fd` lists them (with
-/// the one ls opens to read the directory, the same everywhere). Not the shell's own:
-/// dash moves descriptors around while it sets up redirections and pipelines.
-fn list_fds(into: &str) -> String {
-    format!("ls /proc/self/fd > {into}.raw; sort -n {into}.raw | tr '\\n' ' ' > {into}")
 }
 
 #[test]

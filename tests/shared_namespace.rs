@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Running, Scratch, exeunt, free_port, http_sidecar, process, require_pid_namespaces, start, until_term};
+use common::{
+    Running, Scratch, exeunt, free_port, http_sidecar, list_fds, process, require_pid_namespaces, start, until_term,
+};
 
 /// A PID namespace with a pause process as PID 1, removed with everything in it on drop.
 struct Pod {
@@ -116,16 +118,21 @@ fn non_wrapped_sidecar_ignoring_sigterm_is_killed_after_its_grace_period() {
     let stubborn = renamed(&scratch, "/bin/sleep", "stubborn");
     let mut sidecar = pod.container(&["sh", "-c", &format!("trap '' TERM; echo stubborn up; exec {stubborn} 1000")]);
     sidecar.expect_line("stubborn up");
+    // The primary starts while exeunt holds a pidfd of the sidecar: it must not see it.
     let map = [
         process("stubborn", "sidecar", "", "grace_period = \"500ms\"")
             .replace("command = [\"sh\", \"-c\", \"\"]", "match = { comm = \"stubborn\" }"),
-        process("job", "primary", "exit 0", ""),
+        process("job", "primary", &list_fds(&scratch.path("job-fds")), ""),
     ]
     .concat();
     let primary = pod.container(&[exeunt(), "-c", &scratch.file("map.toml", &map)]).finish();
     assert_eq!(primary.code, 0, "{primary:?}");
     assert!(primary.stderr.contains("killing stubborn: still running 500ms after SIGTERM"), "{}", primary.stderr);
     assert_eq!(sidecar.finish().code, 137, "killed");
+    let baseline = pod.container(&["sh", "-c", &list_fds(&scratch.path("baseline-fds"))]).finish();
+    assert_eq!(baseline.code, 0, "{baseline:?}");
+    let read = |name: &str| std::fs::read_to_string(scratch.path(name)).expect("a list of descriptors");
+    assert_eq!(read("job-fds"), read("baseline-fds"), "a child of exeunt sees what a child of the runtime sees");
 }
 
 #[test]

@@ -360,3 +360,10 @@ pub fn count(text: &str, needle: &str) -> usize {
 pub fn exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The descriptors a child of the shell inherits, as `ls /proc/self/fd` lists them (with
+/// the one ls opens to read the directory, the same everywhere). Not the shell's own:
+/// dash moves descriptors around while it sets up redirections and pipelines.
+pub fn list_fds(into: &str) -> String {
+    format!("ls /proc/self/fd > {into}.raw; sort -n {into}.raw | tr '\\n' ' ' > {into}")
+}
