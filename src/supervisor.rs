@@ -23,6 +23,10 @@ pub const NOT_READY: i32 = 1;
 /// forgotten once a sidecar has run long enough.
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
 
+/// How long descendants may take to die of SIGKILL before it is sent again: a process
+/// forked while the sweep walked /proc (when exeunt is not PID 1) was not signalled.
+const KILL_RETRY: Duration = Duration::from_secs(1);
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -238,7 +242,10 @@ enum Sweep {
     Terminating {
         deadline: Time,
     },
-    Killing,
+    /// SIGKILL went to every descendant; it goes again at `retry` to any still there.
+    Killing {
+        retry: Time,
+    },
     Done,
 }
 
@@ -311,6 +318,7 @@ impl<'p> Supervisor<'p> {
         });
         let sweep = match self.sweep {
             Sweep::Terminating { deadline } => Some(deadline),
+            Sweep::Killing { retry } => Some(retry),
             _ => None,
         };
         procs.chain(sweep).chain(self.birth_deadline).min()
@@ -343,11 +351,11 @@ impl<'p> Supervisor<'p> {
                     self.sweep_leftovers(now, &mut actions);
                 }
             }
-            Event::Signal(signo) => self.on_signal(signo, &mut actions),
+            Event::Signal(signo) => self.on_signal(signo, now, &mut actions),
             Event::StopWithStatus { signo, status } => {
                 info!("received {signo} carrying exit status {status} from another container's exeunt");
                 self.error_code.get_or_insert(status);
-                self.on_signal(signo, &mut actions);
+                self.on_signal(signo, now, &mut actions);
             }
             Event::NotFound { index } => {
                 let deadline = *self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout);
@@ -649,7 +657,7 @@ impl<'p> Supervisor<'p> {
         }
     }
 
-    fn on_signal(&mut self, signo: Signo, actions: &mut Vec<Action>) {
+    fn on_signal(&mut self, signo: Signo, now: Time, actions: &mut Vec<Action>) {
         if signo.asks_to_stop() {
             match self.shutdown {
                 None => {
@@ -672,7 +680,7 @@ impl<'p> Supervisor<'p> {
                 }
                 Some(_) => {
                     warn!("received {signo} again: killing what is left now");
-                    self.hurry(actions);
+                    self.hurry(now, actions);
                 }
             }
             return;
@@ -726,12 +734,16 @@ impl<'p> Supervisor<'p> {
                 self.drive_probe(index, now, actions);
             }
         }
-        if let Sweep::Terminating { deadline } = self.sweep
-            && deadline <= now
-        {
-            warn!("killing leftover processes: still running {} after SIGTERM", Show(self.plan.grace_period));
-            actions.push(Action::SignalDescendants(SIGKILL));
-            self.sweep = Sweep::Killing;
+        match self.sweep {
+            Sweep::Terminating { deadline } if deadline <= now => {
+                warn!("killing leftover processes: still running {} after SIGTERM", Show(self.plan.grace_period));
+                self.kill_leftovers(now, actions);
+            }
+            Sweep::Killing { retry } if retry <= now => {
+                warn!("leftover processes still there {} after SIGKILL: sending it again", Show(KILL_RETRY));
+                self.kill_leftovers(now, actions);
+            }
+            _ => {}
         }
     }
 
@@ -755,7 +767,7 @@ impl<'p> Supervisor<'p> {
     }
 
     /// Skips every remaining grace period: SIGKILL to all that is alive.
-    fn hurry(&mut self, actions: &mut Vec<Action>) {
+    fn hurry(&mut self, now: Time, actions: &mut Vec<Action>) {
         if let Some(shutdown) = &mut self.shutdown {
             shutdown.hurry = true;
         }
@@ -772,9 +784,14 @@ impl<'p> Supervisor<'p> {
             }
         }
         if let Sweep::Terminating { .. } | Sweep::Pending = self.sweep {
-            actions.push(Action::SignalDescendants(SIGKILL));
-            self.sweep = Sweep::Killing;
+            self.kill_leftovers(now, actions);
         }
+    }
+
+    /// SIGKILL to every descendant, again after [`KILL_RETRY`] while any is left.
+    fn kill_leftovers(&mut self, now: Time, actions: &mut Vec<Action>) {
+        actions.push(Action::SignalDescendants(SIGKILL));
+        self.sweep = Sweep::Killing { retry: now + KILL_RETRY };
     }
 
     /// Moves the shutdown on: the primaries first; then the sidecars, in reverse start
@@ -813,8 +830,7 @@ impl<'p> Supervisor<'p> {
     /// SIGTERM to every descendant left, SIGKILL after the grace period (or at once).
     fn sweep_leftovers(&mut self, now: Time, actions: &mut Vec<Action>) {
         if self.shutdown.is_some_and(|s| s.hurry) {
-            actions.push(Action::SignalDescendants(SIGKILL));
-            self.sweep = Sweep::Killing;
+            self.kill_leftovers(now, actions);
         } else {
             actions.push(Action::SignalDescendants(SIGTERM));
             self.sweep = Sweep::Terminating { deadline: now + self.plan.grace_period };
@@ -1065,6 +1081,23 @@ mod tests {
         assert_eq!(sup.handle(exited(555, 0), SEC + DEFAULT_GRACE), []);
         assert_eq!(sup.handle(GONE, SEC + DEFAULT_GRACE), [Action::Exit(0)]);
         assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC + DEFAULT_GRACE), []);
+    }
+
+    #[test]
+    fn a_descendant_that_outlives_the_sigkill_sweep_gets_sigkill_again() {
+        // Found by fuzzing: not PID 1, a process forked while the sweep walked /proc was
+        // never signalled, and exeunt waited for it with no deadline at all.
+        let plan = plan(&[("job", Role::Primary)]);
+        let mut sup = started(&plan);
+        sup.handle(exited(100, 0), SEC);
+        sup.handle(Event::Reaped { children_left: true }, SEC);
+        let killed_at = SEC + DEFAULT_GRACE;
+        assert_eq!(sup.handle(Event::Tick, killed_at), [Action::SignalDescendants(SIGKILL)]);
+        assert_eq!(sup.handle(Event::Reaped { children_left: true }, killed_at), []);
+        assert_eq!(sup.next_deadline(), Some(killed_at + KILL_RETRY));
+        assert_eq!(sup.handle(Event::Tick, killed_at + KILL_RETRY), [Action::SignalDescendants(SIGKILL)]);
+        assert_eq!(sup.handle(GONE, killed_at + KILL_RETRY), [Action::Exit(0)]);
+        assert_eq!(sup.next_deadline(), None);
     }
 
     #[test]
