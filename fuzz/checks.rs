@@ -18,7 +18,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory.
 #[allow(dead_code)] // The fuzz targets use one function each; the corpus test uses this.
-pub const TARGETS: [(&str, Check); 9] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("rolemap", rolemap),
     ("duration", duration),
     ("signal_name", signal_name),
@@ -28,6 +28,7 @@ pub const TARGETS: [(&str, Check); 9] = [
     ("command_line", command_line),
     ("http_answer", http_answer),
     ("probe_target", probe_target),
+    ("supervisor", supervisor),
 ];
 
 /// A role map's text, with and without a command line that supplies the primary.
@@ -185,4 +186,338 @@ fn assert_one_line(message: &str, prefix: &str) {
     assert!(message.starts_with(prefix), "{message:?} does not start with {prefix:?}");
     assert!(message.len() > prefix.len(), "an error that says nothing: {message:?}");
     assert!(!message.contains(['\n', '\r']), "an error of more than one line: {message:?}");
+}
+
+/// The supervisor run against a simulated world whose every choice comes from the
+/// input: the plan, which process exits when and how, which signals and checks' results
+/// arrive, which stray descendants appear. The rules an init lives by:
+/// - no panic, and time only moves forward;
+/// - a process is started only when it is not running; a check only when it is not
+///   under way; a signal goes only to a process not yet reported gone (a reaped pid
+///   may already be someone else's);
+/// - Exit comes once, last of its batch, with a code from 0 to 255, and only when no
+///   process of the world is left;
+/// - once the input is used up, SIGTERM ends the run in bounded virtual time, even if
+///   every process ignores everything but SIGKILL and every check fails.
+pub fn supervisor(data: &[u8]) {
+    use exeunt::supervisor::Supervisor;
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    let plan = world::plan(&mut || next().unwrap_or(0));
+    let mut world = world::World::new(&plan);
+    let mut supervisor = Supervisor::new(&plan, world.now);
+    let actions = supervisor.start(world.now);
+    world.carry_out(actions);
+    world.settle(&mut supervisor);
+    while world.exit.is_none() {
+        let Some(byte) = next() else { break };
+        let event = world.choose(byte, &mut next, supervisor.next_deadline());
+        world.feed(&mut supervisor, event);
+    }
+    world.end(&mut supervisor);
+}
+
+mod world {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::time::Duration;
+
+    use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
+    use exeunt::signals::Signo;
+    use exeunt::supervisor::{Action, CheckId, Event, ExitStatus, Supervisor, Time};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A plan of one to four processes, at least one of them a primary.
+    pub fn plan(byte: &mut dyn FnMut() -> u8) -> Plan {
+        let count = 1 + usize::from(byte() % 4);
+        let mut processes = Vec::new();
+        for i in 0..count {
+            let flags = byte();
+            let primary =
+                flags & 1 == 1 || (i == count - 1 && processes.iter().all(|p: &ProcessSpec| p.role != Role::Primary));
+            let role = if primary { Role::Primary } else { Role::Sidecar };
+            let mut spec = ProcessSpec::new(&format!("p{i}"), role, vec![OsString::from("x")]);
+            spec.grace_period = MS * (1 + u32::from(byte()) * 20);
+            if flags & 2 == 2 {
+                spec.stop_hook = Some(Check::Exec(vec![OsString::from("stop")]));
+            }
+            if role == Role::Sidecar {
+                spec.on_exit = [OnExit::Restart, OnExit::Ignore, OnExit::Fail][usize::from(byte() % 3)];
+                spec.max_restarts = (flags & 4 == 4).then_some(u32::from(byte() % 3));
+                spec.restart_delay = MS * (1 + u32::from(byte() % 50));
+                spec.max_restart_delay = spec.restart_delay * 4;
+                spec.exit_code = (flags & 8 == 8).then_some(i32::from(byte()));
+                if flags & 16 == 16 {
+                    spec.ready = Some(Readiness {
+                        probe: Check::Exec(vec![OsString::from("probe")]),
+                        interval: MS * (1 + u32::from(byte() % 100)),
+                        timeout: MS * (1 + u32::from(byte()) * 4),
+                        attempt_timeout: MS * (1 + u32::from(byte() % 100)),
+                        on_timeout: if flags & 32 == 32 { OnTimeout::Start } else { OnTimeout::Fail },
+                    });
+                }
+                if flags & 64 == 64 {
+                    spec.matcher = Some(Matcher::Comm("other".into()));
+                    spec.on_exit = OnExit::Ignore;
+                }
+            }
+            processes.push(spec);
+        }
+        let mut plan = Plan::new(processes, MS * (1 + u32::from(byte()) * 20));
+        let flags = byte();
+        plan.shutdown = if flags & 1 == 1 { ShutdownOrder::Parallel } else { ShutdownOrder::Ordered };
+        plan.match_timeout = MS * (1 + u32::from(byte()) * 4);
+        if flags & 2 == 2 {
+            plan.pod = Some(Pod {
+                name: "app".into(),
+                graveyard: "/graveyard".into(),
+                death_deps: vec!["job".into()],
+                birth_deps: if flags & 4 == 4 { vec!["db".into()] } else { Vec::new() },
+                birth_timeout: MS * (1 + u32::from(byte()) * 4),
+            });
+        }
+        plan
+    }
+
+    /// What the world holds: processes not yet reported gone, checks under way.
+    pub struct World<'p> {
+        plan: &'p Plan,
+        pub now: Time,
+        /// Live processes: the plan's (with their index), and stray descendants.
+        alive: Vec<(i32, Option<usize>)>,
+        /// Got SIGKILL: gone at the next reaping.
+        killed: Vec<i32>,
+        checks: Vec<CheckId>,
+        /// Events the actions caused, delivered before anything else happens.
+        queue: VecDeque<Event>,
+        next_pid: i32,
+        birth_reported: bool,
+        pub exit: Option<i32>,
+        /// Whether the world's choices are spent: processes then give in to SIGKILL only.
+        stubborn: bool,
+        spawn_choice: u8,
+    }
+
+    impl<'p> World<'p> {
+        pub fn new(plan: &'p Plan) -> World<'p> {
+            World {
+                plan,
+                now: Duration::from_secs(1000),
+                alive: Vec::new(),
+                killed: Vec::new(),
+                checks: Vec::new(),
+                queue: VecDeque::new(),
+                next_pid: 100,
+                birth_reported: false,
+                exit: None,
+                stubborn: false,
+                spawn_choice: 0,
+            }
+        }
+
+        fn new_pid(&mut self) -> i32 {
+            self.next_pid += 1;
+            self.next_pid
+        }
+
+        fn is_alive(&self, pid: i32) -> bool {
+            self.alive.iter().any(|(p, _)| *p == pid)
+        }
+
+        /// Applies the supervisor's actions to the world, checking each.
+        pub fn carry_out(&mut self, actions: Vec<Action>) {
+            let count = actions.len();
+            for (i, action) in actions.into_iter().enumerate() {
+                assert!(self.exit.is_none(), "an action after Exit: {action:?}");
+                match action {
+                    Action::Spawn(index) => {
+                        assert!(index < self.plan.processes.len(), "Spawn({index})");
+                        assert!(
+                            !self.alive.iter().any(|(_, i)| *i == Some(index)),
+                            "{} started while it runs",
+                            self.plan.processes[index].name
+                        );
+                        let choice = self.spawn_choice;
+                        let event = match (&self.plan.processes[index].matcher, choice % 4) {
+                            (Some(_), 0) => Event::NotFound { index },
+                            (None, 0) if !self.stubborn => {
+                                Event::SpawnFailed { index, code: 127, reason: "not found".into() }
+                            }
+                            _ => {
+                                let pid = self.new_pid();
+                                self.alive.push((pid, Some(index)));
+                                Event::Spawned { index, pid }
+                            }
+                        };
+                        self.queue.push_back(event);
+                    }
+                    Action::Signal { pid, signo, .. }
+                    | Action::Stop { pid, signo, .. }
+                    | Action::SignalWithStatus { pid, signo, .. } => {
+                        assert!(
+                            self.is_alive(pid),
+                            "{signo} sent to pid {pid}, which was reported gone or never lived"
+                        );
+                        if signo.0 == libc::SIGKILL {
+                            self.killed.push(pid);
+                        }
+                    }
+                    Action::SignalDescendants(signo) => {
+                        if signo.0 == libc::SIGKILL {
+                            self.killed.extend(self.alive.iter().map(|(pid, _)| *pid));
+                        }
+                    }
+                    Action::Reap => self.reap(),
+                    Action::Record(_) => {}
+                    Action::StartCheck(id) => {
+                        assert!(id.index < self.plan.processes.len(), "{id:?}");
+                        assert!(!self.checks.contains(&id), "{id:?} started while under way");
+                        self.checks.push(id);
+                    }
+                    Action::CancelCheck(id) => {
+                        assert!(self.checks.contains(&id), "{id:?} cancelled but not under way");
+                        self.checks.retain(|c| *c != id);
+                    }
+                    Action::Exit(code) => {
+                        assert_eq!(i + 1, count, "Exit is not the last action of its batch");
+                        assert!((0..=255).contains(&code), "exit code {code}");
+                        assert!(self.alive.is_empty(), "Exit while {:?} are alive", self.alive);
+                        self.exit = Some(code);
+                    }
+                }
+            }
+        }
+
+        /// What the event loop does after SIGCHLD: reports what died, then whether any
+        /// child is left.
+        fn reap(&mut self) {
+            for pid in std::mem::take(&mut self.killed) {
+                if self.is_alive(pid) {
+                    self.alive.retain(|(p, _)| *p != pid);
+                    self.queue.push_back(Event::Exited { pid, status: ExitStatus::Signal(Signo(libc::SIGKILL)) });
+                }
+            }
+            self.queue.push_back(Event::Reaped { children_left: !self.alive.is_empty() });
+        }
+
+        /// A process of the world exits on its own.
+        fn exits(&mut self, at: usize, status: ExitStatus) {
+            let (pid, index) = self.alive.remove(at);
+            let matched = index.is_some_and(|i| self.plan.processes[i].matcher.is_some());
+            let status = if matched { ExitStatus::Unknown } else { status };
+            self.queue.push_back(Event::Exited { pid, status });
+            if !matched {
+                self.queue.push_back(Event::Reaped { children_left: !self.alive.is_empty() });
+            }
+        }
+
+        /// The next thing to happen, chosen by the input.
+        pub fn choose(&mut self, byte: u8, next: &mut dyn FnMut() -> Option<u8>, deadline: Option<Time>) -> Event {
+            let mut more = || next().unwrap_or(0);
+            self.spawn_choice = more();
+            match byte % 9 {
+                0 => {
+                    self.now = deadline.map_or(self.now + MS, |d| d.max(self.now));
+                    Event::Tick
+                }
+                1 => {
+                    self.now += MS * u32::from(more());
+                    Event::Tick
+                }
+                2 if !self.alive.is_empty() => {
+                    let at = usize::from(more()) % self.alive.len();
+                    let status = match more() {
+                        b if b < 200 => ExitStatus::Code(i32::from(b % 4)),
+                        b => ExitStatus::Signal(Signo(i32::from(b % 31) + 1)),
+                    };
+                    self.exits(at, status);
+                    self.queue.pop_front().expect("an exit was queued")
+                }
+                3 => {
+                    let signo =
+                        [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGHUP, libc::SIGCHLD]
+                            [usize::from(more()) % 6];
+                    Event::Signal(Signo(signo))
+                }
+                4 if !self.checks.is_empty() => {
+                    let id = self.checks.remove(usize::from(more()) % self.checks.len());
+                    let result = if more() % 2 == 0 { Ok(()) } else { Err("failed".to_string()) };
+                    Event::CheckDone { id, result }
+                }
+                5 => {
+                    // A stray descendant appears (a daemon, an orphan to be).
+                    let pid = self.new_pid();
+                    self.alive.push((pid, None));
+                    Event::Tick
+                }
+                6 if self.plan.pod.is_some() => match more() % 3 {
+                    0 => Event::DeathDepDied { name: "job".into(), code: i32::from(more()) },
+                    1 if !self.birth_reported && self.plan.pod.as_ref().is_some_and(|p| !p.birth_deps.is_empty()) => {
+                        self.birth_reported = true;
+                        Event::BirthDepsReady
+                    }
+                    _ if !self.birth_reported => {
+                        self.birth_reported = true;
+                        Event::BirthDepDied { name: "db".into(), code: i32::from(more()) }
+                    }
+                    _ => Event::Tick,
+                },
+                7 => Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) },
+                _ => {
+                    // An orphan that was never seen alive is reaped.
+                    let pid = self.new_pid();
+                    self.queue.push_back(Event::Reaped { children_left: !self.alive.is_empty() });
+                    Event::Exited { pid, status: ExitStatus::Code(0) }
+                }
+            }
+        }
+
+        /// Hands `event` and everything it causes to the supervisor.
+        pub fn feed(&mut self, supervisor: &mut Supervisor, event: Event) {
+            self.queue.push_back(event);
+            self.settle(supervisor);
+        }
+
+        /// Hands the supervisor what its actions caused, until nothing more follows.
+        pub fn settle(&mut self, supervisor: &mut Supervisor) {
+            while let Some(event) = self.queue.pop_front() {
+                if self.exit.is_some() {
+                    return;
+                }
+                let actions = supervisor.handle(event, self.now);
+                self.carry_out(actions);
+            }
+        }
+
+        /// SIGTERM once the input is spent; then the run must end: processes give in to
+        /// SIGKILL only, checks fail, the clock jumps to each deadline.
+        pub fn end(&mut self, supervisor: &mut Supervisor) {
+            if self.exit.is_some() {
+                return;
+            }
+            self.stubborn = true;
+            self.spawn_choice = 1;
+            let started = self.now;
+            self.feed(supervisor, Event::Signal(Signo(libc::SIGTERM)));
+            let mut steps = 0;
+            while self.exit.is_none() {
+                steps += 1;
+                assert!(steps < 100_000, "no exit after {steps} steps");
+                assert!(self.now - started < Duration::from_secs(3600), "no exit after an hour of virtual time");
+                let event = if !self.killed.is_empty() {
+                    self.reap();
+                    self.queue.pop_front().expect("reaping reports")
+                } else if let Some(id) = self.checks.pop() {
+                    Event::CheckDone { id, result: Err("failed".into()) }
+                } else if let Some(deadline) = supervisor.next_deadline() {
+                    self.now = self.now.max(deadline);
+                    Event::Tick
+                } else {
+                    panic!("a hang: nothing under way, no deadline, no exit; alive {:?}", self.alive);
+                };
+                self.feed(supervisor, event);
+            }
+        }
+    }
 }
