@@ -359,7 +359,11 @@ impl<'p> Supervisor<'p> {
             }
             Event::NotFound { index } => {
                 let deadline = *self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout);
-                if now >= deadline {
+                if self.shutdown.is_some() {
+                    // The shutdown began while this search was under way: nothing to stop.
+                    // Searching on would keep a deadline that nothing acts on any more.
+                    self.procs[index].state = State::Gone;
+                } else if now >= deadline {
                     let spec = &self.plan.processes[index];
                     let matcher = spec.matcher.as_ref().map(ToString::to_string).unwrap_or_default();
                     let waited = Show(self.plan.match_timeout);
@@ -1465,6 +1469,22 @@ mod tests {
         assert_eq!(sup.handle(exited(51, 3), SEC), [Action::SignalWithStatus { pid: 50, signo: SIGTERM, status: 3 }]);
         assert_eq!(sup.handle(Event::Exited { pid: 50, status: ExitStatus::Unknown }, SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(3)]);
+    }
+
+    #[test]
+    fn a_search_that_ends_after_the_shutdown_began_is_not_resumed() {
+        // Found by fuzzing: the search went on with a deadline no Tick acted on, so the
+        // timer fired again and again and exeunt never exited.
+        let mut plan = plan(&[("mesh", Role::Sidecar), ("job", Role::Primary)]);
+        plan.processes[0].matcher = Some(crate::plan::Matcher::Comm("mesh".into()));
+        let mut sup = Supervisor::new(&plan, Time::ZERO);
+        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
+        sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
+        assert_eq!(sup.handle(Event::Tick, 100 * MS), [Action::Spawn(0)]);
+        assert_eq!(sup.handle(Event::Signal(SIGTERM), 100 * MS), []);
+        assert_eq!(sup.handle(Event::NotFound { index: 0 }, 100 * MS), [Action::Reap]);
+        assert_eq!(sup.next_deadline(), None);
+        assert_eq!(sup.handle(GONE, 100 * MS), [Action::Exit(128 + libc::SIGTERM)]);
     }
 
     #[test]
