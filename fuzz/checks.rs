@@ -197,6 +197,9 @@ fn assert_one_line(message: &str, prefix: &str) {
 ///   may already be someone else's);
 /// - Exit comes once, last of its batch, with a code from 0 to 255, and only when no
 ///   process of the world is left;
+/// - where only the primaries decide (no signal, pod, probe, match or failed start, and
+///   no sidecar leaving unasked), the code is the first failing primary's status, else
+///   the last primary's;
 /// - once the input is used up, SIGTERM ends the run in bounded virtual time, even if
 ///   every process ignores everything but SIGKILL and every check fails.
 pub fn supervisor(data: &[u8]) {
@@ -224,7 +227,7 @@ mod world {
 
     use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
     use exeunt::signals::Signo;
-    use exeunt::supervisor::{Action, CheckId, Event, ExitStatus, Supervisor, Time};
+    use exeunt::supervisor::{Action, CheckId, Event, ExitStatus, Purpose, Supervisor, Time};
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -297,6 +300,17 @@ mod world {
         /// Whether the world's choices are spent: processes then give in to SIGKILL only.
         stubborn: bool,
         spawn_choice: u8,
+        /// Processes exeunt signalled: their exit is exeunt's doing.
+        asked: Vec<i32>,
+        /// The status the primaries alone call for, while nothing else had a say.
+        oracle: Option<Oracle>,
+    }
+
+    /// The statuses of the primaries that exited on their own, in order.
+    #[derive(Default)]
+    struct Oracle {
+        first_failure: Option<i32>,
+        last: Option<i32>,
     }
 
     impl<'p> World<'p> {
@@ -312,7 +326,11 @@ mod world {
                 birth_reported: false,
                 exit: None,
                 stubborn: false,
-                spawn_choice: 0,
+                // The first start succeeds; later ones as the input says.
+                spawn_choice: 1,
+                asked: Vec::new(),
+                oracle: (plan.pod.is_none() && plan.processes.iter().all(|p| p.ready.is_none() && p.matcher.is_none()))
+                    .then(Oracle::default),
             }
         }
 
@@ -339,9 +357,10 @@ mod world {
                             self.plan.processes[index].name
                         );
                         let choice = self.spawn_choice;
-                        let event = match (&self.plan.processes[index].matcher, choice % 4) {
-                            (Some(_), 0) => Event::NotFound { index },
+                        let event = match (&self.plan.processes[index].matcher, choice % 8) {
+                            (Some(_), 0 | 1) => Event::NotFound { index },
                             (None, 0) if !self.stubborn => {
+                                self.oracle = None;
                                 Event::SpawnFailed { index, code: 127, reason: "not found".into() }
                             }
                             _ => {
@@ -359,6 +378,10 @@ mod world {
                             self.is_alive(pid),
                             "{signo} sent to pid {pid}, which was reported gone or never lived"
                         );
+                        let forwarded = matches!(action, Action::Signal { .. }) && signo.0 != libc::SIGKILL;
+                        if !forwarded {
+                            self.asked.push(pid);
+                        }
                         if signo.0 == libc::SIGKILL {
                             self.killed.push(pid);
                         }
@@ -373,6 +396,11 @@ mod world {
                     Action::StartCheck(id) => {
                         assert!(id.index < self.plan.processes.len(), "{id:?}");
                         assert!(!self.checks.contains(&id), "{id:?} started while under way");
+                        if id.purpose == Purpose::Stop {
+                            // A stop hook asks as a signal would.
+                            self.asked
+                                .extend(self.alive.iter().filter(|(_, i)| *i == Some(id.index)).map(|(pid, _)| *pid));
+                        }
                         self.checks.push(id);
                     }
                     Action::CancelCheck(id) => {
@@ -383,6 +411,10 @@ mod world {
                         assert_eq!(i + 1, count, "Exit is not the last action of its batch");
                         assert!((0..=255).contains(&code), "exit code {code}");
                         assert!(self.alive.is_empty(), "Exit while {:?} are alive", self.alive);
+                        if let Some(Oracle { first_failure, last: Some(last) }) = self.oracle {
+                            let expected = first_failure.unwrap_or(last);
+                            assert_eq!(code, expected, "the primaries' status is {expected}");
+                        }
                         self.exit = Some(code);
                     }
                 }
@@ -404,6 +436,17 @@ mod world {
         /// A process of the world exits on its own.
         fn exits(&mut self, at: usize, status: ExitStatus) {
             let (pid, index) = self.alive.remove(at);
+            if let (Some(index), false) = (index, self.asked.contains(&pid)) {
+                match (&mut self.oracle, self.plan.processes[index].role) {
+                    (Some(oracle), Role::Primary) => {
+                        if status.code() != 0 {
+                            oracle.first_failure.get_or_insert(status.code());
+                        }
+                        oracle.last = Some(status.code());
+                    }
+                    _ => self.oracle = None,
+                }
+            }
             let matched = index.is_some_and(|i| self.plan.processes[i].matcher.is_some());
             let status = if matched { ExitStatus::Unknown } else { status };
             self.queue.push_back(Event::Exited { pid, status });
@@ -435,6 +478,7 @@ mod world {
                     self.queue.pop_front().expect("an exit was queued")
                 }
                 3 => {
+                    self.oracle = None;
                     let signo =
                         [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGHUP, libc::SIGCHLD]
                             [usize::from(more()) % 6];
@@ -452,6 +496,7 @@ mod world {
                     Event::Tick
                 }
                 6 if self.plan.pod.is_some() => match more() % 3 {
+                    // (No oracle with a pod.)
                     0 => Event::DeathDepDied { name: "job".into(), code: i32::from(more()) },
                     1 if !self.birth_reported && self.plan.pod.as_ref().is_some_and(|p| !p.birth_deps.is_empty()) => {
                         self.birth_reported = true;
@@ -463,7 +508,10 @@ mod world {
                     }
                     _ => Event::Tick,
                 },
-                7 => Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) },
+                7 => {
+                    self.oracle = None;
+                    Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) }
+                }
                 _ => {
                     // An orphan that was never seen alive is reaped.
                     let pid = self.new_pid();
@@ -485,21 +533,24 @@ mod world {
                 if self.exit.is_some() {
                     return;
                 }
+                let tick = event == Event::Tick;
                 let actions = supervisor.handle(event, self.now);
                 self.carry_out(actions);
+                if tick && self.exit.is_none() {
+                    // A deadline left in the past would make the event loop's timer fire
+                    // again and again: a busy loop.
+                    let due = supervisor.next_deadline().filter(|d| *d <= self.now);
+                    assert!(due.is_none(), "a deadline passed and was not acted on: {due:?} at {:?}", self.now);
+                }
             }
         }
 
         /// SIGTERM once the input is spent; then the run must end: processes give in to
         /// SIGKILL only, checks fail, the clock jumps to each deadline.
         pub fn end(&mut self, supervisor: &mut Supervisor) {
-            if self.exit.is_some() {
-                return;
-            }
             self.stubborn = true;
             self.spawn_choice = 1;
             let started = self.now;
-            self.feed(supervisor, Event::Signal(Signo(libc::SIGTERM)));
             let mut steps = 0;
             while self.exit.is_none() {
                 steps += 1;
@@ -514,7 +565,14 @@ mod world {
                     self.now = self.now.max(deadline);
                     Event::Tick
                 } else {
-                    panic!("a hang: nothing under way, no deadline, no exit; alive {:?}", self.alive);
+                    // Nothing under way and nothing due: exeunt rests, which is right only
+                    // while a primary runs that nobody asked to stop. SIGTERM then.
+                    let primary_running = self.alive.iter().any(|(pid, i)| {
+                        i.is_some_and(|i| self.plan.processes[i].role == Role::Primary) && !self.asked.contains(pid)
+                    });
+                    assert!(primary_running, "a hang: nothing under way, no deadline, no exit; alive {:?}", self.alive);
+                    self.oracle = None;
+                    Event::Signal(Signo(libc::SIGTERM))
                 };
                 self.feed(supervisor, event);
             }
