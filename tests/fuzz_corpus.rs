@@ -1,7 +1,7 @@
 //! The fuzzers' saved inputs, replayed as ordinary tests on stable Rust: the corpus
 //! each target has grown (fuzz/corpus) and every input that once broke a rule
-//! (fuzz/regressions). The rules themselves are in fuzz/checks.rs, shared with the
-//! fuzz targets.
+//! (fuzz/regressions), for the parsers and for the supervisor's simulated world. The
+//! rules themselves are in fuzz/checks.rs, shared with the fuzz targets.
 
 use std::path::Path;
 
@@ -33,7 +33,7 @@ fn replay(kind: &str) -> Vec<(&'static str, usize)> {
 }
 
 #[test]
-fn every_saved_corpus_input_keeps_the_parsers_rules() {
+fn every_saved_corpus_input_keeps_its_targets_rules() {
     let counts = replay("corpus");
     for (target, count) in &counts {
         // The corpus starts from hand-written seeds; an empty one means it was lost.
@@ -43,7 +43,7 @@ fn every_saved_corpus_input_keeps_the_parsers_rules() {
 }
 
 #[test]
-fn every_input_that_once_broke_a_parser_is_handled_now() {
+fn every_input_that_once_broke_a_rule_is_handled_now() {
     let counts = replay("regressions");
     let total: usize = counts.iter().map(|(_, n)| n).sum();
     assert!(total > 0, "fuzz/regressions holds no inputs: the crashes the fuzzers found were saved there");

@@ -78,10 +78,7 @@ impl Graveyard {
         if self.birth_deps.is_empty() {
             self.birth_reported = true;
         }
-        let deps: BTreeSet<String> = self.death_deps.iter().chain(&self.birth_deps).cloned().collect();
-        for dep in deps {
-            self.look_at(&dep, &mut events);
-        }
+        self.look_at_every_dep(&mut events);
         events
     }
 
@@ -134,6 +131,10 @@ impl Graveyard {
         if self.own != Tombstone::default() {
             self.write_own();
         }
+        self.look_at_every_dep(events);
+    }
+
+    fn look_at_every_dep(&mut self, events: &mut Vec<Event>) {
         let deps: BTreeSet<String> = self.death_deps.iter().chain(&self.birth_deps).cloned().collect();
         for dep in deps {
             self.look_at(&dep, events);
