@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
-use crate::logger::Level;
-use crate::logger::Quoted;
+use crate::logger::{Level, Quoted};
 use crate::plan::ZeroCodes;
 use crate::signals::Signo;
 

@@ -3,9 +3,10 @@
 //! The syntax is Go's `time.ParseDuration` (units ns, us, µs, ms, s, m, h), so values
 //! written for kubexit (`KUBEXIT_GRACE_PERIOD=10s`) mean the same here.
 
-use crate::logger::Quoted;
 use std::fmt;
 use std::time::Duration;
+
+use crate::logger::Quoted;
 
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,7 +80,7 @@ pub fn run(plan: &Plan, wakers: Wakers, launcher: Launcher, graveyard: Option<Gr
             actions.extend(supervisor.handle(event, now()));
         }
     }
-    actions.extend(supervisor.start(now()));
+    actions.extend(supervisor.start());
     loop {
         for action in actions.drain(..) {
             if let Action::Exit(code) = action {

@@ -289,15 +289,12 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         spec.matcher = Some(matcher);
         // exeunt cannot start another container's process again.
         spec.on_exit = OnExit::Ignore;
-        let not_for_matched = [
-            ("on_exit", p.on_exit.as_ref().filter(|o| matches!(o.get_ref(), RawOnExit::Restart)).map(Spanned::span)),
-            ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
-            ("restart_delay", p.restart_delay.as_ref().map(Spanned::span)),
-            ("max_restart_delay", p.max_restart_delay.as_ref().map(Spanned::span)),
+        let restart = p.on_exit.as_ref().filter(|o| matches!(o.get_ref(), RawOnExit::Restart));
+        let not_for_matched = [("on_exit", restart.map(Spanned::span))].into_iter().chain(restart_keys(p)).chain([
             ("user", p.user.as_ref().map(Spanned::span)),
             ("workdir", p.workdir.as_ref().map(Spanned::span)),
             ("env", p.env.as_ref().map(Spanned::span)),
-        ];
+        ]);
         if let Some((key, Some(span))) = not_for_matched.into_iter().find(|(_, span)| span.is_some()) {
             return Err(at(
                 span,
@@ -327,13 +324,10 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         spec.ready = Some(read_ready(ready, at)?);
     }
     if role == Role::Primary {
-        let sidecar_only = [
-            ("on_exit", p.on_exit.as_ref().map(Spanned::span)),
-            ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
-            ("restart_delay", p.restart_delay.as_ref().map(Spanned::span)),
-            ("max_restart_delay", p.max_restart_delay.as_ref().map(Spanned::span)),
-            ("exit_code", p.exit_code.as_ref().map(Spanned::span)),
-        ];
+        let sidecar_only = [("on_exit", p.on_exit.as_ref().map(Spanned::span))]
+            .into_iter()
+            .chain(restart_keys(p))
+            .chain([("exit_code", p.exit_code.as_ref().map(Spanned::span))]);
         if let Some((key, Some(span))) = sidecar_only.into_iter().find(|(_, span)| span.is_some()) {
             return Err(at(span, format!("{key}: only sidecars have an exit policy; a primary's exit ends the run")));
         }
@@ -400,6 +394,16 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         })?);
     }
     Ok(spec)
+}
+
+/// The keys that say how a sidecar is restarted, each with where it was given: they
+/// are refused for primaries and for sidecars found by match.
+fn restart_keys(p: &RawProcess) -> [(&'static str, Option<Range<usize>>); 3] {
+    [
+        ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
+        ("restart_delay", p.restart_delay.as_ref().map(Spanned::span)),
+        ("max_restart_delay", p.max_restart_delay.as_ref().map(Spanned::span)),
+    ]
 }
 
 /// Reads a command line (`command`, `ready.exec`, `stop.exec`); `key` names it in errors.

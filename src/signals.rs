@@ -10,10 +10,11 @@
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use crate::logger::Quoted;
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::logger::Quoted;
 
 /// A signal number, shown and read by name (`SIGTERM`, `SIGRTMIN+3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -218,7 +218,8 @@ struct Proc {
     restarts: u32,
     /// Quick exits in a row, for the back-off.
     streak: u32,
-    /// For a sidecar of another container: until when it may take to appear.
+    /// For a sidecar of another container: until when it may take to appear, counted
+    /// from the first search that found nothing.
     search_deadline: Option<Time>,
 }
 
@@ -287,14 +288,14 @@ impl<'p> Supervisor<'p> {
     }
 
     /// The first actions: start the first process (once the birth deps are ready).
-    pub fn start(&mut self, now: Time) -> Vec<Action> {
+    pub fn start(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         if let (Some(_), Some(pod)) = (self.birth_deadline, &self.plan.pod) {
             let within = Show(pod.birth_timeout);
             info!("waiting for the birth deps {} to be ready (at most {within})", pod.birth_deps.join(", "));
         }
         if self.shutdown.is_none() {
-            self.start_next(now, &mut actions);
+            self.start_next(&mut actions);
         }
         actions
     }
@@ -401,7 +402,7 @@ impl<'p> Supervisor<'p> {
             Event::Tick => self.on_tick(now, &mut actions),
         }
         if self.shutdown.is_none() {
-            self.start_next(now, &mut actions);
+            self.start_next(&mut actions);
             self.note_ready(&mut actions);
         }
         self.advance(now, &mut actions);
@@ -449,7 +450,7 @@ impl<'p> Supervisor<'p> {
 
     /// Starts the next waiting process once every sidecar before it is ready: sidecars
     /// one after another, then the primaries together.
-    fn start_next(&mut self, now: Time, actions: &mut Vec<Action>) {
+    fn start_next(&mut self, actions: &mut Vec<Action>) {
         if self.birth_deadline.is_some() || self.procs.iter().any(|p| p.state == State::Starting) {
             return;
         }
@@ -458,9 +459,6 @@ impl<'p> Supervisor<'p> {
         let sidecars_before_ready =
             (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| settled(&self.procs[j]));
         if sidecars_before_ready {
-            if self.plan.processes[index].matcher.is_some() {
-                self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout);
-            }
             self.procs[index].state = State::Starting;
             actions.push(Action::Spawn(index));
         }
@@ -911,7 +909,7 @@ mod tests {
     /// Starts every process of the plan, giving process i the pid 100+i.
     fn started(plan: &Plan) -> Supervisor<'_> {
         let mut sup = Supervisor::new(plan, Time::ZERO);
-        let mut actions = sup.start(Time::ZERO);
+        let mut actions = sup.start();
         while let [Action::Spawn(i)] = actions.as_slice() {
             let i = *i;
             actions = sup.handle(Event::Spawned { index: i, pid: 100 + i as i32 }, Time::ZERO);
@@ -938,7 +936,7 @@ mod tests {
     fn starts_sidecars_one_after_another_then_the_primary() {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar), ("log", Role::Sidecar)]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(index(&plan, "proxy"))]);
+        assert_eq!(sup.start(), [Action::Spawn(index(&plan, "proxy"))]);
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(index(&plan, "log"))]);
         assert_eq!(sup.handle(Event::Spawned { index: 1, pid: 11 }, Time::ZERO), [Action::Spawn(index(&plan, "job"))]);
         assert_eq!(sup.handle(Event::Spawned { index: 2, pid: 12 }, Time::ZERO), []);
@@ -1065,7 +1063,7 @@ mod tests {
     fn failed_spawn_stops_what_started_and_starts_nothing_more() {
         let plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar)]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(1)]);
         let failed = Event::SpawnFailed { index: 1, code: 127, reason: "not found".into() };
         assert_eq!(sup.handle(failed, Time::ZERO), [term(10)]);
@@ -1116,7 +1114,7 @@ mod tests {
     fn stop_signal_before_any_primary_started_exits_as_killed_by_it() {
         let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         assert_eq!(sup.handle(Event::Signal(SIGTERM), Time::ZERO), []);
         assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [term(10)]);
         sup.handle(exited(10, 0), SEC);
@@ -1155,7 +1153,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar), ("log", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
+        assert_eq!(sup.start(), [Action::Spawn(0)]);
         // The first probe goes at once; a failure waits one interval.
         assert_eq!(
             sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO),
@@ -1174,7 +1172,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         assert_eq!(sup.next_deadline(), Some(SEC));
         assert_eq!(sup.handle(Event::Tick, SEC), [Action::CancelCheck(check(0, Purpose::Ready))]);
@@ -1186,7 +1184,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
         assert_eq!(sup.handle(Event::Tick, 2 * SEC), [term(10)], "the primary never starts");
@@ -1199,7 +1197,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Start));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
         assert_eq!(sup.handle(Event::Tick, 2 * SEC), [Action::Spawn(1)]);
@@ -1210,7 +1208,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         assert_eq!(sup.handle(exited(10, 2), 50 * MS), [Action::CancelCheck(check(0, Purpose::Ready)), Action::Reap]);
         assert_eq!(sup.handle(GONE, 50 * MS), [Action::Exit(NOT_READY)]);
@@ -1221,7 +1219,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
         plan.processes[0].ready = Some(probe(OnTimeout::Fail));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
         assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
         sup.handle(exited(10, 0), 2 * MS);
@@ -1385,7 +1383,7 @@ mod tests {
     fn nothing_starts_before_the_birth_deps_are_ready() {
         let plan = pod_plan(&["db"]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        assert_eq!(sup.start(Time::ZERO), []);
+        assert_eq!(sup.start(), []);
         assert_eq!(sup.next_deadline(), Some(30 * SEC));
         assert_eq!(sup.handle(Event::BirthDepsReady, SEC), [Action::Spawn(0)]);
         assert_eq!(
@@ -1399,7 +1397,7 @@ mod tests {
     fn birth_deps_not_ready_in_time_end_the_run_before_anything_starts() {
         let plan = pod_plan(&["db"]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         assert_eq!(sup.handle(Event::Tick, 30 * SEC), [Action::Reap]);
         assert_eq!(sup.handle(GONE, 30 * SEC), [Action::Exit(NOT_READY)]);
     }
@@ -1410,7 +1408,7 @@ mod tests {
         let mut sup = Supervisor::new(&plan, Time::ZERO);
         let died = Event::DeathDepDied { name: "forwarder".into(), code: 3 };
         assert_eq!(sup.handle(died, Time::ZERO), [Action::Reap]);
-        assert_eq!(sup.start(Time::ZERO), []);
+        assert_eq!(sup.start(), []);
         assert_eq!(sup.handle(Event::BirthDepsReady, Time::ZERO), []);
         assert_eq!(sup.handle(GONE, Time::ZERO), [Action::Exit(3)]);
     }
@@ -1419,7 +1417,7 @@ mod tests {
     fn a_death_dep_dying_stops_everything_and_its_code_wins_over_the_stopped_primary() {
         let plan = pod_plan(&[]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::Spawned { index: 0, pid: 100 }, Time::ZERO);
         sup.handle(Event::Spawned { index: 1, pid: 101 }, Time::ZERO);
         let died = Event::DeathDepDied { name: "forwarder".into(), code: 0 };
@@ -1433,7 +1431,7 @@ mod tests {
     fn a_birth_dep_that_died_before_it_was_ready_ends_the_wait() {
         let plan = pod_plan(&["db"]);
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::BirthDepDied { name: "db".into(), code: 2 }, SEC);
         assert_eq!(sup.handle(GONE, SEC), [Action::Exit(NOT_READY)]);
     }
@@ -1459,7 +1457,7 @@ mod tests {
     fn a_sidecar_of_another_container_is_looked_for_until_it_appears() {
         let plan = matched_plan();
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
+        assert_eq!(sup.start(), [Action::Spawn(0)]);
         assert_eq!(sup.handle(Event::NotFound { index: 0 }, Time::ZERO), []);
         assert_eq!(sup.next_deadline(), Some(100 * MS));
         assert_eq!(sup.handle(Event::Tick, 100 * MS), [Action::Spawn(0)]);
@@ -1478,7 +1476,7 @@ mod tests {
         let mut plan = plan(&[("mesh", Role::Sidecar), ("job", Role::Primary)]);
         plan.processes[0].matcher = Some(crate::plan::Matcher::Comm("mesh".into()));
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
+        assert_eq!(sup.start(), [Action::Spawn(0)]);
         sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
         assert_eq!(sup.handle(Event::Tick, 100 * MS), [Action::Spawn(0)]);
         assert_eq!(sup.handle(Event::Signal(SIGTERM), 100 * MS), []);
@@ -1491,7 +1489,7 @@ mod tests {
     fn a_sidecar_of_another_container_that_never_appears_fails_the_start() {
         let plan = matched_plan();
         let mut sup = Supervisor::new(&plan, Time::ZERO);
-        sup.start(Time::ZERO);
+        sup.start();
         sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
         assert_eq!(sup.handle(Event::Tick, SEC), [Action::Spawn(0)]);
         assert_eq!(sup.handle(Event::NotFound { index: 0 }, SEC), [Action::Reap]);

@@ -2,8 +2,9 @@
 //! kubexit's format (YAML keys `Born`, `Died`, `ExitCode`, RFC 3339 times) plus `Ready`,
 //! written once this container's processes are ready.
 
-use crate::logger::Quoted;
 use std::fmt::Write;
+
+use crate::logger::Quoted;
 
 /// A tombstone larger than this is not a tombstone: it is refused unread.
 pub const MAX_SIZE: u64 = 64 * 1024;
