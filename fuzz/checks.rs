@@ -100,7 +100,7 @@ pub fn kubexit_env(data: &[u8]) {
         birth_timeout: std::time::Duration::from_secs(30),
     });
     let vars = variables(rest);
-    let env = |name: &str| vars.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()).map(|(_, v)| v.clone());
+    let env = |name: &str| lookup(&vars, name);
     match kubexit_env::read(base, &env) {
         Ok(settings) => {
             if let Some(pod) = &settings.pod {
@@ -131,7 +131,7 @@ pub fn command_line(data: &[u8]) {
     };
     let args: Vec<OsString> = args.split(|&b| b == 0).map(|a| OsStr::from_bytes(a).to_owned()).collect();
     let vars = variables(env);
-    let env = |name: &str| vars.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()).map(|(_, v)| v.clone());
+    let env = |name: &str| lookup(&vars, name);
     if let Err(e) = exeunt::cli::parse(&args, &env) {
         assert_one_line(&e.to_string(), "");
     }
@@ -162,6 +162,10 @@ pub fn probe_target(data: &[u8]) {
         }
         Err(e) => assert_one_line(&e, "'"),
     }
+}
+
+fn lookup(vars: &[(OsString, OsString)], name: &str) -> Option<OsString> {
+    vars.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()).map(|(_, v)| v.clone())
 }
 
 fn variables(data: &[u8]) -> Vec<(OsString, OsString)> {
@@ -209,7 +213,7 @@ pub fn supervisor(data: &[u8]) {
     let plan = world::plan(&mut || next().unwrap_or(0));
     let mut world = world::World::new(&plan);
     let mut supervisor = Supervisor::new(&plan, world.now);
-    let actions = supervisor.start(world.now);
+    let actions = supervisor.start();
     world.carry_out(actions);
     world.settle(&mut supervisor);
     while world.exit.is_none() {

@@ -5,32 +5,39 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{HANG, Scratch, Stream, count, exists, list_fds, pid1, pid1_with, plain, process, run_pid1, until_term};
+use common::{
+    HANG, Outcome, Scratch, Stream, count, exists, list_fds, pid1, pid1_with, plain, process, run_pid1, status_field,
+    until_term,
+};
 
 /// A role map with a global grace period and the given processes.
 fn role_map(grace: &str, processes: &[String]) -> String {
     format!("grace_period = \"{grace}\"\n\n{}", processes.concat())
 }
 
-/// A shell line that waits until the process whose pid is in `pidfile` is stopped.
-fn wait_until_stopped(pidfile: &str) -> String {
-    format!("until grep -q '^State:.*T' /proc/$(cat {pidfile} 2>/dev/null)/status 2>/dev/null; do sleep 0.01; done")
+/// Runs, as PID 1, a sidecar that sets `traps` and then stops itself with SIGSTOP,
+/// next to a primary that exits 0 once the sidecar is stopped; `grace` for both.
+fn run_with_a_stopped_sidecar(test: &str, traps: &str, grace: &str) -> Outcome {
+    let scratch = Scratch::new(test);
+    let pidfile = scratch.path("sidecar.pid");
+    let sidecar = format!("{traps}; echo $$ > {pidfile}; kill -STOP $$; exec sleep 1000");
+    let primary = format!(
+        "until grep -q '^State:.*T' /proc/$(cat {pidfile} 2>/dev/null)/status 2>/dev/null; do sleep 0.01; done; \
+         echo side is stopped"
+    );
+    let map = scratch.file(
+        "map.toml",
+        &role_map(grace, &[process("side", "sidecar", &sidecar, ""), process("job", "primary", &primary, "")]),
+    );
+    let outcome = run_pid1(&["-c", &map]);
+    assert!(outcome.stdout.contains("side is stopped"), "{outcome:?}");
+    outcome
 }
 
 #[test]
 fn stopped_sidecar_is_resumed_to_act_on_its_stop_signal_at_once() {
-    let scratch = Scratch::new("stopped-sidecar");
-    let pidfile = scratch.path("sidecar.pid");
-    let sidecar =
-        format!("trap 'echo side got TERM; exit 0' TERM; echo $$ > {pidfile}; kill -STOP $$; exec sleep 1000");
-    let primary = format!("{}; echo side is stopped", wait_until_stopped(&pidfile));
-    let map = scratch.file(
-        "map.toml",
-        &role_map("30s", &[process("side", "sidecar", &sidecar, ""), process("job", "primary", &primary, "")]),
-    );
-    let outcome = run_pid1(&["-c", &map]);
+    let outcome = run_with_a_stopped_sidecar("stopped-sidecar", "trap 'echo side got TERM; exit 0' TERM", "30s");
     assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert!(outcome.stdout.contains("side is stopped"), "{outcome:?}");
     assert!(outcome.stdout.contains("side got TERM"), "SIGCONT let the sidecar's trap run: {outcome:?}");
     let stop = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar side");
     let shutdown = outcome.elapsed.saturating_sub(stop);
@@ -40,19 +47,9 @@ fn stopped_sidecar_is_resumed_to_act_on_its_stop_signal_at_once() {
 
 #[test]
 fn sidecar_that_stays_stopped_is_killed_after_the_grace_period() {
-    let scratch = Scratch::new("stays-stopped");
-    let pidfile = scratch.path("sidecar.pid");
     // SIGTERM ignored, and every SIGCONT answered by stopping again.
-    let sidecar =
-        format!("trap '' TERM; trap 'kill -STOP $$' CONT; echo $$ > {pidfile}; kill -STOP $$; exec sleep 1000");
-    let primary = format!("{}; echo side is stopped", wait_until_stopped(&pidfile));
-    let map = scratch.file(
-        "map.toml",
-        &role_map("1s", &[process("side", "sidecar", &sidecar, ""), process("job", "primary", &primary, "")]),
-    );
-    let outcome = run_pid1(&["-c", &map]);
+    let outcome = run_with_a_stopped_sidecar("stays-stopped", "trap '' TERM; trap 'kill -STOP $$' CONT", "1s");
     assert_eq!(outcome.code, 0, "the primary's status: {outcome:?}");
-    assert!(outcome.stdout.contains("side is stopped"), "{outcome:?}");
     let stop = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar side (grace 1s)");
     let kill = outcome.time_of(Stream::Stderr, "killing side: still running 1s after SIGTERM");
     let waited = kill.saturating_sub(stop);
@@ -230,16 +227,8 @@ fn a_burst_of_10000_sigusr1_and_10000_orphans_at_once_leave_exeunt_working_and_n
 /// few readings: spawning a child opens a pipe for an instant.
 fn footprint(pid: i32) -> (u64, u64, usize) {
     let reading = || {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("exeunt's status");
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or_else(|| panic!("{name} in {status}"))
-        };
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("exeunt's fds").count();
-        (field("VmRSS:"), field("RssAnon:"), fds)
+        (status_field(pid, "VmRSS"), status_field(pid, "RssAnon"), fds)
     };
     (0..5)
         .map(|_| {

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Scratch, exeunt, plain, process, start, until_term};
+use common::{Scratch, exeunt, plain, process, start, status_field, until_term};
 use exeunt::pod::graveyard::read_tombstone;
 
 /// A role map for container `name` of a pod, with the given processes.
@@ -165,14 +165,7 @@ fn tombstones_that_are_a_directory_a_symlink_or_a_1gb_file_are_refused_and_read_
     assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious\n", "written through a symlink");
     let own = std::fs::symlink_metadata(graveyard.join("queue")).expect("own tombstone");
     assert!(own.is_file(), "the symlink was replaced by a regular file: {own:?}");
-    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", running.exeunt_pid()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .expect("exeunt's RSS");
+    let rss_kb = status_field(running.exeunt_pid(), "VmRSS");
     println!("three hostile tombstones refused within {refused_within:?}; exeunt's RSS {rss_kb} kB");
     assert!(rss_kb < 64 * 1024, "the 1 GB file was not read whole: {rss_kb} kB");
     bury(&graveyard, "huge", DIED_6);

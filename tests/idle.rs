@@ -3,15 +3,10 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{HANG, pid1};
+use common::{HANG, pid1, status_field};
 
 fn context_switches(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("exeunt is alive");
-    status
-        .lines()
-        .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
-        .map(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).expect("a count"))
-        .sum()
+    status_field(pid, "voluntary_ctxt_switches") + status_field(pid, "nonvoluntary_ctxt_switches")
 }
 
 /// Waits until exeunt sleeps in epoll_wait, i.e. has handled everything it was given.

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{HANG, Scratch, count, free_port, http_sidecar, pid1, position, process, run_pid1, until_term};
+use common::{
+    HANG, Scratch, count, free_port, http_sidecar, pid1, position, process, run_pid1, status_field, until_term,
+};
 
 #[test]
 fn sidecars_start_in_order_each_once_the_previous_is_ready_then_the_primary() {
@@ -257,16 +259,9 @@ fn exeunt_waiting_for_readiness_wakes_up_only_for_its_probes() {
     running.expect_line("db started");
     running.expect_log("probe of db failed");
     let pid = running.exeunt_pid();
-    let switches = || {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("exeunt is alive");
-        status
-            .lines()
-            // Each return from epoll_wait ends one voluntary switch; involuntary ones are
-            // preemption by other processes, not wake-ups.
-            .filter(|l| l.starts_with("voluntary_ctxt_switches"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum::<u64>()
-    };
+    // Each return from epoll_wait ends one voluntary switch; involuntary ones are
+    // preemption by other processes, not wake-ups.
+    let switches = || status_field(pid, "voluntary_ctxt_switches");
     let (from, before) = (running.elapsed(), switches());
     std::thread::sleep(Duration::from_secs(2));
     let (to, after) = (running.elapsed(), switches());

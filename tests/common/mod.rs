@@ -356,6 +356,18 @@ pub fn count(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
+/// A number from a line `name: N` of /proc/PID/status (`VmRSS` in kB, a count of
+/// context switches).
+pub fn status_field(pid: i32, name: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e} (the process is gone)"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no number for {name} in /proc/{pid}/status"))
+}
+
 /// Whether a process with this pid exists (zombies included) in this namespace.
 pub fn exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
