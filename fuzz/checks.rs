@@ -11,7 +11,7 @@ use exeunt::plan::{Pod, Role};
 use exeunt::pod::{kubexit_env, tombstone::Tombstone};
 use exeunt::reaper::parse_stat;
 use exeunt::rolemap::{self, is_valid_name, read_addr, read_url};
-use exeunt::signals::Signo;
+use exeunt::signo::Signo;
 
 /// The rules for one kind of input: panics when one is broken.
 pub type Check = fn(&[u8]);
@@ -72,7 +72,7 @@ pub fn signal_name(data: &[u8]) {
             assert!((1..=libc::SIGRTMAX()).contains(&signo.0), "{text:?} read as {}", signo.0);
             assert_eq!(Signo::parse(&signo.to_string()), Ok(signo), "{text:?} shown as {signo}");
         }
-        Err(e) => assert_one_line(&e, "unknown signal"),
+        Err(e) => assert_one_line(&e.to_string(), "unknown signal"),
     }
 }
 
@@ -229,9 +229,10 @@ mod world {
     use std::ffi::OsString;
     use std::time::Duration;
 
+    use exeunt::events::{Action, CheckId, Event, ExitStatus, Purpose, Time};
     use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
-    use exeunt::signals::Signo;
-    use exeunt::supervisor::{Action, CheckId, Event, ExitStatus, Purpose, Supervisor, Time};
+    use exeunt::signo::Signo;
+    use exeunt::supervisor::Supervisor;
 
     const MS: Duration = Duration::from_millis(1);
 

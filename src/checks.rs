@@ -9,8 +9,8 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
+use crate::events::{CheckId, ExitStatus};
 use crate::plan::{Check, HttpTarget};
-use crate::supervisor::{CheckId, ExitStatus};
 
 /// Epoll tokens from this one up belong to checks; the event loop keeps those below.
 pub const FIRST_TOKEN: u64 = 16;

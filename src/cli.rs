@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::logger::{Level, Quoted};
 use crate::plan::ZeroCodes;
-use crate::signals::Signo;
+use crate::signo::Signo;
 
 pub const USAGE: &str = "\
 usage: exeunt [OPTIONS] [--] [COMMAND [ARG]...]

@@ -17,13 +17,15 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::checks::{self, Checks};
+use crate::events::{Action, Event, ExitStatus, Milestone, Purpose, Time};
 use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
 use crate::pod::shared_pid;
 use crate::reaper;
-use crate::signals::{self, Arrival, SIGCONT, SIGKILL, SignalInbox, Signo};
+use crate::signals::{self, Arrival, SignalInbox};
+use crate::signo::{SIGCONT, SIGKILL, Signo};
 use crate::spawn::Launcher;
-use crate::supervisor::{Action, Event, ExitStatus, Milestone, Purpose, Supervisor, Time};
+use crate::supervisor::Supervisor;
 
 const SIGNALS: u64 = 0;
 const TIMER: u64 = 1;

@@ -12,12 +12,14 @@ pub mod checks;
 pub mod cli;
 pub mod duration;
 pub mod event_loop;
+pub mod events;
 pub mod logger;
 pub mod plan;
 pub mod pod;
 pub mod reaper;
 pub mod rolemap;
 pub mod signals;
+pub mod signo;
 pub mod spawn;
 pub mod supervisor;
 

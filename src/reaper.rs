@@ -5,8 +5,8 @@ use std::fs;
 
 use log::{debug, warn};
 
-use crate::signals::Signo;
-use crate::supervisor::ExitStatus;
+use crate::events::ExitStatus;
+use crate::signo::Signo;
 
 /// Makes exeunt adopt the orphans of its descendants when it is not PID 1 (a container
 /// of a pod with a shared process namespace, or a plain shell).

@@ -20,7 +20,7 @@ use crate::plan::{
     DEFAULT_READY_TIMEOUT, HttpTarget, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role,
     ShutdownOrder, UserSpec,
 };
-use crate::signals::Signo;
+use crate::signo::Signo;
 
 /// Role maps larger than this are refused rather than read: a real one is a few KiB.
 pub const MAX_SIZE: u64 = 1 << 20;
@@ -642,7 +642,7 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::plan::{Check, OnExit, OnTimeout};
-    use crate::signals::{SIGTERM, Signo};
+    use crate::signo::{SIGTERM, Signo};
 
     const FULL: &str = r#"
 grace_period = "5s"

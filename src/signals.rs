@@ -1,5 +1,5 @@
-//! Where signals arrive: signal names, and the signalfd that turns every signal sent
-//! to exeunt into a readable event of the one event loop.
+//! Where signals arrive: the signalfd that turns every signal sent to exeunt into a
+//! readable event of the one event loop, and what children get back of the signals.
 //!
 //! Why signalfd rather than signal-hook: exeunt is one thread that must never miss a
 //! SIGCHLD and must know who sent a signal (to ignore the SIGPIPE the kernel raises for
@@ -7,86 +7,13 @@
 //! kernel; signal-hook would install handlers and a self-pipe, and handlers would also
 //! change the dispositions that children inherit.
 
-use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::logger::Quoted;
-
-/// A signal number, shown and read by name (`SIGTERM`, `SIGRTMIN+3`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signo(pub i32);
-
-pub const SIGTERM: Signo = Signo(libc::SIGTERM);
-pub const SIGKILL: Signo = Signo(libc::SIGKILL);
-pub const SIGCONT: Signo = Signo(libc::SIGCONT);
-
-impl Signo {
-    /// Reads `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+2` or `SIGRTMAX-1`.
-    pub fn parse(input: &str) -> Result<Signo, String> {
-        let bad = || format!("unknown signal {} (write a name such as SIGTERM, SIGINT or SIGKILL)", Quoted(input));
-        let upper = input.trim().to_ascii_uppercase();
-        if let Ok(number) = upper.parse::<i32>() {
-            return if (1..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) };
-        }
-        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-        if let Some(sig) = Signal::iterator().find(|s| &s.as_str()[3..] == name) {
-            return Ok(Signo(sig as i32));
-        }
-        let (base, offset) = if let Some(rest) = name.strip_prefix("RTMIN") {
-            (libc::SIGRTMIN(), rest)
-        } else if let Some(rest) = name.strip_prefix("RTMAX") {
-            (libc::SIGRTMAX(), rest)
-        } else {
-            return Err(bad());
-        };
-        // Digits only, and few enough that the sum cannot overflow.
-        let step = |n: &str| match n.bytes().all(|b| b.is_ascii_digit()) {
-            true => n.parse::<u8>().map(i32::from).map_err(|_| bad()),
-            false => Err(bad()),
-        };
-        let number = if offset.is_empty() {
-            base
-        } else if let Some(n) = offset.strip_prefix('+') {
-            base + step(n)?
-        } else if let Some(n) = offset.strip_prefix('-') {
-            base - step(n)?
-        } else {
-            return Err(bad());
-        };
-        if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) }
-    }
-
-    /// The stop signals: exeunt shuts down on them instead of forwarding them.
-    pub fn asks_to_stop(self) -> bool {
-        matches!(self.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
-    }
-
-    /// Signals that are exeunt's own business and never forwarded: SIGCHLD is how
-    /// exeunt learns of exits; SIGTTIN/SIGTTOU concern exeunt's own terminal access.
-    pub fn is_forwarded(self) -> bool {
-        !matches!(self.0, libc::SIGCHLD | libc::SIGTTIN | libc::SIGTTOU)
-    }
-}
-
-impl fmt::Display for Signo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Ok(sig) = Signal::try_from(self.0) {
-            return f.write_str(sig.as_str());
-        }
-        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
-        match self.0 {
-            n if n == min => f.write_str("SIGRTMIN"),
-            n if n == max => f.write_str("SIGRTMAX"),
-            n if n > min && n < max => write!(f, "SIGRTMIN+{}", n - min),
-            // Numbers glibc keeps for itself below SIGRTMIN: shown as numbers, which read back.
-            n => write!(f, "{n}"),
-        }
-    }
-}
+use crate::signo::Signo;
 
 /// Signals raised by the kernel for a fault in exeunt itself: blocking them would
 /// turn a crash into a hang, so they keep their default action.
@@ -234,36 +161,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_signal_names_with_or_without_prefix() {
-        assert_eq!(Signo::parse("SIGTERM"), Ok(Signo(libc::SIGTERM)));
-        assert_eq!(Signo::parse("int"), Ok(Signo(libc::SIGINT)));
-        assert_eq!(Signo::parse("SIGKILL"), Ok(Signo(libc::SIGKILL)));
-        assert_eq!(Signo::parse("9"), Ok(Signo(9)));
-        assert_eq!(Signo::parse("SIGRTMIN+2"), Ok(Signo(libc::SIGRTMIN() + 2)));
-        assert_eq!(Signo::parse("SIGRTMAX"), Ok(Signo(libc::SIGRTMAX())));
-    }
-
-    #[test]
-    fn refuses_unknown_signals() {
-        for bad in [
-            "SIGFOO",
-            "",
-            "0",
-            "65",
-            "SIGRTMIN+99",
-            "SIGRTMIN+",
-            "SIGRTMIN*2",
-            "SIG",
-            "SIGRTMIN++1",
-            "SIGRTMAX-99999999999",
-            "SIGRTMIN\u{35a}+",
-        ] {
-            let err = Signo::parse(bad).expect_err(bad);
-            assert!(err.contains("unknown signal"), "{err}");
-        }
-    }
-
-    #[test]
     fn only_values_made_by_carry_carry_a_status() {
         for status in [0, 3, 143, 255] {
             assert_eq!(carried(carry(status)), Some(status));
@@ -271,13 +168,5 @@ mod tests {
         assert_eq!(carried(0), None);
         assert_eq!(carried(7), None);
         assert_eq!(carried(0x4559_0003), None);
-    }
-
-    #[test]
-    fn shows_names_that_read_back() {
-        for n in 1..=libc::SIGRTMAX() {
-            let shown = Signo(n).to_string();
-            assert_eq!(Signo::parse(&shown), Ok(Signo(n)), "{shown}");
-        }
     }
 }

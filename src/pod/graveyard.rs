@@ -21,8 +21,8 @@ use log::{debug, error, info, warn};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::tombstone::{self, MAX_SIZE, Tombstone};
+use crate::events::{Event, Milestone};
 use crate::plan::Pod;
-use crate::supervisor::{Event, Milestone};
 
 /// This container's view of the graveyard.
 pub struct Graveyard {

@@ -1,0 +1,127 @@
+//! The words that decisions and I/O share: what happened (events), what to do
+//! (actions), and how a process ended. The supervisor speaks them, and so do the
+//! event sources and the code that carries actions out; neither imports the other
+//! for them.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::signo::Signo;
+
+/// A point on the monotonic clock (time since boot), so that tests can make their own.
+pub type Time = Duration;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(Signo),
+    /// A process that is not exeunt's child (a sidecar of another container): it exited,
+    /// and only its parent can know how. Counts as a failure (1).
+    Unknown,
+}
+
+impl ExitStatus {
+    /// The status as a shell reports it: the exit code, or 128+N for signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(code) => code,
+            ExitStatus::Signal(signo) => 128 + signo.0,
+            ExitStatus::Unknown => 1,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exit code {code}"),
+            ExitStatus::Signal(signo) => write!(f, "{signo} (status {})", self.code()),
+            ExitStatus::Unknown => f.write_str("a status only its own parent knows"),
+        }
+    }
+}
+
+/// What a check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// One attempt of a sidecar's readiness probe.
+    Ready,
+    /// A process's stop hook.
+    Stop,
+}
+
+/// Names one check of one process of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckId {
+    pub index: usize,
+    pub purpose: Purpose,
+}
+
+/// A point in this container's life that the other containers of a pod learn of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    /// Its first process started.
+    Born,
+    /// Every process has started and every sidecar is ready.
+    Ready,
+    /// exeunt is exiting with this code.
+    Died(i32),
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The process at this index of the plan was started.
+    Spawned { index: usize, pid: i32 },
+    /// It could not be started; `code` is exeunt's exit code for it (126, 127, 2).
+    SpawnFailed { index: usize, code: i32, reason: String },
+    /// A child was reaped: one of the plan's, or an adopted orphan.
+    Exited { pid: i32, status: ExitStatus },
+    /// A round of reaping is over; `children_left` says whether any child still lives.
+    Reaped { children_left: bool },
+    /// A signal was sent to exeunt.
+    Signal(Signo),
+    /// A stop signal that carries the status to exit with (sent by the exeunt of
+    /// another container of the pod, once its primaries were done).
+    StopWithStatus { signo: Signo, status: i32 },
+    /// No process of another container matches this sidecar yet.
+    NotFound { index: usize },
+    /// Every birth dep of this container is ready.
+    BirthDepsReady,
+    /// A birth dep died before it was ready.
+    BirthDepDied { name: String, code: i32 },
+    /// A death dep of this container died with this exit code.
+    DeathDepDied { name: String, code: i32 },
+    /// A check finished: Ok when it passed, else why not.
+    CheckDone { id: CheckId, result: Result<(), String> },
+    /// The clock passed the deadline the supervisor asked for.
+    Tick,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start the process at this index of the plan.
+    Spawn(usize),
+    /// Signal a process, or its whole process group.
+    Signal { pid: i32, signo: Signo, group: bool },
+    /// Ask a process (or its group) to stop with this signal, followed by SIGCONT so
+    /// that a process stopped by SIGSTOP can act on it before the grace period ends.
+    Stop { pid: i32, signo: Signo, group: bool },
+    /// Ask a process of another container to stop (then SIGCONT, as for `Stop`),
+    /// telling an exeunt there which status to exit with.
+    SignalWithStatus { pid: i32, signo: Signo, status: i32 },
+    /// Signal every descendant of exeunt, then reap.
+    SignalDescendants(Signo),
+    /// Reap now, so that the supervisor learns whether any child is left.
+    Reap,
+    /// Tell the other containers of the pod (write this container's tombstone).
+    Record(Milestone),
+    /// Run a check: the probe or the stop hook of the process it names.
+    StartCheck(CheckId),
+    /// Abandon a check that is under way; no CheckDone will follow.
+    CancelCheck(CheckId),
+    /// Exit with this code: nothing is left running.
+    Exit(i32),
+}
