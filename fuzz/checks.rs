@@ -107,7 +107,7 @@ pub fn kubexit_env(data: &[u8]) {
                 assert_valid_pod(pod);
             }
         }
-        Err(e) => assert_one_line(&e, ""),
+        Err(e) => assert_one_line(&e.to_string(), ""),
     }
 }
 
@@ -275,7 +275,7 @@ mod world {
         let mut plan = Plan::new(processes, MS * (1 + u32::from(byte()) * 20));
         let flags = byte();
         plan.shutdown = if flags & 1 == 1 { ShutdownOrder::Parallel } else { ShutdownOrder::Ordered };
-        plan.match_timeout = MS * (1 + u32::from(byte()) * 4);
+        plan.match_timeout = Some(MS * (1 + u32::from(byte()) * 4));
         if flags & 2 == 2 {
             plan.pod = Some(Pod {
                 name: "app".into(),

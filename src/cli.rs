@@ -55,7 +55,7 @@ pub enum Invocation {
 }
 
 /// Options read from the command line and the environment.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     pub config: Option<PathBuf>,
     pub grace: Option<Duration>,

@@ -17,6 +17,7 @@ pub mod logger;
 pub mod plan;
 pub mod pod;
 pub mod reaper;
+pub mod resolve;
 pub mod rolemap;
 pub mod signals;
 pub mod signo;
@@ -30,7 +31,6 @@ use log::{debug, info};
 
 use cli::{Invocation, Options};
 use logger::Level;
-use plan::{DEFAULT_GRACE, Plan, ProcessSpec, Role};
 
 /// Exit code for a bad command line or role map.
 pub const USAGE_ERROR: i32 = 2;
@@ -50,19 +50,19 @@ pub fn main(args: &[OsString]) -> i32 {
     match cli::parse(args.get(1..).unwrap_or_default(), &env) {
         Ok(Invocation::Help) => say(cli::USAGE),
         Ok(Invocation::Version) => say(&format!("exeunt {}\n", env!("CARGO_PKG_VERSION"))),
-        Ok(Invocation::Check(options)) => check(&options),
-        Ok(Invocation::Run(options)) => run(options),
+        Ok(Invocation::Check(options)) => check(&options, &env),
+        Ok(Invocation::Run(options)) => run(options, &env),
         Err(e) => complain(USAGE_ERROR, &e.to_string()),
     }
 }
 
-fn run(options: Options) -> i32 {
+fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     // Without a role map or a pod, exeunt stands in for tini, which is quiet unless asked.
     let level = |default: Level| options.log_level.unwrap_or(default).raised(options.verbose);
     logger::init(level(if options.config.is_some() { Level::Info } else { Level::Warn }));
-    let (plan, kubexit_api_variables) = match build_plan(&options) {
-        Ok(built) => built,
-        Err(message) => return complain(USAGE_ERROR, &message),
+    let resolve::Resolved { plan, kubexit_api_variables } = match resolve::resolve(&options, env) {
+        Ok(resolved) => resolved,
+        Err(e) => return complain(USAGE_ERROR, &e.to_string()),
     };
     if plan.pod.is_some() {
         // A container of a pod says what it waits for and why it stops, as kubexit did.
@@ -95,10 +95,7 @@ fn run(options: Options) -> i32 {
         Ok(wakers) => wakers,
         Err(e) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
     };
-    let launcher = match spawn::Launcher::new(&plan, inherited, is_pid1) {
-        Ok(launcher) => launcher,
-        Err(message) => return complain(USAGE_ERROR, &message),
-    };
+    let launcher = spawn::Launcher::new(&plan, inherited, is_pid1);
     let graveyard = match &plan.pod {
         Some(pod) => match pod::graveyard::Graveyard::open(pod) {
             Ok(graveyard) => Some(graveyard),
@@ -109,54 +106,26 @@ fn run(options: Options) -> i32 {
     event_loop::run(&plan, wakers, launcher, graveyard)
 }
 
-/// The plan for a run: the role map's, or the one COMMAND's, with the command line's
-/// and kubexit's settings applied; and whether kubexit's API variables were set.
-fn build_plan(options: &Options) -> Result<(Plan, bool), String> {
-    let mut plan = match &options.config {
-        Some(path) => {
-            let command = (!options.command.is_empty()).then_some(options.command.as_slice());
-            rolemap::load(path, command).map_err(|e| e.to_string())?
-        }
-        None => Plan::new(vec![ProcessSpec::new("main", Role::Primary, options.command.clone())], DEFAULT_GRACE),
+/// `--check`: resolves the role map of `-c` (with COMMAND as its primary), or each role
+/// map named on the command line, as a run would, and prints the plans.
+fn check(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
+    let runs: Vec<Options> = match &options.config {
+        Some(_) => vec![options.clone()],
+        None => options
+            .command
+            .iter()
+            .map(|file| Options { config: Some(file.into()), command: Vec::new(), ..options.clone() })
+            .collect(),
     };
-    let kubexit = pod::kubexit_env::read(plan.pod.take(), &|name| std::env::var_os(name))?;
-    if let Some(pod) = kubexit.pod {
-        if std::env::var_os("KUBEXIT_BIRTH_TIMEOUT").is_some() || options.config.is_none() {
-            plan.match_timeout = pod.birth_timeout;
-        }
-        if options.config.is_none() && kubexit.grace.is_none() {
-            // Configured by kubexit's variables alone: kubexit's default grace period.
-            plan.override_grace(pod::kubexit_env::KUBEXIT_DEFAULT_GRACE);
-        }
-        plan.pod = Some(pod);
-    }
-    if let Some(grace) = options.grace.or(kubexit.grace) {
-        plan.override_grace(grace);
-    }
-    plan.signal_groups = options.signal_groups;
-    plan.zero_codes = options.zero_codes.clone();
-    plan.report_reaped = options.report_reaped;
-    Ok((plan, kubexit.api_variables_ignored))
-}
-
-/// `--check`: validates the role map of `-c` (with COMMAND as its primary), or each
-/// role map named on the command line, and prints the plans.
-fn check(options: &Options) -> i32 {
-    let checks: Vec<(std::path::PathBuf, Option<&[OsString]>)> = match &options.config {
-        Some(path) => vec![(path.clone(), (!options.command.is_empty()).then_some(options.command.as_slice()))],
-        None => options.command.iter().map(|file| (file.into(), None)).collect(),
-    };
-    if checks.is_empty() {
+    if runs.is_empty() {
         return complain(USAGE_ERROR, "--check needs a role map: -c FILE or files as arguments (see exeunt --help)");
     }
     let mut code = 0;
-    for (path, command) in checks {
-        match rolemap::load(&path, command) {
-            Ok(mut plan) => {
-                if let Some(grace) = options.grace {
-                    plan.override_grace(grace);
-                }
-                say(&format!("{}: ok\n{plan}", path.display()));
+    for run in runs {
+        let path = run.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+        match resolve::resolve(&run, env) {
+            Ok(resolved) => {
+                say(&format!("{path}: ok\n{}", resolved.plan));
             }
             Err(e) => code = complain(USAGE_ERROR, &e.to_string()),
         }

@@ -184,6 +184,13 @@ impl fmt::Display for UserSpec {
     }
 }
 
+/// A `user` as /etc/passwd and /etc/group resolve it: the ids a process runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// One process of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSpec {
@@ -212,6 +219,8 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     pub workdir: Option<PathBuf>,
     pub user: Option<UserSpec>,
+    /// `user` resolved, by [`crate::resolve`]; None runs the process as exeunt runs.
+    pub account: Option<Account>,
 }
 
 impl ProcessSpec {
@@ -234,6 +243,7 @@ impl ProcessSpec {
             env: Vec::new(),
             workdir: None,
             user: None,
+            account: None,
         }
     }
 }
@@ -265,8 +275,9 @@ pub struct Plan {
     pub shutdown: ShutdownOrder,
     /// Set when this container coordinates with others through a graveyard.
     pub pod: Option<Pod>,
-    /// How long matched sidecars may take to appear (the pod's birth timeout).
-    pub match_timeout: Duration,
+    /// How long matched sidecars may take to appear, as the role map says; see
+    /// [`Plan::match_timeout`] for the time that applies.
+    pub match_timeout: Option<Duration>,
     /// Forward signals to the primaries' process groups, not only to them (`-g`).
     pub signal_groups: bool,
     pub zero_codes: ZeroCodes,
@@ -284,11 +295,19 @@ impl Plan {
             grace_period,
             shutdown: ShutdownOrder::Ordered,
             pod: None,
-            match_timeout: DEFAULT_BIRTH_TIMEOUT,
+            match_timeout: None,
             signal_groups: false,
             zero_codes: ZeroCodes::default(),
             report_reaped: false,
         }
+    }
+
+    /// How long sidecars found by `match` may take to appear: the role map's
+    /// `match_timeout`, else the pod's birth timeout (which kubexit's variables may
+    /// have set), else 30 s. Derived, not stored, so that no later setting of the
+    /// pod can leave it stale.
+    pub fn match_timeout(&self) -> Duration {
+        self.match_timeout.or(self.pod.as_ref().map(|p| p.birth_timeout)).unwrap_or(DEFAULT_BIRTH_TIMEOUT)
     }
 
     /// Replaces every grace period, global and per process (`--grace`).
@@ -318,6 +337,9 @@ impl fmt::Display for Plan {
                 pod.birth_deps,
                 Show(pod.birth_timeout)
             )?;
+        }
+        if self.match_timeout.is_some() || self.pod.is_some() || self.processes.iter().any(|p| p.matcher.is_some()) {
+            writeln!(f, "sidecars found by match may take {} to appear", Show(self.match_timeout()))?;
         }
         for (i, p) in self.processes.iter().enumerate() {
             let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();

@@ -248,12 +248,10 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         plan.shutdown = ShutdownOrder::Parallel;
     }
     if let Some(pod) = &raw.pod {
-        let pod = read_pod(pod, &at)?;
-        plan.match_timeout = pod.birth_timeout;
-        plan.pod = Some(pod);
+        plan.pod = Some(read_pod(pod, &at)?);
     }
     if let Some(value) = &raw.match_timeout {
-        plan.match_timeout = read_duration(value, "match_timeout", &at)?;
+        plan.match_timeout = Some(read_duration(value, "match_timeout", &at)?);
     }
     Ok(plan)
 }
@@ -612,8 +610,13 @@ fn check_name(name: &Spanned<String>, at: &At) -> Result<(), RoleMapError> {
 /// The error for a process or container name that [`is_valid_name`] refuses; `what`
 /// says where the name was given.
 pub fn invalid_name(what: &str, name: &str) -> String {
+    format!("{what}: {}", name_problem(name))
+}
+
+/// What is wrong with a name that [`is_valid_name`] refuses.
+pub fn name_problem(name: &str) -> String {
     format!(
-        "{what}: {} is not a valid name (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)",
+        "{} is not a valid name (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)",
         Quoted(name)
     )
 }

@@ -241,7 +241,7 @@ impl<'p> Supervisor<'p> {
                 self.on_signal(signo, now, &mut actions);
             }
             Event::NotFound { index } => {
-                let deadline = *self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout);
+                let deadline = *self.procs[index].search_deadline.get_or_insert(now + self.plan.match_timeout());
                 if self.shutdown.is_some() {
                     // The shutdown began while this search was under way: nothing to stop.
                     // Searching on would keep a deadline that nothing acts on any more.
@@ -249,7 +249,7 @@ impl<'p> Supervisor<'p> {
                 } else if now >= deadline {
                     let spec = &self.plan.processes[index];
                     let matcher = spec.matcher.as_ref().map(ToString::to_string).unwrap_or_default();
-                    let waited = Show(self.plan.match_timeout);
+                    let waited = Show(self.plan.match_timeout());
                     self.procs[index].state = State::Gone;
                     self.not_ready(
                         index,
@@ -1331,7 +1331,7 @@ mod tests {
         let mut plan = plan(&[("job", Role::Primary), ("mesh", Role::Sidecar)]);
         plan.processes[0].matcher = Some(crate::plan::Matcher::Comm("envoy".into()));
         plan.processes[0].command.clear();
-        plan.match_timeout = SEC;
+        plan.match_timeout = Some(SEC);
         plan
     }
 

@@ -104,3 +104,28 @@ fn every_example_role_map_passes_check() {
         assert!(outcome.stdout.contains(&format!("{map}: ok")), "{map}: {}", outcome.stdout);
     }
 }
+
+#[test]
+fn check_refuses_what_a_run_would_refuse_and_shows_what_a_run_would_use() {
+    let scratch = Scratch::new("check-resolves");
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.toml");
+    let mut command = std::process::Command::new(common::exeunt());
+    command.args(["--check", demo]).env("KUBEXIT_NAME", "../x");
+    let outcome = common::start(command).finish();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert!(outcome.stderr.starts_with("exeunt: KUBEXIT_NAME: '../x' is not a valid name"), "{}", outcome.stderr);
+
+    let job = "[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\n";
+    let map = scratch.file("user.toml", &format!("{job}user = \"no-such-user-here\"\n"));
+    let outcome = plain(&["--check", &map]).finish();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(outcome.stderr.trim(), "exeunt: process job: user 'no-such-user-here' does not exist in /etc/passwd");
+
+    let map = scratch.file("match.toml", &format!("match_timeout = \"5s\"\n{job}"));
+    let mut command = std::process::Command::new(common::exeunt());
+    command.args(["--check", &map]).env("KUBEXIT_NAME", "app").env("KUBEXIT_BIRTH_TIMEOUT", "60s");
+    let outcome = common::start(command).finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stdout.contains("birth timeout 1m"), "kubexit's variable reaches the pod: {}", outcome.stdout);
+    assert!(outcome.stdout.contains("sidecars found by match may take 5s to appear"), "{}", outcome.stdout);
+}

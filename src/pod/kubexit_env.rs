@@ -3,17 +3,42 @@
 //! map's `[pod]` table.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
 use crate::logger::Quoted;
 use crate::plan::{DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRAVEYARD, Pod};
-use crate::rolemap::{invalid_name, is_valid_name};
+use crate::rolemap::{is_valid_name, name_problem};
 
 /// kubexit's grace period when none is given: used when kubexit's variables, not a
 /// role map, configure exeunt.
 pub const KUBEXIT_DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// A kubexit variable that cannot be used, named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubexitError {
+    NotUtf8(&'static str),
+    /// A list of deps, without KUBEXIT_NAME to say whose they are.
+    NeedsName(&'static str),
+    Invalid {
+        variable: &'static str,
+        problem: String,
+    },
+}
+
+impl fmt::Display for KubexitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KubexitError::NotUtf8(variable) => write!(f, "{variable} is not valid UTF-8"),
+            KubexitError::NeedsName(variable) => write!(f, "{variable} needs KUBEXIT_NAME, this container's name"),
+            KubexitError::Invalid { variable, problem } => write!(f, "{variable}: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for KubexitError {}
 
 /// What kubexit's variables say.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,20 +51,21 @@ pub struct Settings {
 }
 
 /// Reads the variables over `base` (the role map's `[pod]`, if any). `env` looks one up.
-pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, String> {
-    let var = |name: &str| -> Result<Option<String>, String> {
+pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, KubexitError> {
+    let var = |name: &'static str| -> Result<Option<String>, KubexitError> {
         match env(name) {
             None => Ok(None),
-            Some(value) => value.into_string().map(Some).map_err(|_| format!("{name} is not valid UTF-8")),
+            Some(value) => value.into_string().map(Some).map_err(|_| KubexitError::NotUtf8(name)),
         }
     };
+    let invalid = |variable: &'static str, problem: String| KubexitError::Invalid { variable, problem };
     let name = var("KUBEXIT_NAME")?.filter(|n| !n.is_empty());
     let graveyard = var("KUBEXIT_GRAVEYARD")?.filter(|g| !g.is_empty());
     let death_deps = var("KUBEXIT_DEATH_DEPS")?;
     let birth_deps = var("KUBEXIT_BIRTH_DEPS")?;
     let birth_timeout = var("KUBEXIT_BIRTH_TIMEOUT")?.filter(|t| !t.is_empty());
     let grace = match var("KUBEXIT_GRACE_PERIOD")?.filter(|t| !t.is_empty()) {
-        Some(text) => Some(duration::parse(&text).map_err(|e| format!("KUBEXIT_GRACE_PERIOD: {e}"))?),
+        Some(text) => Some(duration::parse(&text).map_err(|e| invalid("KUBEXIT_GRACE_PERIOD", e.to_string()))?),
         None => None,
     };
     let api_variables_ignored = var("KUBEXIT_POD_NAME")?.is_some() || var("KUBEXIT_NAMESPACE")?.is_some();
@@ -58,21 +84,22 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
                 .into_iter()
                 .find(|(_, value)| value.as_deref().is_some_and(|v| !v.is_empty()));
             if let Some((variable, _)) = orphaned {
-                return Err(format!("{variable} needs KUBEXIT_NAME, this container's name"));
+                return Err(KubexitError::NeedsName(variable));
             }
             return Ok(Settings { pod: None, grace, api_variables_ignored });
         }
     };
     if let Some(name) = name {
         if !is_valid_name(&name) {
-            return Err(invalid_name("KUBEXIT_NAME", &name));
+            return Err(invalid("KUBEXIT_NAME", name_problem(&name)));
         }
         pod.name = name;
     }
     if let Some(graveyard) = graveyard {
         let trimmed = graveyard.trim_end_matches('/');
         if !graveyard.starts_with('/') || trimmed.is_empty() {
-            return Err(format!("KUBEXIT_GRAVEYARD: {} must be an absolute path to a directory", Quoted(&graveyard)));
+            let problem = format!("{} must be an absolute path to a directory", Quoted(&graveyard));
+            return Err(invalid("KUBEXIT_GRAVEYARD", problem));
         }
         pod.graveyard = PathBuf::from(trimmed);
     }
@@ -83,17 +110,20 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
         pod.birth_deps = names("KUBEXIT_BIRTH_DEPS", &deps)?;
     }
     if let Some(text) = birth_timeout {
-        pod.birth_timeout = duration::parse(&text).map_err(|e| format!("KUBEXIT_BIRTH_TIMEOUT: {e}"))?;
+        pod.birth_timeout = duration::parse(&text).map_err(|e| invalid("KUBEXIT_BIRTH_TIMEOUT", e.to_string()))?;
     }
     Ok(Settings { pod: Some(pod), grace, api_variables_ignored })
 }
 
 /// A comma-separated list of container names; blanks around names are allowed.
-fn names(variable: &str, list: &str) -> Result<Vec<String>, String> {
+fn names(variable: &'static str, list: &str) -> Result<Vec<String>, KubexitError> {
     list.split(',')
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| if is_valid_name(n) { Ok(n.to_string()) } else { Err(invalid_name(variable, n)) })
+        .map(|n| match is_valid_name(n) {
+            true => Ok(n.to_string()),
+            false => Err(KubexitError::Invalid { variable, problem: name_problem(n) }),
+        })
         .collect()
 }
 
@@ -133,17 +163,21 @@ mod tests {
     #[test]
     fn no_kubexit_name_means_no_pod() {
         assert_eq!(read(None, &env(&[])), Ok(Settings::default()));
-        let err = read(None, &env(&[("KUBEXIT_DEATH_DEPS", "a")])).expect_err("needs a name");
+        let err = read(None, &env(&[("KUBEXIT_DEATH_DEPS", "a")])).expect_err("needs a name").to_string();
         assert_eq!(err, "KUBEXIT_DEATH_DEPS needs KUBEXIT_NAME, this container's name");
     }
 
     #[test]
     fn hostile_names_are_refused_before_anything_is_written() {
-        let err = read(None, &env(&[("KUBEXIT_NAME", "../../etc/passwd")])).expect_err("a path");
+        let err = read(None, &env(&[("KUBEXIT_NAME", "../../etc/passwd")])).expect_err("a path").to_string();
         assert!(err.starts_with("KUBEXIT_NAME: '../../etc/passwd' is not a valid name"), "{err}");
-        let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_DEATH_DEPS", "b,../c")])).expect_err("a path");
+        let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_DEATH_DEPS", "b,../c")]))
+            .expect_err("a path")
+            .to_string();
         assert!(err.starts_with("KUBEXIT_DEATH_DEPS: '../c'"), "{err}");
-        let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_GRAVEYARD", "graveyard")])).expect_err("relative");
+        let err = read(None, &env(&[("KUBEXIT_NAME", "a"), ("KUBEXIT_GRAVEYARD", "graveyard")]))
+            .expect_err("relative")
+            .to_string();
         assert!(err.starts_with("KUBEXIT_GRAVEYARD: 'graveyard' must be an absolute path"), "{err}");
     }
 
