@@ -229,7 +229,7 @@ mod world {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use exeunt::events::{Action, CheckId, Event, ExitStatus, Purpose, Time};
+    use exeunt::events::{Action, CheckId, Death, Event, ExitStatus, Purpose, Time};
     use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
     use exeunt::signo::Signo;
     use exeunt::supervisor::Supervisor;
@@ -300,7 +300,6 @@ mod world {
         /// Events the actions caused, delivered before anything else happens.
         queue: VecDeque<Event>,
         next_pid: i32,
-        birth_reported: bool,
         pub exit: Option<i32>,
         /// Whether the world's choices are spent: processes then give in to SIGKILL only.
         stubborn: bool,
@@ -328,7 +327,6 @@ mod world {
                 checks: Vec::new(),
                 queue: VecDeque::new(),
                 next_pid: 100,
-                birth_reported: false,
                 exit: None,
                 stubborn: false,
                 // The first start succeeds; later ones as the input says.
@@ -500,19 +498,19 @@ mod world {
                     self.alive.push((pid, None));
                     Event::Tick
                 }
-                6 if self.plan.pod.is_some() => match more() % 3 {
-                    // (No oracle with a pod.)
-                    0 => Event::DeathDepDied { name: "job".into(), code: i32::from(more()) },
-                    1 if !self.birth_reported && self.plan.pod.as_ref().is_some_and(|p| !p.birth_deps.is_empty()) => {
-                        self.birth_reported = true;
-                        Event::BirthDepsReady
-                    }
-                    _ if !self.birth_reported => {
-                        self.birth_reported = true;
-                        Event::BirthDepDied { name: "db".into(), code: i32::from(more()) }
-                    }
-                    _ => Event::Tick,
-                },
+                6 if self.plan.pod.is_some() => {
+                    // A tombstone, read again as often as the input likes: the death dep's,
+                    // the birth dep's, or a container's that is neither. (No oracle with a pod.)
+                    let container = ["job", "db", "other"][usize::from(more()) % 3];
+                    let flags = more();
+                    let code = match flags & 6 {
+                        0 => None,
+                        2 => Some(i32::from(more())),
+                        _ => Some(i32::from_le_bytes([more(), more(), more(), more()])),
+                    };
+                    let died = (flags & 1 == 1).then(|| Death { at: "2026-12-01T00:00:00Z".into(), code });
+                    Event::Tombstone { container: container.into(), ready: flags & 8 == 8, died }
+                }
                 7 => {
                     self.oracle = None;
                     Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) }

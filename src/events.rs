@@ -69,6 +69,13 @@ pub enum Milestone {
     Died(i32),
 }
 
+/// A death that a tombstone records: when, and with which exit code, if it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Death {
+    pub at: String,
+    pub code: Option<i32>,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -87,12 +94,8 @@ pub enum Event {
     StopWithStatus { signo: Signo, status: i32 },
     /// No process of another container matches this sidecar yet.
     NotFound { index: usize },
-    /// Every birth dep of this container is ready.
-    BirthDepsReady,
-    /// A birth dep died before it was ready.
-    BirthDepDied { name: String, code: i32 },
-    /// A death dep of this container died with this exit code.
-    DeathDepDied { name: String, code: i32 },
+    /// What the tombstone of another container of the pod says, read when it changed.
+    Tombstone { container: String, ready: bool, died: Option<Death> },
     /// A check finished: Ok when it passed, else why not.
     CheckDone { id: CheckId, result: Result<(), String> },
     /// The clock passed the deadline the supervisor asked for.

@@ -1,5 +1,7 @@
 //! Where pods are coordinated through a shared volume: this container's tombstone is
-//! written there, and the tombstones of the containers it depends on are watched.
+//! written there, and the tombstones of the containers it depends on are watched and
+//! reported as they read ("the tombstone of db says ready"). What they mean for this
+//! container is decided by the supervisor.
 //!
 //! The directory is watched with inotify *before* it is scanned, so a tombstone written
 //! between the two is seen either way; a death that happened before exeunt started is
@@ -17,26 +19,22 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use log::{debug, error, info, warn};
+use log::{debug, error, warn};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::tombstone::{self, MAX_SIZE, Tombstone};
-use crate::events::{Event, Milestone};
+use crate::events::{Death, Event, Milestone};
 use crate::plan::Pod;
 
 /// This container's view of the graveyard.
 pub struct Graveyard {
     dir: PathBuf,
     name: String,
-    death_deps: Vec<String>,
-    birth_deps: Vec<String>,
+    /// The containers this one depends on, for birth or for death.
+    deps: BTreeSet<String>,
     inotify: Inotify,
     watch: WatchDescriptor,
     own: Tombstone,
-    ready_deps: BTreeSet<String>,
-    /// Deps whose death has been reported, so that it is reported once.
-    dead_deps: BTreeSet<String>,
-    birth_reported: bool,
 }
 
 impl Graveyard {
@@ -61,23 +59,16 @@ impl Graveyard {
         Ok(Graveyard {
             dir: dir.clone(),
             name: pod.name.clone(),
-            death_deps: pod.death_deps.clone(),
-            birth_deps: pod.birth_deps.clone(),
+            deps: pod.death_deps.iter().chain(&pod.birth_deps).cloned().collect(),
             inotify,
             watch,
             own: Tombstone::default(),
-            ready_deps: BTreeSet::new(),
-            dead_deps: BTreeSet::new(),
-            birth_reported: false,
         })
     }
 
     /// Reads every dep's tombstone as it is now. Call once, after `open`.
     pub fn scan(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
-        if self.birth_deps.is_empty() {
-            self.birth_reported = true;
-        }
         self.look_at_every_dep(&mut events);
         events
     }
@@ -103,10 +94,9 @@ impl Graveyard {
                 continue;
             }
             if let Some(name) = change.name.as_deref().and_then(OsStr::to_str)
-                && self.death_deps.iter().chain(&self.birth_deps).any(|d| d == name)
+                && self.deps.contains(name)
             {
-                let dep = name.to_string();
-                self.look_at(&dep, &mut events);
+                self.look_at(name, &mut events);
             }
         }
         events
@@ -134,49 +124,22 @@ impl Graveyard {
         self.look_at_every_dep(events);
     }
 
-    fn look_at_every_dep(&mut self, events: &mut Vec<Event>) {
-        let deps: BTreeSet<String> = self.death_deps.iter().chain(&self.birth_deps).cloned().collect();
-        for dep in deps {
-            self.look_at(&dep, events);
+    fn look_at_every_dep(&self, events: &mut Vec<Event>) {
+        for dep in &self.deps {
+            self.look_at(dep, events);
         }
     }
 
-    /// Reads one dep's tombstone and turns what is new on it into events.
-    fn look_at(&mut self, dep: &str, events: &mut Vec<Event>) {
+    /// Reads one dep's tombstone and reports what it says.
+    fn look_at(&self, dep: &str, events: &mut Vec<Event>) {
         let path = self.dir.join(dep);
-        let tombstone = match read_tombstone(&path) {
-            Ok(Some(tombstone)) => tombstone,
-            Ok(None) => return,
-            Err(e) => {
-                error!("tombstone {}: {e}; it is read again when it changes", path.display());
-                return;
+        match read_tombstone(&path) {
+            Ok(Some(tombstone)) => {
+                debug!("tombstone {}: {tombstone:?}", path.display());
+                events.push(report(dep, tombstone));
             }
-        };
-        debug!("tombstone {}: {tombstone:?}", path.display());
-        if let Some(died) = &tombstone.died {
-            if self.dead_deps.insert(dep.to_string()) {
-                let code = tombstone.exit_code.unwrap_or_else(|| {
-                    warn!("tombstone {} has Died but no ExitCode: counting it as 1", path.display());
-                    1
-                });
-                info!("{dep} died at {died} with exit code {code}");
-                if self.death_deps.iter().any(|d| d == dep) {
-                    events.push(Event::DeathDepDied { name: dep.to_string(), code });
-                } else if !self.birth_reported {
-                    events.push(Event::BirthDepDied { name: dep.to_string(), code });
-                }
-            }
-            return;
-        }
-        if tombstone.ready.is_some()
-            && self.birth_deps.iter().any(|d| d == dep)
-            && self.ready_deps.insert(dep.to_string())
-        {
-            info!("birth dep {dep} is ready");
-            if !self.birth_reported && self.birth_deps.iter().all(|d| self.ready_deps.contains(d)) {
-                self.birth_reported = true;
-                events.push(Event::BirthDepsReady);
-            }
+            Ok(None) => {}
+            Err(e) => error!("tombstone {}: {e}; it is read again when it changes", path.display()),
         }
     }
 
@@ -232,6 +195,12 @@ impl Graveyard {
             }
         }
     }
+}
+
+/// What a dep's tombstone says, as an event.
+fn report(dep: &str, tombstone: Tombstone) -> Event {
+    let died = tombstone.died.map(|at| Death { at, code: tombstone.exit_code });
+    Event::Tombstone { container: dep.to_string(), ready: tombstone.ready.is_some(), died }
 }
 
 /// Watches `dir` for complete writes only: a rename into place (exeunt) or the close

@@ -1,0 +1,556 @@
+//! Where decisions are made. The supervisor is a state machine: events in (a process
+//! started or exited, a signal arrived, a check answered, a tombstone changed, time
+//! passed), actions out (start, signal, check, record, exit). It never touches the OS,
+//! so every lifecycle rule is testable without processes; the event loop carries the
+//! actions out and feeds back what happened.
+//!
+//! It is made of parts that own their state: each process's life and readiness
+//! ([`process`]), the shutdown and the sweep ([`shutdown`]), the pod's gating
+//! ([`pod`]) and the exit code ([`verdict`]). A part with deadlines lists each one
+//! once, beside the duty that falls due then; after every event the supervisor does
+//! every duty whose deadline has passed, and the earliest deadline left is the one
+//! the event loop waits for. A deadline nobody acts on cannot be written.
+
+mod pod;
+mod process;
+mod shutdown;
+mod verdict;
+
+use std::time::Duration;
+
+use log::{debug, error, info, warn};
+
+use crate::duration::Show;
+use crate::events::{Action, CheckId, Event, ExitStatus, Purpose, Time};
+use crate::plan::{OnExit, OnTimeout, Plan, Role};
+use crate::signo::{SIGKILL, Signo};
+use pod::{News, PodGate};
+use process::{Duty, Proc, Ready, State};
+use shutdown::Shutdown;
+use verdict::Verdict;
+
+/// Exeunt's exit code when a sidecar was not ready in time, or exited before it was.
+pub const NOT_READY: i32 = 1;
+
+/// How long to wait before looking again for a sidecar of another container.
+const SEARCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Duties done for one process in one turn, at most: each duty moves its deadline on,
+/// so more would mean a part that does not.
+const MAX_DUTIES_PER_TURN: usize = 8;
+
+/// The supervisor of one plan.
+pub struct Supervisor<'p> {
+    plan: &'p Plan,
+    procs: Vec<Proc>,
+    shutdown: Shutdown,
+    verdict: Verdict,
+    pod: PodGate<'p>,
+}
+
+impl<'p> Supervisor<'p> {
+    /// A supervisor of `plan`, created at `now` (the birth deps' wait starts then).
+    pub fn new(plan: &'p Plan, now: Time) -> Supervisor<'p> {
+        Supervisor {
+            plan,
+            procs: vec![Proc::new(); plan.processes.len()],
+            shutdown: Shutdown::new(),
+            verdict: Verdict::default(),
+            pod: PodGate::new(plan.pod.as_ref(), now),
+        }
+    }
+
+    /// The first actions: start the first process (once the birth deps are ready).
+    pub fn start(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.pod.announce();
+        if !self.shutdown.is_begun() {
+            self.start_next(&mut actions);
+        }
+        actions
+    }
+
+    /// The earliest deadline the event loop must wake up for, if any.
+    pub fn next_deadline(&self) -> Option<Time> {
+        let procs = self.procs.iter().filter_map(Proc::deadline);
+        procs.chain(self.shutdown.deadline()).chain(self.pod.deadline()).min()
+    }
+
+    /// Takes one event at time `now` and returns what to do about it.
+    pub fn handle(&mut self, event: Event, now: Time) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.shutdown.is_done() {
+            return actions;
+        }
+        if self.on(event, now, &mut actions) {
+            return actions;
+        }
+        self.do_what_is_due(now, &mut actions);
+        if !self.shutdown.is_begun() {
+            self.start_next(&mut actions);
+            self.note_ready(&mut actions);
+        }
+        self.advance(now, &mut actions);
+        // A stop action of no grace at all is due at once.
+        self.do_what_is_due(now, &mut actions);
+        actions
+    }
+
+    /// The event itself. Returns true when the run is over.
+    fn on(&mut self, event: Event, now: Time, actions: &mut Vec<Action>) -> bool {
+        match event {
+            Event::Spawned { index, pid } => self.on_spawned(index, pid, now, actions),
+            Event::SpawnFailed { index, code, reason } => {
+                error!("cannot start {}: {reason}", self.name(index));
+                self.procs[index].state = State::Gone;
+                self.verdict.fail(code);
+                self.begin_shutdown(None, actions);
+            }
+            Event::Exited { pid, status } => self.on_exit(pid, status, now, actions),
+            Event::Reaped { children_left } => {
+                if !children_left && self.shutdown.is_begun() && !self.any_alive() {
+                    self.finish(actions);
+                    return true;
+                }
+                if children_left && self.shutdown.pending() {
+                    // Daemons or orphans the plan's processes left behind: they go too.
+                    // Only now, because finding them takes a walk through /proc when
+                    // exeunt is not PID 1.
+                    self.shutdown.sweep_leftovers(self.plan.grace_period, now, actions);
+                }
+            }
+            Event::Signal(signo) => self.on_signal(signo, now, actions),
+            Event::StopWithStatus { signo, status } => {
+                info!("received {signo} carrying exit status {status} from another container's exeunt");
+                self.verdict.fail(status);
+                self.on_signal(signo, now, actions);
+            }
+            Event::NotFound { index } => self.on_not_found(index, now, actions),
+            Event::Tombstone { container, ready, died } => {
+                if let Some(news) = self.pod.tombstone(&container, ready, died.as_ref()) {
+                    self.on_news(news, actions);
+                }
+            }
+            Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
+            // Time passed: what fell due is done below, as after any event.
+            Event::Tick => {}
+        }
+        false
+    }
+
+    /// Does every duty whose deadline has passed at `now`.
+    fn do_what_is_due(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if let Some(pod::Duty::BirthTimeout) = self.pod.due(now) {
+            let reason = self.pod.time_out();
+            error!("{reason}: stopping");
+            self.verdict.fail(NOT_READY);
+            self.begin_shutdown(None, actions);
+        }
+        for index in 0..self.procs.len() {
+            for _ in 0..MAX_DUTIES_PER_TURN {
+                let Some(duty) = self.procs[index].due(now) else { break };
+                self.do_duty(index, duty, now, actions);
+            }
+        }
+        if let Some(duty) = self.shutdown.due(now) {
+            self.shutdown.ring(duty, self.plan.grace_period, now, actions);
+        }
+    }
+
+    fn do_duty(&mut self, index: usize, duty: Duty, now: Time, actions: &mut Vec<Action>) {
+        let plan = self.plan;
+        let spec = &plan.processes[index];
+        let id = CheckId { index, purpose: Purpose::Ready };
+        let proc = &mut self.procs[index];
+        match (duty, &spec.ready) {
+            (Duty::Kill, _) => {
+                let State::Stopping { pid, since, hook_running, .. } = proc.state else { return };
+                let how = match (&spec.stop_hook, hook_running) {
+                    (Some(hook), true) => {
+                        actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+                        format!("its stop hook ({hook})")
+                    }
+                    _ => spec.stop_signal.to_string(),
+                };
+                warn!("killing {}: still running {} after {how}", spec.name, Show(spec.grace_period));
+                self.kill(index, pid, since, actions);
+            }
+            (Duty::Start, _) => {
+                proc.state = State::Starting;
+                actions.push(Action::Spawn(index));
+            }
+            (Duty::AbandonAttempt, Some(ready)) => proc.abandon_attempt(ready, id, now, actions),
+            (Duty::Attempt, Some(ready)) => proc.attempt(ready, id, now, actions),
+            (Duty::GiveUp, Some(ready)) => {
+                let reason = proc.give_up(ready, id, actions);
+                self.not_ready(index, &reason, actions);
+            }
+            // A probe's duties without a probe: nothing can be due.
+            (Duty::AbandonAttempt | Duty::Attempt | Duty::GiveUp, None) => proc.ready = Ready::GaveUp,
+        }
+    }
+
+    /// Records, once, that every process has started and every sidecar is ready.
+    fn note_ready(&mut self, actions: &mut Vec<Action>) {
+        // Called after every event, so once recorded it costs nothing (think of a burst
+        // of thousands of reaped orphans).
+        if self.pod.is_ready() || self.pod.waiting() {
+            return;
+        }
+        let settled = |p: &Proc| {
+            !matches!(p.state, State::Waiting | State::Starting | State::Searching { .. })
+                && (p.ready != Ready::No || p.state == State::Gone)
+        };
+        let sidecars_ready = (0..self.procs.len())
+            .filter(|&i| self.role(i) == Role::Sidecar)
+            .all(|i| matches!(self.procs[i].ready, Ready::Yes | Ready::GaveUp));
+        if sidecars_ready && self.procs.iter().all(settled) {
+            self.pod.ready(actions);
+        }
+    }
+
+    fn name(&self, index: usize) -> &str {
+        &self.plan.processes[index].name
+    }
+
+    fn role(&self, index: usize) -> Role {
+        self.plan.processes[index].role
+    }
+
+    fn any_alive(&self) -> bool {
+        self.procs.iter().any(|p| p.state.alive())
+    }
+
+    fn primary_alive(&self) -> bool {
+        (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state.alive())
+    }
+
+    /// Starts the next waiting process once every sidecar before it is ready: sidecars
+    /// one after another, then the primaries together.
+    fn start_next(&mut self, actions: &mut Vec<Action>) {
+        if self.pod.waiting() || self.procs.iter().any(|p| p.state == State::Starting) {
+            return;
+        }
+        let Some(index) = self.procs.iter().position(|p| p.state == State::Waiting) else { return };
+        let settled = |p: &Proc| matches!(p.ready, Ready::Yes | Ready::GaveUp);
+        let sidecars_before_ready =
+            (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| settled(&self.procs[j]));
+        if sidecars_before_ready {
+            self.procs[index].state = State::Starting;
+            actions.push(Action::Spawn(index));
+        }
+    }
+
+    fn on_spawned(&mut self, index: usize, pid: i32, now: Time, actions: &mut Vec<Action>) {
+        let spec = &self.plan.processes[index];
+        self.pod.born(actions);
+        let proc = &mut self.procs[index];
+        proc.state = State::Running { pid, since: now };
+        if proc.restarts > 0 {
+            info!("restarted sidecar {} (pid {pid}, restart {})", spec.name, proc.restarts);
+            return;
+        }
+        match &spec.matcher {
+            Some(matcher) => info!("found sidecar {} of another container: pid {pid}, {matcher}", spec.name),
+            None => info!("started {} {} (pid {pid})", spec.role, spec.name),
+        }
+        if !self.shutdown.is_begun() {
+            // Its first probe attempt is due at once.
+            proc.start_probing(spec.ready.as_ref(), now);
+        }
+    }
+
+    /// No process of another container matches this sidecar yet: look again soon, or
+    /// give up once it has taken the match timeout.
+    fn on_not_found(&mut self, index: usize, now: Time, actions: &mut Vec<Action>) {
+        let waited = self.plan.match_timeout();
+        let deadline = *self.procs[index].search_deadline.get_or_insert(now + waited);
+        if self.shutdown.is_begun() {
+            // The shutdown began while this search was under way: nothing to stop.
+            self.procs[index].state = State::Gone;
+        } else if now >= deadline {
+            let spec = &self.plan.processes[index];
+            let matcher = spec.matcher.as_ref().map(ToString::to_string).unwrap_or_default();
+            self.procs[index].state = State::Gone;
+            let reason = format!("not there: no process with {matcher} appeared within {}", Show(waited));
+            self.not_ready(index, &reason, actions);
+        } else {
+            self.procs[index].state = State::Searching { retry: now + SEARCH_INTERVAL };
+        }
+    }
+
+    /// What another container's tombstone means for this one.
+    fn on_news(&mut self, news: News, actions: &mut Vec<Action>) {
+        match news {
+            News::BirthDepsReady => {
+                if self.pod.end_wait() {
+                    info!("birth deps are ready: starting");
+                }
+            }
+            News::BirthDepDied { name, code } => {
+                if self.pod.end_wait() {
+                    error!("birth dep {name} died (exit code {code}) before it was ready: stopping");
+                    self.verdict.fail(NOT_READY);
+                    self.begin_shutdown(None, actions);
+                }
+            }
+            News::DeathDepDied { name, code } => {
+                if !self.shutdown.is_begun() {
+                    info!("death dep {name} died with exit code {code}: stopping, to exit with {code}");
+                }
+                self.pod.end_wait();
+                self.verdict.fail(code);
+                self.begin_shutdown(None, actions);
+            }
+        }
+    }
+
+    /// A sidecar that will not be ready: stop everything, or go on, as it asks.
+    fn not_ready(&mut self, index: usize, reason: &str, actions: &mut Vec<Action>) {
+        let spec = &self.plan.processes[index];
+        self.procs[index].ready = Ready::GaveUp;
+        let on_timeout = spec.ready.as_ref().map_or(OnTimeout::Fail, |r| r.on_timeout);
+        match on_timeout {
+            OnTimeout::Fail => {
+                error!("sidecar {} is {reason}: stopping", spec.name);
+                self.verdict.fail(NOT_READY);
+                self.begin_shutdown(None, actions);
+            }
+            OnTimeout::Start => warn!("sidecar {} is {reason}: starting the rest anyway", spec.name),
+        }
+    }
+
+    fn on_check(&mut self, id: CheckId, result: Result<(), String>, now: Time, actions: &mut Vec<Action>) {
+        let plan = self.plan;
+        let spec = &plan.processes[id.index];
+        let proc = &mut self.procs[id.index];
+        match (id.purpose, proc.state) {
+            (Purpose::Ready, _) if proc.probing_now() => {
+                if let Err(e) = &result {
+                    debug!("probe of {} failed: {e}", spec.name);
+                }
+                let interval = spec.ready.as_ref().map_or(Duration::ZERO, |r| r.interval);
+                if let Some((took, attempts)) = proc.probe_answered(result, interval, now) {
+                    let took = Show(Duration::from_millis(took.as_millis() as u64));
+                    info!("sidecar {} is ready after {took} ({attempts} probes)", spec.name);
+                }
+            }
+            (Purpose::Stop, State::Stopping { pid, since, deadline, hook_running: true }) => {
+                proc.state = State::Stopping { pid, since, deadline, hook_running: false };
+                match result {
+                    Ok(()) => debug!("stop hook of {} succeeded; waiting for it to exit", spec.name),
+                    Err(e) => {
+                        // A hook that failed will not stop the process: the stop signal
+                        // goes now, with a whole grace period of its own.
+                        warn!("stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
+                        actions.push(Action::Stop { pid, signo: spec.stop_signal, group: plan.signal_groups });
+                        let deadline = now + spec.grace_period;
+                        proc.state = State::Stopping { pid, since, deadline, hook_running: false };
+                    }
+                }
+            }
+            (Purpose::Ready | Purpose::Stop, _) => {}
+        }
+    }
+
+    fn on_exit(&mut self, pid: i32, status: ExitStatus, now: Time, actions: &mut Vec<Action>) {
+        let Some(index) = self.procs.iter().position(|p| p.state.pid() == Some(pid)) else {
+            if self.plan.report_reaped {
+                warn!("Reaped zombie process with pid={pid}");
+            } else {
+                debug!("reaped orphan pid {pid} ({status})");
+            }
+            return;
+        };
+        let plan = self.plan;
+        let spec = &plan.processes[index];
+        let (since, hook_running) = match self.procs[index].state {
+            State::Running { since, .. } | State::Killed { since, .. } => (since, false),
+            State::Stopping { since, hook_running, .. } => (since, hook_running),
+            _ => (now, false),
+        };
+        if hook_running {
+            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+        }
+        self.procs[index].state = State::Gone;
+        let ran_for = now.saturating_sub(since);
+        let ran = Show(Duration::from_millis(ran_for.as_millis() as u64));
+        let name = &spec.name;
+        if spec.role == Role::Primary {
+            info!("primary {name} exited with {status} after {ran}");
+            self.verdict.primary_exited(status);
+            let primaries_left = self.primary_alive();
+            if status.code() != 0 && primaries_left && !self.shutdown.is_begun() {
+                warn!("primary {name} failed: stopping the other primaries");
+            }
+            if status.code() != 0 || !primaries_left {
+                self.begin_shutdown(None, actions);
+            }
+            return;
+        }
+        if self.shutdown.is_begun() {
+            info!("sidecar {name} exited with {status} after {ran}");
+            return;
+        }
+        if matches!(self.procs[index].ready, Ready::Probing { .. } | Ready::No) {
+            if self.procs[index].probing_now() {
+                actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
+            }
+            self.not_ready(index, &format!("not ready: it exited with {status} after {ran}"), actions);
+            return;
+        }
+        let proc = &mut self.procs[index];
+        match spec.on_exit {
+            OnExit::Restart if proc.may_restart(spec) => {
+                let delay = proc.back_off(spec, ran_for, now);
+                warn!("sidecar {name} exited with {status} after {ran}: restarting it in {}", Show(delay));
+            }
+            OnExit::Ignore => warn!("sidecar {name} exited with {status} after {ran}: ignored, the primaries run on"),
+            OnExit::Restart | OnExit::Fail => {
+                let after = if spec.on_exit == OnExit::Restart {
+                    format!(" and {} restarts", proc.restarts)
+                } else {
+                    String::new()
+                };
+                error!("sidecar {name} exited with {status} after {ran}{after}: stopping everything");
+                self.verdict.fail(spec.exit_code.unwrap_or(status.code()));
+                self.begin_shutdown(None, actions);
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signo: Signo, now: Time, actions: &mut Vec<Action>) {
+        if signo.asks_to_stop() {
+            match self.shutdown.begun() {
+                None => {
+                    info!("received {signo}: stopping");
+                    let any_primary_ran = (0..self.procs.len())
+                        .any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
+                    if !any_primary_ran {
+                        self.verdict.stopped_before_start(signo);
+                    }
+                    self.begin_shutdown(Some(signo), actions);
+                    self.shutdown.mark_by_signal();
+                }
+                Some(begun) if !begun.by_signal => {
+                    info!("received {signo}: already stopping; another one kills what is left");
+                    self.shutdown.mark_by_signal();
+                }
+                Some(_) => {
+                    warn!("received {signo} again: killing what is left now");
+                    self.hurry(now, actions);
+                }
+            }
+            return;
+        }
+        if !signo.is_forwarded() {
+            return;
+        }
+        for index in 0..self.procs.len() {
+            if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) =
+                (self.role(index), self.procs[index].state)
+            {
+                debug!("forwarding {signo} to {}", self.name(index));
+                actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+            }
+        }
+    }
+
+    /// Begins the shutdown: nothing more starts, the birth wait and probes end.
+    fn begin_shutdown(&mut self, primary_signal: Option<Signo>, actions: &mut Vec<Action>) {
+        if !self.shutdown.begin(primary_signal) {
+            return;
+        }
+        self.pod.end_wait();
+        for index in 0..self.procs.len() {
+            let proc = &mut self.procs[index];
+            if matches!(proc.state, State::Waiting | State::Backoff { .. } | State::Searching { .. }) {
+                proc.state = State::Gone;
+            }
+            if let Ready::Probing { .. } = proc.ready {
+                if proc.probing_now() {
+                    actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
+                }
+                proc.ready = Ready::GaveUp;
+            }
+        }
+    }
+
+    /// Skips every remaining grace period: SIGKILL to all that is alive.
+    fn hurry(&mut self, now: Time, actions: &mut Vec<Action>) {
+        for index in 0..self.procs.len() {
+            match self.procs[index].state {
+                State::Running { pid, since } => self.kill(index, pid, since, actions),
+                State::Stopping { pid, since, hook_running, .. } => {
+                    if hook_running {
+                        actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+                    }
+                    self.kill(index, pid, since, actions);
+                }
+                _ => {}
+            }
+        }
+        self.shutdown.hurry(now, actions);
+    }
+
+    /// Moves the shutdown on: the primaries first; then the sidecars, in reverse start
+    /// order or all at once; then whatever descendants are left.
+    fn advance(&mut self, now: Time, actions: &mut Vec<Action>) {
+        let Some(begun) = self.shutdown.begun() else { return };
+        for index in shutdown::to_stop(self.plan, &self.procs) {
+            let signal = if self.role(index) == Role::Primary { begun.primary_signal } else { None };
+            self.stop(index, signal, now, actions);
+        }
+        if !self.any_alive() {
+            self.shutdown.all_gone(actions);
+        }
+    }
+
+    /// Asks a running process to stop: with `signal` when given (the signal exeunt got,
+    /// for primaries), else with its stop hook or stop signal.
+    fn stop(&mut self, index: usize, signal: Option<Signo>, now: Time, actions: &mut Vec<Action>) {
+        let State::Running { pid, since } = self.procs[index].state else { return };
+        if self.shutdown.hurried() {
+            self.kill(index, pid, since, actions);
+            return;
+        }
+        let spec = &self.plan.processes[index];
+        let deadline = now + spec.grace_period;
+        let grace = Show(spec.grace_period);
+        let hook_running = match (&spec.stop_hook, signal) {
+            (Some(hook), None) => {
+                info!("stopping {} {} with its stop hook {hook} (grace {grace})", spec.role, spec.name);
+                actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
+                true
+            }
+            (_, signal) => {
+                let signo = signal.unwrap_or(spec.stop_signal);
+                info!("sending {signo} to {} {} (grace {grace})", spec.role, spec.name);
+                if spec.matcher.is_some() {
+                    // An exeunt in that container exits with this container's status.
+                    let status = self.verdict.code(&self.plan.zero_codes);
+                    actions.push(Action::SignalWithStatus { pid, signo, status });
+                } else {
+                    actions.push(Action::Stop { pid, signo, group: self.plan.signal_groups });
+                }
+                false
+            }
+        };
+        self.procs[index].state = State::Stopping { pid, since, deadline, hook_running };
+    }
+
+    fn kill(&mut self, index: usize, pid: i32, since: Time, actions: &mut Vec<Action>) {
+        actions.push(Action::Signal { pid, signo: SIGKILL, group: true });
+        self.procs[index].state = State::Killed { pid, since };
+    }
+
+    fn finish(&mut self, actions: &mut Vec<Action>) {
+        let code = self.verdict.code(&self.plan.zero_codes);
+        info!("all processes are gone: exiting with {code}");
+        self.shutdown.finish();
+        actions.push(Action::Exit(code));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! One process's life, as the supervisor keeps it: where it stands (waiting, running,
+//! stopping, backing off before a restart, searched for in another container), how
+//! far its readiness probe has come, and every deadline it has, each listed once with
+//! the duty that falls due then.
+
+use std::time::Duration;
+
+use crate::duration::Show;
+use crate::events::{Action, CheckId, Time};
+use crate::plan::{ProcessSpec, Readiness};
+
+/// Restart back-off is forgotten once a sidecar has run this long.
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Waiting,
+    /// Asked to be spawned; the outcome is not known yet.
+    Starting,
+    Running {
+        pid: i32,
+        since: Time,
+    },
+    /// Asked to stop (signal or hook); SIGKILL at the deadline.
+    Stopping {
+        pid: i32,
+        since: Time,
+        deadline: Time,
+        hook_running: bool,
+    },
+    Killed {
+        pid: i32,
+        since: Time,
+    },
+    /// A sidecar waiting out its restart back-off.
+    Backoff {
+        until: Time,
+    },
+    /// A sidecar of another container, not found yet: looked for again at `retry`.
+    Searching {
+        retry: Time,
+    },
+    Gone,
+}
+
+impl State {
+    pub fn pid(self) -> Option<i32> {
+        match self {
+            State::Running { pid, .. } | State::Stopping { pid, .. } | State::Killed { pid, .. } => Some(pid),
+            State::Waiting | State::Starting | State::Backoff { .. } | State::Searching { .. } | State::Gone => None,
+        }
+    }
+
+    pub fn alive(self) -> bool {
+        matches!(self, State::Starting | State::Searching { .. }) || self.pid().is_some()
+    }
+}
+
+/// Where a sidecar stands on the way to ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// Not started yet.
+    No,
+    Probing {
+        since: Time,
+        deadline: Time,
+        attempts: u32,
+        /// When the next attempt starts, once none is under way.
+        next: Time,
+        /// The deadline of the attempt under way, if one is.
+        attempt_deadline: Option<Time>,
+        last_error: String,
+    },
+    Yes,
+    /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went on.
+    GaveUp,
+}
+
+/// What falls due at one of a process's deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duty {
+    /// The grace period after its stop action is over: SIGKILL.
+    Kill,
+    /// Its restart back-off is over, or it is time to look for it again: start it.
+    Start,
+    /// The probe attempt under way took too long: abandon it.
+    AbandonAttempt,
+    /// It was not ready in time.
+    GiveUp,
+    /// Time for the next probe attempt.
+    Attempt,
+}
+
+/// One process of the plan, as it stands.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub state: State,
+    pub ready: Ready,
+    /// Restarts so far, for `max_restarts`.
+    pub restarts: u32,
+    /// Quick exits in a row, for the back-off.
+    streak: u32,
+    /// For a sidecar of another container: until when it may take to appear, counted
+    /// from the first search that found nothing.
+    pub search_deadline: Option<Time>,
+}
+
+impl Proc {
+    pub fn new() -> Proc {
+        Proc { state: State::Waiting, ready: Ready::No, restarts: 0, streak: 0, search_deadline: None }
+    }
+
+    /// Every deadline of this process with its duty, in the order the duties are done
+    /// when several have passed. [`Proc::deadline`] and [`Proc::due`] both read this one
+    /// list, so a deadline cannot be waited for without its duty, nor a duty done
+    /// without its deadline.
+    fn alarms(&self) -> [Option<(Time, Duty)>; 4] {
+        let state = match self.state {
+            State::Stopping { deadline, .. } => Some((deadline, Duty::Kill)),
+            State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
+            _ => None,
+        };
+        let [abandon, give_up, attempt] = match &self.ready {
+            Ready::Probing { deadline, next, attempt_deadline, .. } => [
+                attempt_deadline.map(|at| (at, Duty::AbandonAttempt)),
+                Some((*deadline, Duty::GiveUp)),
+                attempt_deadline.is_none().then_some((*next, Duty::Attempt)),
+            ],
+            _ => [None, None, None],
+        };
+        [state, abandon, give_up, attempt]
+    }
+
+    /// When this process next needs the clock.
+    pub fn deadline(&self) -> Option<Time> {
+        self.alarms().into_iter().flatten().map(|(at, _)| at).min()
+    }
+
+    /// The first duty whose deadline has passed at `now`.
+    pub fn due(&self, now: Time) -> Option<Duty> {
+        self.alarms().into_iter().flatten().find(|(at, _)| *at <= now).map(|(_, duty)| duty)
+    }
+
+    /// It runs now: its probe starts at once (or it is ready at once, without one).
+    pub fn start_probing(&mut self, ready: Option<&Readiness>, now: Time) {
+        self.ready = match ready {
+            Some(ready) => Ready::Probing {
+                since: now,
+                deadline: now + ready.timeout,
+                attempts: 0,
+                next: now,
+                attempt_deadline: None,
+                last_error: "no probe has answered yet".to_string(),
+            },
+            None => Ready::Yes,
+        };
+    }
+
+    /// [`Duty::Attempt`]: starts a probe attempt, bounded by its attempt timeout.
+    pub fn attempt(&mut self, ready: &Readiness, id: CheckId, now: Time, actions: &mut Vec<Action>) {
+        if let Ready::Probing { attempts, attempt_deadline, .. } = &mut self.ready {
+            *attempts += 1;
+            *attempt_deadline = Some(now + ready.attempt_timeout);
+            actions.push(Action::StartCheck(id));
+        }
+    }
+
+    /// [`Duty::AbandonAttempt`]: the attempt under way took too long; the next one
+    /// starts an interval later.
+    pub fn abandon_attempt(&mut self, ready: &Readiness, id: CheckId, now: Time, actions: &mut Vec<Action>) {
+        if let Ready::Probing { next, attempt_deadline, last_error, .. } = &mut self.ready {
+            actions.push(Action::CancelCheck(id));
+            *attempt_deadline = None;
+            *last_error = format!("no answer within {}", Show(ready.attempt_timeout));
+            *next = now + ready.interval;
+        }
+    }
+
+    /// [`Duty::GiveUp`]: why it is not ready, with the attempt under way cancelled.
+    pub fn give_up(&mut self, ready: &Readiness, id: CheckId, actions: &mut Vec<Action>) -> String {
+        let Ready::Probing { attempt_deadline, last_error, .. } = &self.ready else { return String::new() };
+        if attempt_deadline.is_some() {
+            actions.push(Action::CancelCheck(id));
+        }
+        format!("not ready within {}: {}: {last_error}", Show(ready.timeout), ready.probe)
+    }
+
+    /// A probe attempt answered. Returns how long the sidecar took to be ready and in
+    /// how many attempts, once it is; an answer nobody waits for any more (cancelled)
+    /// changes nothing.
+    pub fn probe_answered(
+        &mut self,
+        result: Result<(), String>,
+        interval: Duration,
+        now: Time,
+    ) -> Option<(Duration, u32)> {
+        let Ready::Probing { since, attempts, next, attempt_deadline, last_error, .. } = &mut self.ready else {
+            return None;
+        };
+        attempt_deadline.take()?;
+        match result {
+            Ok(()) => {
+                let took = (now.saturating_sub(*since), *attempts);
+                self.ready = Ready::Yes;
+                Some(took)
+            }
+            Err(e) => {
+                *last_error = e;
+                *next = now + interval;
+                None
+            }
+        }
+    }
+
+    /// Whether a probe attempt is under way.
+    pub fn probing_now(&self) -> bool {
+        matches!(self.ready, Ready::Probing { attempt_deadline: Some(_), .. })
+    }
+
+    /// Whether `max_restarts` still allows a restart.
+    pub fn may_restart(&self, spec: &ProcessSpec) -> bool {
+        spec.max_restarts.is_none_or(|max| self.restarts < max)
+    }
+
+    /// Schedules a restart after the back-off: `restart_delay`, doubled per quick exit
+    /// in a row up to `max_restart_delay`, forgotten after a run of 10 s. Returns the delay.
+    pub fn back_off(&mut self, spec: &ProcessSpec, ran_for: Duration, now: Time) -> Duration {
+        if ran_for >= BACKOFF_RESET {
+            self.streak = 0;
+        }
+        let delay = spec.restart_delay.saturating_mul(1 << self.streak.min(16)).min(spec.max_restart_delay);
+        self.streak += 1;
+        self.restarts += 1;
+        self.state = State::Backoff { until: now + delay };
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Purpose;
+    use crate::plan::{Check, OnTimeout};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn readiness() -> Readiness {
+        Readiness {
+            probe: Check::File("/ready".into()),
+            interval: 100 * MS,
+            timeout: 2000 * MS,
+            attempt_timeout: 1000 * MS,
+            on_timeout: OnTimeout::Fail,
+        }
+    }
+
+    #[test]
+    fn every_deadline_listed_is_a_duty_that_falls_due_at_it() {
+        let mut proc = Proc::new();
+        assert_eq!((proc.deadline(), proc.due(Time::MAX)), (None, None));
+        proc.state = State::Stopping { pid: 1, since: Time::ZERO, deadline: 5 * MS, hook_running: false };
+        assert_eq!((proc.deadline(), proc.due(4 * MS), proc.due(5 * MS)), (Some(5 * MS), None, Some(Duty::Kill)));
+        proc.state = State::Searching { retry: 7 * MS };
+        assert_eq!((proc.deadline(), proc.due(7 * MS)), (Some(7 * MS), Some(Duty::Start)));
+    }
+
+    #[test]
+    fn a_probe_attempts_at_once_then_waits_for_its_answer_or_its_attempt_timeout() {
+        let (ready, id) = (readiness(), CheckId { index: 0, purpose: Purpose::Ready });
+        let mut proc = Proc::new();
+        proc.start_probing(Some(&ready), Time::ZERO);
+        assert_eq!(proc.due(Time::ZERO), Some(Duty::Attempt));
+        let mut actions = Vec::new();
+        proc.attempt(&ready, id, Time::ZERO, &mut actions);
+        assert_eq!(actions, [Action::StartCheck(id)]);
+        assert_eq!((proc.deadline(), proc.due(999 * MS)), (Some(1000 * MS), None));
+        assert_eq!(proc.due(1000 * MS), Some(Duty::AbandonAttempt));
+        proc.abandon_attempt(&ready, id, 1000 * MS, &mut actions);
+        assert_eq!(proc.deadline(), Some(1100 * MS), "the next attempt, an interval later");
+        assert_eq!(proc.due(2000 * MS), Some(Duty::GiveUp), "giving up comes before a new attempt");
+    }
+
+    #[test]
+    fn an_answer_after_the_attempt_was_abandoned_changes_nothing() {
+        let (ready, id) = (readiness(), CheckId { index: 0, purpose: Purpose::Ready });
+        let mut proc = Proc::new();
+        proc.start_probing(Some(&ready), Time::ZERO);
+        proc.attempt(&ready, id, Time::ZERO, &mut Vec::new());
+        proc.abandon_attempt(&ready, id, 1000 * MS, &mut Vec::new());
+        assert_eq!(proc.probe_answered(Ok(()), ready.interval, 1001 * MS), None);
+        assert!(matches!(proc.ready, Ready::Probing { .. }));
+    }
+}

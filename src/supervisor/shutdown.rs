@@ -1,0 +1,186 @@
+//! The shutdown, once it has begun: who is asked to stop in which order, and the sweep
+//! of whatever descendants are left once the plan's processes are gone, with the
+//! sweep's deadlines listed once beside their duties.
+
+use std::time::Duration;
+
+use log::warn;
+
+use super::process::Proc;
+use crate::duration::Show;
+use crate::events::{Action, Time};
+use crate::plan::{Plan, Role, ShutdownOrder};
+use crate::signo::{SIGKILL, SIGTERM, Signo};
+
+/// How long descendants may take to die of SIGKILL before it is sent again: a process
+/// forked while the sweep walked /proc (when exeunt is not PID 1) was not signalled.
+pub const KILL_RETRY: Duration = Duration::from_secs(1);
+
+/// How the shutdown was begun, and how it goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Begun {
+    /// The signal the primaries get instead of their stop action (the one exeunt got).
+    pub primary_signal: Option<Signo>,
+    /// Begun by a stop signal: a further one skips every remaining grace period.
+    pub by_signal: bool,
+    /// Skip grace periods: SIGKILL at once.
+    pub hurry: bool,
+}
+
+/// The end of the run, after the plan's processes are gone: leftover descendants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    NotYet,
+    /// The plan's processes are gone; whether anything else is left is being asked.
+    Pending,
+    Terminating {
+        deadline: Time,
+    },
+    /// SIGKILL went to every descendant; it goes again at `retry` to any still there.
+    Killing {
+        retry: Time,
+    },
+    Done,
+}
+
+/// What falls due at one of the sweep's deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duty {
+    /// The leftovers' grace period after SIGTERM is over.
+    KillLeftovers,
+    /// Leftovers are still there a while after SIGKILL.
+    KillAgain,
+}
+
+#[derive(Debug)]
+pub struct Shutdown {
+    begun: Option<Begun>,
+    sweep: Sweep,
+}
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown { begun: None, sweep: Sweep::NotYet }
+    }
+
+    pub fn begun(&self) -> Option<Begun> {
+        self.begun
+    }
+
+    pub fn is_begun(&self) -> bool {
+        self.begun.is_some()
+    }
+
+    /// Begins the shutdown; false when it had begun already.
+    pub fn begin(&mut self, primary_signal: Option<Signo>) -> bool {
+        if self.begun.is_some() {
+            return false;
+        }
+        self.begun = Some(Begun { primary_signal, by_signal: false, hurry: false });
+        true
+    }
+
+    /// A stop signal is behind the shutdown: the next one hurries it.
+    pub fn mark_by_signal(&mut self) {
+        if let Some(begun) = &mut self.begun {
+            begun.by_signal = true;
+        }
+    }
+
+    pub fn hurried(&self) -> bool {
+        self.begun.is_some_and(|b| b.hurry)
+    }
+
+    /// Skips every remaining grace period, the leftovers' too.
+    pub fn hurry(&mut self, now: Time, actions: &mut Vec<Action>) {
+        if let Some(begun) = &mut self.begun {
+            begun.hurry = true;
+        }
+        if let Sweep::Terminating { .. } | Sweep::Pending = self.sweep {
+            self.kill_leftovers(now, actions);
+        }
+    }
+
+    /// The plan's processes are all gone: reap, to learn whether anything is left.
+    pub fn all_gone(&mut self, actions: &mut Vec<Action>) {
+        if self.sweep == Sweep::NotYet {
+            self.sweep = Sweep::Pending;
+            actions.push(Action::Reap);
+        }
+    }
+
+    /// Whether the sweep has been asked for and nothing is known yet of leftovers.
+    pub fn pending(&self) -> bool {
+        self.sweep == Sweep::Pending
+    }
+
+    /// Daemons or orphans the plan's processes left behind: SIGTERM, then SIGKILL after
+    /// the grace period (or SIGKILL at once, when hurried).
+    pub fn sweep_leftovers(&mut self, grace: Duration, now: Time, actions: &mut Vec<Action>) {
+        if self.hurried() {
+            self.kill_leftovers(now, actions);
+        } else {
+            actions.push(Action::SignalDescendants(SIGTERM));
+            self.sweep = Sweep::Terminating { deadline: now + grace };
+        }
+    }
+
+    /// SIGKILL to every descendant, again after [`KILL_RETRY`] while any is left.
+    fn kill_leftovers(&mut self, now: Time, actions: &mut Vec<Action>) {
+        actions.push(Action::SignalDescendants(SIGKILL));
+        self.sweep = Sweep::Killing { retry: now + KILL_RETRY };
+    }
+
+    /// Nothing is left: the run is over.
+    pub fn finish(&mut self) {
+        self.sweep = Sweep::Done;
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.sweep == Sweep::Done
+    }
+
+    /// The sweep's one deadline with its duty; [`Shutdown::deadline`] and
+    /// [`Shutdown::due`] both read it.
+    fn alarm(&self) -> Option<(Time, Duty)> {
+        match self.sweep {
+            Sweep::Terminating { deadline } => Some((deadline, Duty::KillLeftovers)),
+            Sweep::Killing { retry } => Some((retry, Duty::KillAgain)),
+            Sweep::NotYet | Sweep::Pending | Sweep::Done => None,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Time> {
+        self.alarm().map(|(at, _)| at)
+    }
+
+    pub fn due(&self, now: Time) -> Option<Duty> {
+        self.alarm().filter(|(at, _)| *at <= now).map(|(_, duty)| duty)
+    }
+
+    /// Does what fell due; `grace` is the leftovers' grace period, for the message.
+    pub fn ring(&mut self, duty: Duty, grace: Duration, now: Time, actions: &mut Vec<Action>) {
+        match duty {
+            Duty::KillLeftovers => warn!("killing leftover processes: still running {} after SIGTERM", Show(grace)),
+            Duty::KillAgain => {
+                warn!("leftover processes still there {} after SIGKILL: sending it again", Show(KILL_RETRY));
+            }
+        }
+        self.kill_leftovers(now, actions);
+    }
+}
+
+/// The processes to ask to stop now: every primary; once no primary is left, the
+/// sidecars, all at once or (in order) only the last-started one still alive.
+pub fn to_stop(plan: &Plan, procs: &[Proc]) -> Vec<usize> {
+    let alive = |i: &usize| procs[*i].state.alive();
+    let of = |role: Role| (0..procs.len()).filter(move |&i| plan.processes[i].role == role);
+    let primaries: Vec<usize> = of(Role::Primary).filter(alive).collect();
+    if !primaries.is_empty() {
+        return primaries;
+    }
+    match plan.shutdown {
+        ShutdownOrder::Parallel => of(Role::Sidecar).filter(alive).collect(),
+        ShutdownOrder::Ordered => of(Role::Sidecar).rev().find(alive).into_iter().collect(),
+    }
+}
