@@ -1,19 +1,18 @@
 //! Readiness probes and stop hooks, carried out without ever blocking the loop. TCP
-//! connects and HTTP requests run on non-blocking sockets watched by the event loop's
-//! epoll; commands run as child processes collected by the reaper; a file check is done
-//! at once. How long anything may take is the supervisor's business: it cancels.
+//! connects and HTTP requests run on non-blocking sockets, this source's descriptors;
+//! commands run as child processes whose exits the reaper collects and [`Checks::claim`]
+//! takes back; a file check is done at once. How long anything may take is the
+//! supervisor's business: it cancels.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use log::debug;
 
-use crate::events::{CheckId, ExitStatus};
+use crate::event_loop::{Events, Interest, Poller, Source, SourceId, Token};
+use crate::events::{CheckId, Event, ExitStatus};
 use crate::plan::{Check, HttpTarget};
-
-/// Epoll tokens from this one up belong to checks; the event loop keeps those below.
-pub const FIRST_TOKEN: u64 = 16;
 
 /// An HTTP answer's status line must come within this many bytes.
 const MAX_STATUS_LINE: usize = 1024;
@@ -24,7 +23,7 @@ pub type Outcome = Result<(), String>;
 /// A check talking to a socket.
 struct Conversation {
     id: CheckId,
-    token: u64,
+    token: Token,
     stream: TcpStream,
     /// The request still to send once connected; None for a bare TCP check.
     request: Option<Vec<u8>>,
@@ -34,13 +33,13 @@ struct Conversation {
 }
 
 /// The checks under way.
-#[derive(Default)]
 pub struct Checks {
+    source: SourceId,
     conversations: Vec<Conversation>,
     commands: Vec<(i32, CheckId)>,
     /// Command checks that were cancelled: their exits are swallowed when reaped.
     abandoned: Vec<i32>,
-    next_token: u64,
+    next_key: u32,
 }
 
 /// How a command check is started: the event loop's launcher, as a closure so that this
@@ -48,8 +47,13 @@ pub struct Checks {
 pub type RunCommand<'a> = dyn FnMut(&[std::ffi::OsString]) -> Result<i32, String> + 'a;
 
 impl Checks {
+    /// No checks yet; their sockets will be watched as `source`.
+    pub fn new(source: SourceId) -> Checks {
+        Checks { source, conversations: Vec::new(), commands: Vec::new(), abandoned: Vec::new(), next_key: 0 }
+    }
+
     /// Starts a check. Returns its outcome when it is known at once.
-    pub fn start(&mut self, id: CheckId, check: &Check, epoll: &Epoll, run: &mut RunCommand) -> Option<Outcome> {
+    pub fn start(&mut self, id: CheckId, check: &Check, poller: &Poller, run: &mut RunCommand) -> Option<Outcome> {
         match check {
             Check::File(path) => {
                 Some(if path.exists() { Ok(()) } else { Err(format!("{} does not exist", path.display())) })
@@ -61,38 +65,52 @@ impl Checks {
                 }
                 Err(e) => Some(Err(e)),
             },
-            Check::Tcp(addr) => self.converse(id, *addr, None, epoll),
-            Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), epoll),
+            Check::Tcp(addr) => self.converse(id, *addr, None, poller),
+            Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), poller),
         }
     }
 
-    fn converse(&mut self, id: CheckId, addr: SocketAddr, request: Option<Vec<u8>>, epoll: &Epoll) -> Option<Outcome> {
+    fn converse(
+        &mut self,
+        id: CheckId,
+        addr: SocketAddr,
+        request: Option<Vec<u8>>,
+        poller: &Poller,
+    ) -> Option<Outcome> {
         let stream = match connect(addr) {
             Ok(stream) => stream,
             Err(e) => return Some(Err(format!("connect to {addr}: {e}"))),
         };
-        let token = FIRST_TOKEN + self.next_token;
-        self.next_token += 1;
-        if let Err(e) = epoll.add(stream.as_fd(), EpollEvent::new(EpollFlags::EPOLLOUT, token)) {
+        // Keys wrap after four billion checks; by then the few under way are long unique.
+        let token = Token { source: self.source, key: self.next_key };
+        self.next_key = self.next_key.wrapping_add(1);
+        if let Err(e) = poller.watch(stream.as_fd(), token, Interest::Writable) {
             return Some(Err(format!("cannot watch the connection to {addr}: {e}")));
         }
         self.conversations.push(Conversation { id, token, stream, request, answer: None, addr });
         None
     }
 
-    /// A check's socket is ready. Returns the check's outcome once it is known.
-    pub fn on_ready(&mut self, token: u64, epoll: &Epoll) -> Option<(CheckId, Outcome)> {
-        let position = self.conversations.iter().position(|c| c.token == token)?;
-        let conversation = &mut self.conversations[position];
-        let outcome = conversation.step(epoll)?;
-        let done = self.conversations.swap_remove(position);
-        let _ = epoll.delete(done.stream.as_fd());
-        Some((done.id, outcome))
+    /// The exits of check commands among the events from `from` on become their
+    /// checks' outcomes; those of cancelled checks are dropped. Every other event stays.
+    pub fn claim(&mut self, events: &mut Events, from: usize) {
+        let reaped = events.split_off(from.min(events.len()));
+        for event in reaped {
+            let Event::Exited { pid, status } = event else {
+                events.push_back(event);
+                continue;
+            };
+            match self.on_exit(pid, status) {
+                None => events.push_back(event),
+                Some(Some((id, result))) => events.push_back(Event::CheckDone { id, result }),
+                Some(None) => debug!("reaped cancelled check command pid {pid}"),
+            }
+        }
     }
 
     /// A child was reaped. Returns None when it was not a check's; Some(None) when it
     /// was a cancelled one; else the check's outcome.
-    pub fn on_exit(&mut self, pid: i32, status: ExitStatus) -> Option<Option<(CheckId, Outcome)>> {
+    fn on_exit(&mut self, pid: i32, status: ExitStatus) -> Option<Option<(CheckId, Outcome)>> {
         if let Some(position) = self.abandoned.iter().position(|&p| p == pid) {
             self.abandoned.swap_remove(position);
             return Some(None);
@@ -105,10 +123,10 @@ impl Checks {
     }
 
     /// Abandons a check: closes its connection, or kills its command's process group.
-    pub fn cancel(&mut self, id: CheckId, epoll: &Epoll) {
+    pub fn cancel(&mut self, id: CheckId, poller: &Poller) {
         if let Some(position) = self.conversations.iter().position(|c| c.id == id) {
             let done = self.conversations.swap_remove(position);
-            let _ = epoll.delete(done.stream.as_fd());
+            poller.unwatch(done.stream.as_fd());
         }
         if let Some(position) = self.commands.iter().position(|&(_, c)| c == id) {
             let (pid, _) = self.commands.swap_remove(position);
@@ -122,9 +140,20 @@ impl Checks {
     }
 }
 
+impl Source for Checks {
+    /// A check's socket is ready: once the check has its outcome, it is an event.
+    fn on_ready(&mut self, key: u32, poller: &Poller, events: &mut Events) {
+        let Some(position) = self.conversations.iter().position(|c| c.token.key == key) else { return };
+        let Some(result) = self.conversations[position].step(poller) else { return };
+        let done = self.conversations.swap_remove(position);
+        poller.unwatch(done.stream.as_fd());
+        events.push_back(Event::CheckDone { id: done.id, result });
+    }
+}
+
 impl Conversation {
     /// Moves the conversation on; Some once it has an outcome.
-    fn step(&mut self, epoll: &Epoll) -> Option<Outcome> {
+    fn step(&mut self, poller: &Poller) -> Option<Outcome> {
         let addr = self.addr;
         if self.answer.is_none() {
             if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
@@ -135,7 +164,7 @@ impl Conversation {
             if let Err(e) = self.stream.write_all(&request) {
                 return Some(Err(format!("sending the request to {addr}: {e}")));
             }
-            if let Err(e) = epoll.modify(self.stream.as_fd(), &mut EpollEvent::new(EpollFlags::EPOLLIN, self.token)) {
+            if let Err(e) = poller.rewatch(self.stream.as_fd(), self.token, Interest::Readable) {
                 return Some(Err(format!("cannot watch the connection to {addr}: {e}")));
             }
             self.answer = Some(Vec::new());

@@ -1,209 +1,143 @@
 //! The event loop: the only place that blocks. One epoll wait, with no timeout while
-//! nothing is due, over the signalfd (signals and SIGCHLD) and one timerfd armed for
-//! the supervisor's next deadline. An idle exeunt makes no wake-ups.
+//! nothing is due, over every source's descriptors and one timerfd armed for the
+//! supervisor's next deadline. An idle exeunt makes no wake-ups.
+//!
+//! The loop knows no source by name. A source is a module that owns its descriptors,
+//! watches them through the [`Poller`] under tokens of its own, and turns their
+//! readiness into events ([`Source`]); the [`World`] holds the sources, routes each
+//! ready token to the one it belongs to, and carries the supervisor's actions out.
 //!
 //! Setup may fail and make exeunt exit; once [`run`] has started a process, nothing
 //! may: every error below is logged and the loop goes on, because leaving the
 //! children unsupervised is worse than any error.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use log::{debug, warn};
+use log::warn;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
-use crate::checks::{self, Checks};
-use crate::events::{Action, Event, ExitStatus, Milestone, Purpose, Time};
-use crate::plan::Plan;
-use crate::pod::graveyard::Graveyard;
-use crate::pod::shared_pid;
-use crate::reaper;
-use crate::signals::{self, Arrival, SignalInbox};
-use crate::signo::{SIGCONT, SIGKILL, Signo};
-use crate::spawn::Launcher;
+use crate::events::{Action, Event, Time};
 use crate::supervisor::Supervisor;
 
-const SIGNALS: u64 = 0;
-const TIMER: u64 = 1;
-const GRAVEYARD: u64 = 2;
-/// Tokens from here up are pidfds of other containers' processes: the base plus the pid.
-const PIDFDS: u64 = 1 << 40;
-const _: () = assert!(checks::FIRST_TOKEN > GRAVEYARD);
+/// The events that sources and actions produce, handed to the supervisor in order.
+pub type Events = VecDeque<Event>;
 
-/// The monotonic clock, as the supervisor counts time.
-pub fn now() -> Time {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(Duration::ZERO, Duration::from)
+/// Which source a descriptor belongs to. The loop keeps 0 for its timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceId(pub u32);
+
+const TIMER: SourceId = SourceId(0);
+
+/// What epoll hands back for a ready descriptor: its source, and which of the
+/// source's descriptors it is (the source's own numbering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub source: SourceId,
+    pub key: u32,
 }
 
-/// The file descriptors the loop waits on.
-pub struct Wakers {
+impl Token {
+    fn pack(self) -> u64 {
+        u64::from(self.source.0) << 32 | u64::from(self.key)
+    }
+
+    fn unpack(data: u64) -> Token {
+        Token { source: SourceId((data >> 32) as u32), key: data as u32 }
+    }
+}
+
+/// What a descriptor is watched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Readable,
+    Writable,
+}
+
+impl Interest {
+    fn flags(self) -> EpollFlags {
+        match self {
+            Interest::Readable => EpollFlags::EPOLLIN,
+            Interest::Writable => EpollFlags::EPOLLOUT,
+        }
+    }
+}
+
+/// A source of events: it owns descriptors that the poller watches, and says what
+/// their readiness means.
+pub trait Source {
+    /// The descriptor this source watched under `key` is ready.
+    fn on_ready(&mut self, key: u32, poller: &Poller, events: &mut Events);
+}
+
+/// Everything the loop serves: the sources, and the means to carry actions out.
+pub trait World {
+    /// A descriptor is ready: hands it to the source it belongs to.
+    fn on_ready(&mut self, token: Token, poller: &Poller, events: &mut Events);
+    /// Carries out one action; what it causes at once goes into `events`.
+    fn carry_out(&mut self, action: Action, poller: &Poller, events: &mut Events);
+}
+
+/// The one epoll, and the timer the loop arms for the supervisor's next deadline.
+pub struct Poller {
     epoll: Epoll,
     timer: TimerFd,
-    inbox: SignalInbox,
-}
-
-impl Wakers {
-    /// Opens the epoll instance and the timer, and registers the signal inbox.
-    pub fn new(inbox: SignalInbox) -> Result<Wakers, Errno> {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)?;
-        epoll.add(inbox.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, SIGNALS))?;
-        epoll.add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, TIMER))?;
-        Ok(Wakers { epoll, timer, inbox })
-    }
-}
-
-/// Runs the plan to its end and returns exeunt's exit code.
-pub fn run(plan: &Plan, wakers: Wakers, launcher: Launcher, graveyard: Option<Graveyard>) -> i32 {
-    let mut supervisor = Supervisor::new(plan, now());
-    let mut world = World {
-        plan,
-        wakers,
-        launcher,
-        graveyard,
-        checks: Checks::default(),
-        others: Vec::new(),
-        pending: VecDeque::new(),
-        armed: None,
-        me: std::process::id() as i32,
-    };
-    // What the graveyard says now comes first: when a death dep has died already,
-    // nothing is started at all.
-    let mut actions = Vec::new();
-    if let Some(graveyard) = &mut world.graveyard {
-        if let Err(e) = world.wakers.epoll.add(graveyard.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, GRAVEYARD)) {
-            warn!("cannot watch the graveyard: {e}");
-        }
-        for event in graveyard.scan() {
-            actions.extend(supervisor.handle(event, now()));
-        }
-    }
-    actions.extend(supervisor.start());
-    loop {
-        for action in actions.drain(..) {
-            if let Action::Exit(code) = action {
-                if let Some(graveyard) = &mut world.graveyard {
-                    graveyard.record(Milestone::Died(code));
-                }
-                return code;
-            }
-            world.carry_out(action);
-        }
-        if let Some(event) = world.pending.pop_front() {
-            actions = supervisor.handle(event, now());
-            continue;
-        }
-        let deadline = supervisor.next_deadline();
-        if deadline != world.armed {
-            arm(&world.wakers.timer, deadline);
-            world.armed = deadline;
-        }
-        world.wait();
-    }
-}
-
-/// Everything the supervisor's actions touch, and the events they produce.
-struct World<'p> {
-    plan: &'p Plan,
-    wakers: Wakers,
-    launcher: Launcher,
-    graveyard: Option<Graveyard>,
-    checks: Checks,
-    /// Pidfds of the other containers' processes that are watched, by pid.
-    others: Vec<(i32, OwnedFd)>,
-    pending: VecDeque<Event>,
     /// The deadline the timer is armed for.
     armed: Option<Time>,
-    /// exeunt's own pid (musl asks the kernel each time otherwise).
-    me: i32,
 }
 
-impl World<'_> {
-    fn carry_out(&mut self, action: Action) {
-        match action {
-            Action::Exit(_) => {}
-            Action::Spawn(index) => {
-                let event = match &self.plan.processes[index].matcher {
-                    Some(matcher) => self.adopt(index, matcher),
-                    None => match self.launcher.spawn(self.plan, index) {
-                        Ok(pid) => Event::Spawned { index, pid },
-                        Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
-                    },
-                };
-                self.pending.push_back(event);
-            }
-            Action::Signal { pid, signo, group } => send(pid, signo, group),
-            Action::Stop { pid, signo, group } => {
-                send(pid, signo, group);
-                send(pid, SIGCONT, group);
-            }
-            Action::SignalWithStatus { pid, signo, status } => {
-                let value = libc::sigval { sival_ptr: signals::carry(status) as usize as *mut libc::c_void };
-                // SAFETY: sigqueue takes plain values; the pointer is never dereferenced.
-                if unsafe { libc::sigqueue(pid, signo.0, value) } != 0 {
-                    send(pid, signo, false);
-                }
-                send(pid, SIGCONT, false);
-            }
-            Action::Record(milestone) => {
-                if let Some(graveyard) = &mut self.graveyard {
-                    graveyard.record(milestone);
-                }
-            }
-            Action::SignalDescendants(signo) => {
-                reaper::signal_descendants(signo);
-                // What has already died is collected now, and the supervisor learns
-                // whether anything is left at all.
-                self.reap();
-            }
-            Action::StartCheck(id) => {
-                let spec = &self.plan.processes[id.index];
-                let check = match id.purpose {
-                    Purpose::Ready => spec.ready.as_ref().map(|r| &r.probe),
-                    Purpose::Stop => spec.stop_hook.as_ref(),
-                };
-                let Some(check) = check else { return };
-                let (plan, launcher) = (self.plan, &self.launcher);
-                let mut run =
-                    |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.reason);
-                if let Some(result) = self.checks.start(id, check, &self.wakers.epoll, &mut run) {
-                    self.pending.push_back(Event::CheckDone { id, result });
-                }
-            }
-            Action::CancelCheck(id) => self.checks.cancel(id, &self.wakers.epoll),
-            Action::Reap => self.reap(),
-        }
+impl Poller {
+    /// Opens the epoll instance and the timer.
+    pub fn new() -> Result<Poller, Errno> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)?;
+        let token = Token { source: TIMER, key: 0 };
+        epoll.add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token.pack()))?;
+        Ok(Poller { epoll, timer, armed: None })
     }
 
-    /// Looks for the process of another container that a sidecar names, and watches it
-    /// through a pidfd when found.
-    fn adopt(&mut self, index: usize, matcher: &crate::plan::Matcher) -> Event {
-        let Some(pid) = shared_pid::find(matcher) else { return Event::NotFound { index } };
-        let pidfd = match shared_pid::pidfd_open(pid) {
-            Ok(pidfd) => pidfd,
-            Err(e) => {
-                debug!("pid {pid} matched {matcher} but cannot be watched: {e}");
-                return Event::NotFound { index };
-            }
+    /// Watches `fd` for `interest`; its readiness comes back as `token`.
+    pub fn watch(&self, fd: BorrowedFd, token: Token, interest: Interest) -> Result<(), Errno> {
+        assert_ne!(token.source, TIMER, "source 0 is the loop's timer");
+        self.epoll.add(fd, EpollEvent::new(interest.flags(), token.pack()))
+    }
+
+    /// Watches a descriptor that is watched already for something else.
+    pub fn rewatch(&self, fd: BorrowedFd, token: Token, interest: Interest) -> Result<(), Errno> {
+        self.epoll.modify(fd, &mut EpollEvent::new(interest.flags(), token.pack()))
+    }
+
+    /// Stops watching `fd` (closing it would too).
+    pub fn unwatch(&self, fd: BorrowedFd) {
+        let _ = self.epoll.delete(fd);
+    }
+
+    fn arm(&mut self, deadline: Option<Time>) {
+        if deadline == self.armed {
+            return;
+        }
+        let result = match deadline {
+            // A zero expiration would disarm the timer: a deadline is at least 1 ns.
+            Some(at) => self.timer.set(
+                Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            ),
+            None => self.timer.unset(),
         };
-        if let Err(e) = self.wakers.epoll.add(pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, PIDFDS + pid as u64))
-        {
-            warn!("cannot watch pid {pid}: {e}");
-            return Event::NotFound { index };
+        match result {
+            Ok(()) => self.armed = deadline,
+            Err(e) => warn!("cannot arm the timer: {e}"),
         }
-        self.others.push((pid, pidfd));
-        Event::Spawned { index, pid }
     }
 
-    /// Blocks until a signal arrives, the timer fires or a check's socket is ready,
-    /// and queues what happened.
-    fn wait(&mut self) {
+    /// Blocks until a descriptor is ready, and hands each ready one on.
+    fn wait(&mut self, world: &mut impl World, events: &mut Events) {
         let mut ready = [EpollEvent::empty(); 16];
-        let count = match self.wakers.epoll.wait(&mut ready, EpollTimeout::NONE) {
+        let count = match self.epoll.wait(&mut ready, EpollTimeout::NONE) {
             Ok(count) => count,
             Err(Errno::EINTR) => return,
             Err(e) => {
@@ -212,97 +146,61 @@ impl World<'_> {
             }
         };
         for event in &ready[..count] {
-            match event.data() {
-                SIGNALS => self.read_signals(),
-                TIMER => {
-                    // Reading resets the timer's readiness; EAGAIN means it was re-armed meanwhile.
-                    let _ = self.wakers.timer.wait();
-                    self.armed = None;
-                    self.pending.push_back(Event::Tick);
-                }
-                GRAVEYARD => {
-                    if let Some(graveyard) = &mut self.graveyard {
-                        self.pending.extend(graveyard.on_readable());
-                    }
-                }
-                token if token >= PIDFDS => {
-                    let pid = (token - PIDFDS) as i32;
-                    if let Some(position) = self.others.iter().position(|(p, _)| *p == pid) {
-                        let (_, pidfd) = self.others.swap_remove(position);
-                        let _ = self.wakers.epoll.delete(pidfd.as_fd());
-                        self.pending.push_back(Event::Exited { pid, status: ExitStatus::Unknown });
-                    }
-                }
-                token => {
-                    if let Some((id, result)) = self.checks.on_ready(token, &self.wakers.epoll) {
-                        self.pending.push_back(Event::CheckDone { id, result });
-                    }
-                }
+            let token = Token::unpack(event.data());
+            if token.source == TIMER {
+                // Reading resets the timer's readiness; EAGAIN means it was re-armed meanwhile.
+                let _ = self.timer.wait();
+                self.armed = None;
+                events.push_back(Event::Tick);
+            } else {
+                world.on_ready(token, self, events);
             }
         }
-    }
-
-    fn read_signals(&mut self) {
-        let mut arrivals = Vec::new();
-        if let Err(e) = self.wakers.inbox.drain(&mut arrivals) {
-            warn!("reading signals failed: {e}");
-        }
-        let mut child_exited = false;
-        for arrival in arrivals {
-            match arrival {
-                Arrival { signo, .. } if signo.0 == libc::SIGCHLD => child_exited = true,
-                Arrival { sender, signo, .. } if sender == self.me => {
-                    // The kernel's answer to something exeunt did (SIGPIPE for a write to a
-                    // closed stderr): it is not a request from outside, so it is not forwarded.
-                    debug!("ignoring {signo} caused by exeunt itself");
-                }
-                Arrival { signo, status: Some(status), .. } if signo.asks_to_stop() => {
-                    self.pending.push_back(Event::StopWithStatus { signo, status });
-                }
-                Arrival { signo, .. } => self.pending.push_back(Event::Signal(signo)),
-            }
-        }
-        if child_exited {
-            self.reap();
-        }
-    }
-
-    /// Collects every dead child; a check's command becomes the check's outcome.
-    fn reap(&mut self) {
-        let mut exits = Vec::new();
-        let children_left = reaper::reap(&mut exits);
-        for (pid, status) in exits {
-            match self.checks.on_exit(pid, status) {
-                None => self.pending.push_back(Event::Exited { pid, status }),
-                Some(Some((id, result))) => self.pending.push_back(Event::CheckDone { id, result }),
-                Some(None) => debug!("reaped cancelled check command pid {pid}"),
-            }
-        }
-        self.pending.push_back(Event::Reaped { children_left });
     }
 }
 
-fn arm(timer: &TimerFd, deadline: Option<Time>) {
-    let result = match deadline {
-        // A zero expiration would disarm the timer: a deadline is at least 1 ns.
-        Some(at) => timer.set(
-            Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
-            TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-        ),
-        None => timer.unset(),
-    };
-    if let Err(e) = result {
-        warn!("cannot arm the timer: {e}");
+/// The monotonic clock, as the supervisor counts time.
+pub fn now() -> Time {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(Duration::ZERO, Duration::from)
+}
+
+/// Runs the supervisor to its end and returns exeunt's exit code. `known` is what the
+/// world says before anything starts (a death dep that died already): it comes first.
+pub fn run(supervisor: &mut Supervisor, world: &mut impl World, mut poller: Poller, known: Vec<Event>) -> i32 {
+    let mut actions = Vec::new();
+    for event in known {
+        actions.extend(supervisor.handle(event, now()));
+    }
+    actions.extend(supervisor.start());
+    let mut events = Events::new();
+    loop {
+        for action in actions.drain(..) {
+            let exit = match action {
+                Action::Exit(code) => Some(code),
+                _ => None,
+            };
+            world.carry_out(action, &poller, &mut events);
+            if let Some(code) = exit {
+                return code;
+            }
+        }
+        if let Some(event) = events.pop_front() {
+            actions = supervisor.handle(event, now());
+            continue;
+        }
+        poller.arm(supervisor.next_deadline());
+        poller.wait(world, &mut events);
     }
 }
 
-/// Sends a signal to a process, or to its process group. The process itself gets it
-/// too when the group is gone, and always for SIGKILL: it may have moved itself to
-/// another group.
-fn send(pid: i32, signo: Signo, group: bool) {
-    // SAFETY: kill takes plain integers.
-    let group_sent = group && unsafe { libc::kill(-pid, signo.0) } == 0;
-    if (!group_sent || signo == SIGKILL) && unsafe { libc::kill(pid, signo.0) } != 0 {
-        debug!("sending {signo} to pid {pid}: {}", std::io::Error::last_os_error());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_their_source_and_key_through_epoll_data() {
+        for token in [Token { source: SourceId(1), key: 0 }, Token { source: SourceId(7), key: u32::MAX }] {
+            assert_eq!(Token::unpack(token.pack()), token);
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! sidecars. It starts them in order, reaps zombies, forwards signals, stops the
 //! sidecars once the primaries are done, and exits with the primaries' status.
 //!
-//! The modules follow a run from start to end: [`cli`] reads the command line,
-//! [`rolemap`] the role map, both into a [`plan::Plan`]; [`signals`] opens the
-//! signal inbox; [`spawn`] starts processes; [`supervisor`] decides; [`event_loop`]
-//! waits and carries the decisions out; [`checks`] probes readiness and runs stop
-//! hooks; [`reaper`] collects the dead.
+//! The modules follow a run from start to end: [`cli`] reads the command line and
+//! [`rolemap`] the role map; [`resolve`] makes them, with kubexit's variables and the
+//! user database, into a [`plan::Plan`]. [`signals`] blocks the signals and opens
+//! their inbox; [`supervisor`] decides, in the words of [`events`]; [`event_loop`]
+//! waits on the sources that [`world`] holds (signals, the [`reaper`]'s children,
+//! [`checks`], the [`pod`]) and carries the decisions out, [`spawn`] starting processes.
 
 pub mod checks;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod signals;
 pub mod signo;
 pub mod spawn;
 pub mod supervisor;
+pub mod world;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -91,19 +93,26 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
         Ok(opened) => opened,
         Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
     };
-    let wakers = match event_loop::Wakers::new(inbox) {
-        Ok(wakers) => wakers,
-        Err(e) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
+    let (poller, children) = match (event_loop::Poller::new(), reaper::Reaper::open()) {
+        (Ok(poller), Ok(children)) => (poller, children),
+        (Err(e), _) | (_, Err(e)) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
     };
     let launcher = spawn::Launcher::new(&plan, inherited, is_pid1);
     let graveyard = match &plan.pod {
         Some(pod) => match pod::graveyard::Graveyard::open(pod) {
             Ok(graveyard) => Some(graveyard),
-            Err(message) => return complain(SETUP_ERROR, &message),
+            Err(e) => return complain(SETUP_ERROR, &e.to_string()),
         },
         None => None,
     };
-    event_loop::run(&plan, wakers, launcher, graveyard)
+    let mut world = match world::Os::new(&plan, launcher, inbox, children, graveyard, &poller) {
+        Ok(world) => world,
+        Err(e) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
+    };
+    // Nothing above started a process; from here on, nothing may make exeunt give up.
+    let known = world.known();
+    let mut supervisor = supervisor::Supervisor::new(&plan, event_loop::now());
+    event_loop::run(&mut supervisor, &mut world, poller, known)
 }
 
 /// `--check`: resolves the role map of `-c` (with COMMAND as its primary), or each role

@@ -1,12 +1,57 @@
 //! Reaping and the final sweep: collects every child that exited, exeunt's own or an
-//! adopted orphan, and signals whatever descendants are left at the end.
+//! adopted orphan, and signals whatever descendants are left at the end. SIGCHLD
+//! arrives on a signalfd of the reaper's own, a source of the event loop.
 
 use std::fs;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use log::{debug, warn};
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::events::ExitStatus;
+use crate::event_loop::{Events, Poller, Source};
+use crate::events::{Event, ExitStatus};
 use crate::signo::Signo;
+
+/// SIGCHLD on a descriptor of its own: readable when a child may have exited.
+pub struct Reaper {
+    sigchld: SignalFd,
+}
+
+impl Reaper {
+    /// Opens the descriptor. SIGCHLD must be blocked already, as
+    /// [`crate::signals::SignalInbox::open`] leaves it.
+    pub fn open() -> Result<Reaper, Errno> {
+        let mut sigchld = SigSet::empty();
+        sigchld.add(Signal::SIGCHLD);
+        Ok(Reaper { sigchld: SignalFd::with_flags(&sigchld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)? })
+    }
+
+    /// Collects every child that has exited: an `Exited` event each, then `Reaped`,
+    /// which says whether any child is still alive.
+    pub fn collect(&self, events: &mut Events) {
+        let mut exits = Vec::new();
+        let children_left = reap(&mut exits);
+        events.extend(exits.into_iter().map(|(pid, status)| Event::Exited { pid, status }));
+        events.push_back(Event::Reaped { children_left });
+    }
+}
+
+impl Source for Reaper {
+    fn on_ready(&mut self, _key: u32, _poller: &Poller, events: &mut Events) {
+        // SIGCHLDs merge while pending: what is read says "some child changed", and
+        // waitpid tells which.
+        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        self.collect(events);
+    }
+}
+
+impl AsFd for Reaper {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sigchld.as_fd()
+    }
+}
 
 /// Makes exeunt adopt the orphans of its descendants when it is not PID 1 (a container
 /// of a pod with a shared process namespace, or a plain shell).

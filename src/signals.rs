@@ -1,5 +1,6 @@
-//! Where signals arrive: the signalfd that turns every signal sent to exeunt into a
-//! readable event of the one event loop, and what children get back of the signals.
+//! Where signals arrive: every catchable signal is blocked, and all but SIGCHLD (the
+//! reaper's) are read from one signalfd, a source of the event loop. Also what
+//! children get back of the signal state exeunt was started with.
 //!
 //! Why signalfd rather than signal-hook: exeunt is one thread that must never miss a
 //! SIGCHLD and must know who sent a signal (to ignore the SIGPIPE the kernel raises for
@@ -9,10 +10,13 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
+use log::{debug, warn};
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::event_loop::{Events, Poller, Source};
+use crate::events::Event;
 use crate::signo::Signo;
 
 /// Signals raised by the kernel for a fault in exeunt itself: blocking them would
@@ -77,13 +81,16 @@ pub fn carried(value: i32) -> Option<i32> {
     (value & !0xff == CARRY_TAG).then_some(value & 0xff)
 }
 
-/// Every catchable signal, blocked and readable from one file descriptor.
+/// Every catchable signal but SIGCHLD, blocked and readable from one descriptor.
 pub struct SignalInbox {
     fd: SignalFd,
+    /// exeunt's own pid (musl asks the kernel each time otherwise).
+    me: i32,
 }
 
 impl SignalInbox {
-    /// Blocks every catchable signal but the synchronous ones and opens the signalfd.
+    /// Blocks every catchable signal but the synchronous ones and opens the signalfd
+    /// for all of them but SIGCHLD, which the reaper reads on a signalfd of its own.
     /// Returns what children must get back. Call before any child is started.
     pub fn open() -> Result<(SignalInbox, Inherited), Errno> {
         let mut blocked = SigSet::all();
@@ -94,9 +101,11 @@ impl SignalInbox {
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut original))?;
         let sigchld_ignored = take_back_ignored(Signal::SIGCHLD)?;
         let sigpipe_ignored = is_ignored(Signal::SIGPIPE)?;
-        let fd = SignalFd::with_flags(&blocked, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        let mut inbox = blocked;
+        inbox.remove(Signal::SIGCHLD);
+        let fd = SignalFd::with_flags(&inbox, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let inherited = Inherited { mask: *original.as_ref(), sigchld_ignored, sigpipe_ignored };
-        Ok((SignalInbox { fd }, inherited))
+        Ok((SignalInbox { fd, me: std::process::id() as i32 }, inherited))
     }
 
     /// Appends every pending signal to `arrivals`. Reads several at a time, and stops
@@ -132,6 +141,28 @@ impl SignalInbox {
 impl AsFd for SignalInbox {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+impl Source for SignalInbox {
+    fn on_ready(&mut self, _key: u32, _poller: &Poller, events: &mut Events) {
+        let mut arrivals = Vec::new();
+        if let Err(e) = self.drain(&mut arrivals) {
+            warn!("reading signals failed: {e}");
+        }
+        for arrival in arrivals {
+            match arrival {
+                Arrival { sender, signo, .. } if sender == self.me => {
+                    // The kernel's answer to something exeunt did (SIGPIPE for a write to a
+                    // closed stderr): it is not a request from outside, so it is not forwarded.
+                    debug!("ignoring {signo} caused by exeunt itself");
+                }
+                Arrival { signo, status: Some(status), .. } if signo.asks_to_stop() => {
+                    events.push_back(Event::StopWithStatus { signo, status });
+                }
+                Arrival { signo, .. } => events.push_back(Event::Signal(signo)),
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use log::{debug, error, warn};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::tombstone::{self, MAX_SIZE, Tombstone};
+use crate::event_loop::{Events, Poller, Source};
 use crate::events::{Death, Event, Milestone};
 use crate::plan::Pod;
 
@@ -232,6 +233,12 @@ fn rewrite_in_place(path: &Path, text: &[u8]) -> std::io::Result<()> {
 impl AsFd for Graveyard {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inotify.as_fd()
+    }
+}
+
+impl Source for Graveyard {
+    fn on_ready(&mut self, _key: u32, _poller: &Poller, events: &mut Events) {
+        events.extend(self.on_readable());
     }
 }
 

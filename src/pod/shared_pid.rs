@@ -4,13 +4,63 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
+use log::{debug, warn};
+
+use crate::event_loop::{Events, Interest, Poller, Source, SourceId, Token};
+use crate::events::{Event, ExitStatus};
 use crate::plan::Matcher;
 use crate::reaper::{parse_stat, pids};
 
 /// How much of a /proc file is read: more is never needed to match.
 const MAX_PROC_READ: u64 = 4096;
+
+/// The processes of other containers that sidecars name, each watched through a pidfd
+/// (readable once the process has exited, whoever its parent is).
+pub struct OtherContainers {
+    source: SourceId,
+    watched: Vec<(i32, OwnedFd)>,
+}
+
+impl OtherContainers {
+    /// Nothing watched yet; pidfds will be watched as `source`.
+    pub fn new(source: SourceId) -> OtherContainers {
+        OtherContainers { source, watched: Vec::new() }
+    }
+
+    /// Looks for the process that the sidecar at `index` names, and watches it when
+    /// found: `Spawned` as if it were started, else `NotFound`.
+    pub fn adopt(&mut self, index: usize, matcher: &Matcher, poller: &Poller) -> Event {
+        let Some(pid) = find(matcher) else { return Event::NotFound { index } };
+        let pidfd = match pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(e) => {
+                debug!("pid {pid} matched {matcher} but cannot be watched: {e}");
+                return Event::NotFound { index };
+            }
+        };
+        let token = Token { source: self.source, key: pid as u32 };
+        if let Err(e) = poller.watch(pidfd.as_fd(), token, Interest::Readable) {
+            warn!("cannot watch pid {pid}: {e}");
+            return Event::NotFound { index };
+        }
+        self.watched.push((pid, pidfd));
+        Event::Spawned { index, pid }
+    }
+}
+
+impl Source for OtherContainers {
+    /// A watched process exited; how, only its own parent knows.
+    fn on_ready(&mut self, key: u32, poller: &Poller, events: &mut Events) {
+        let pid = key as i32;
+        if let Some(position) = self.watched.iter().position(|(p, _)| *p == pid) {
+            let (_, pidfd) = self.watched.swap_remove(position);
+            poller.unwatch(pidfd.as_fd());
+            events.push_back(Event::Exited { pid, status: ExitStatus::Unknown });
+        }
+    }
+}
 
 /// The top process of another container that `matcher` matches: its parent is outside
 /// this PID namespace (so /proc shows its parent as 0). PID 1 (the pod's pause process)
@@ -47,7 +97,7 @@ pub fn matches(pid: i32, matcher: &Matcher) -> bool {
 }
 
 /// A pidfd for `pid`: readable once the process has exited, whoever its parent is.
-pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

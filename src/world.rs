@@ -1,0 +1,160 @@
+//! The operating system as a run sees it: the event sources (signals, children, check
+//! sockets, the graveyard, other containers' processes) and the means to carry the
+//! supervisor's actions out (start, signal, probe, record). A new source is one more
+//! field and one more arm here; the event loop does not change.
+
+use std::os::fd::AsFd;
+
+use log::debug;
+use nix::errno::Errno;
+
+use crate::checks::Checks;
+use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
+use crate::events::{Action, Event, Milestone, Purpose};
+use crate::plan::Plan;
+use crate::pod::graveyard::Graveyard;
+use crate::pod::shared_pid::OtherContainers;
+use crate::reaper::{self, Reaper};
+use crate::signals::{self, SignalInbox};
+use crate::signo::{SIGCONT, SIGKILL, Signo};
+use crate::spawn::Launcher;
+
+const SIGNALS: SourceId = SourceId(1);
+const CHILDREN: SourceId = SourceId(2);
+const CHECKS: SourceId = SourceId(3);
+const GRAVEYARD: SourceId = SourceId(4);
+const OTHER_CONTAINERS: SourceId = SourceId(5);
+
+/// The sources of one run, and what carries its actions out.
+pub struct Os<'p> {
+    plan: &'p Plan,
+    launcher: Launcher,
+    signals: SignalInbox,
+    children: Reaper,
+    checks: Checks,
+    graveyard: Option<Graveyard>,
+    others: OtherContainers,
+}
+
+impl<'p> Os<'p> {
+    /// Gathers the sources and watches the descriptors they have from the start.
+    pub fn new(
+        plan: &'p Plan,
+        launcher: Launcher,
+        signals: SignalInbox,
+        children: Reaper,
+        graveyard: Option<Graveyard>,
+        poller: &Poller,
+    ) -> Result<Os<'p>, Errno> {
+        poller.watch(signals.as_fd(), Token { source: SIGNALS, key: 0 }, Interest::Readable)?;
+        poller.watch(children.as_fd(), Token { source: CHILDREN, key: 0 }, Interest::Readable)?;
+        if let Some(graveyard) = &graveyard {
+            poller.watch(graveyard.as_fd(), Token { source: GRAVEYARD, key: 0 }, Interest::Readable)?;
+        }
+        let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
+        Ok(Os { plan, launcher, signals, children, checks, graveyard, others })
+    }
+
+    /// What the pod says before anything starts: the deps' tombstones as they are.
+    pub fn known(&mut self) -> Vec<Event> {
+        self.graveyard.as_mut().map(Graveyard::scan).unwrap_or_default()
+    }
+
+    /// Collects every dead child; a check's command becomes the check's outcome.
+    fn reap(&mut self, events: &mut Events) {
+        let from = events.len();
+        self.children.collect(events);
+        self.checks.claim(events, from);
+    }
+}
+
+impl event_loop::World for Os<'_> {
+    fn on_ready(&mut self, token: Token, poller: &Poller, events: &mut Events) {
+        let from = events.len();
+        let source: Option<&mut dyn Source> = match token.source {
+            SIGNALS => Some(&mut self.signals),
+            CHILDREN => Some(&mut self.children),
+            CHECKS => Some(&mut self.checks),
+            GRAVEYARD => self.graveyard.as_mut().map(|g| g as &mut dyn Source),
+            OTHER_CONTAINERS => Some(&mut self.others),
+            _ => None,
+        };
+        match source {
+            Some(source) => source.on_ready(token.key, poller, events),
+            None => debug!("readiness for unknown source {}", token.source.0),
+        }
+        // A child that exited may have been a check's command.
+        self.checks.claim(events, from);
+    }
+
+    fn carry_out(&mut self, action: Action, poller: &Poller, events: &mut Events) {
+        match action {
+            Action::Exit(code) => {
+                if let Some(graveyard) = &mut self.graveyard {
+                    graveyard.record(Milestone::Died(code));
+                }
+            }
+            Action::Spawn(index) => {
+                let event = match &self.plan.processes[index].matcher {
+                    Some(matcher) => self.others.adopt(index, matcher, poller),
+                    None => match self.launcher.spawn(self.plan, index) {
+                        Ok(pid) => Event::Spawned { index, pid },
+                        Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
+                    },
+                };
+                events.push_back(event);
+            }
+            Action::Signal { pid, signo, group } => send(pid, signo, group),
+            Action::Stop { pid, signo, group } => {
+                send(pid, signo, group);
+                send(pid, SIGCONT, group);
+            }
+            Action::SignalWithStatus { pid, signo, status } => {
+                let value = libc::sigval { sival_ptr: signals::carry(status) as usize as *mut libc::c_void };
+                // SAFETY: sigqueue takes plain values; the pointer is never dereferenced.
+                if unsafe { libc::sigqueue(pid, signo.0, value) } != 0 {
+                    send(pid, signo, false);
+                }
+                send(pid, SIGCONT, false);
+            }
+            Action::Record(milestone) => {
+                if let Some(graveyard) = &mut self.graveyard {
+                    graveyard.record(milestone);
+                }
+            }
+            Action::SignalDescendants(signo) => {
+                reaper::signal_descendants(signo);
+                // What has already died is collected now, and the supervisor learns
+                // whether anything is left at all.
+                self.reap(events);
+            }
+            Action::StartCheck(id) => {
+                let spec = &self.plan.processes[id.index];
+                let check = match id.purpose {
+                    Purpose::Ready => spec.ready.as_ref().map(|r| &r.probe),
+                    Purpose::Stop => spec.stop_hook.as_ref(),
+                };
+                let Some(check) = check else { return };
+                let (plan, launcher) = (self.plan, &self.launcher);
+                let mut run =
+                    |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.reason);
+                if let Some(result) = self.checks.start(id, check, poller, &mut run) {
+                    events.push_back(Event::CheckDone { id, result });
+                }
+            }
+            Action::CancelCheck(id) => self.checks.cancel(id, poller),
+            Action::Reap => self.reap(events),
+        }
+    }
+}
+
+/// Sends a signal to a process, or to its process group. The process itself gets it
+/// too when the group is gone, and always for SIGKILL: it may have moved itself to
+/// another group.
+fn send(pid: i32, signo: Signo, group: bool) {
+    // SAFETY: kill takes plain integers.
+    let group_sent = group && unsafe { libc::kill(-pid, signo.0) } == 0;
+    if (!group_sent || signo == SIGKILL) && unsafe { libc::kill(pid, signo.0) } != 0 {
+        debug!("sending {signo} to pid {pid}: {}", std::io::Error::last_os_error());
+    }
+}
