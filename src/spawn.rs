@@ -3,19 +3,60 @@
 //! sets each child up between fork and exec.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::logger::Quoted;
 use crate::plan::{Plan, Role};
 use crate::signals::Inherited;
 
-/// Why a process could not be started, and the exit code that stands for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpawnError {
-    pub code: i32,
-    pub reason: String,
+/// Why a process could not be started.
+#[derive(Debug)]
+pub enum SpawnError {
+    NotFound {
+        program: String,
+    },
+    CannotExecute {
+        program: String,
+        error: std::io::Error,
+    },
+    /// Its `workdir` has gone since the plan was resolved.
+    Workdir {
+        dir: PathBuf,
+    },
+    Other {
+        program: String,
+        error: std::io::Error,
+    },
 }
+
+impl SpawnError {
+    /// The exit code that stands for it, as a shell would have it.
+    pub fn code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound { .. } => 127,
+            SpawnError::CannotExecute { .. } | SpawnError::Other { .. } => 126,
+            SpawnError::Workdir { .. } => 2,
+        }
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::NotFound { program } => write!(f, "command {} not found", Quoted(program)),
+            SpawnError::CannotExecute { program, error } => {
+                write!(f, "command {} cannot be executed: {error}", Quoted(program))
+            }
+            SpawnError::Workdir { dir } => write!(f, "workdir {} is not a directory", dir.display()),
+            SpawnError::Other { program, error } => write!(f, "command {}: {error}", Quoted(program)),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
 
 /// Starts the plan's processes.
 pub struct Launcher {
@@ -67,7 +108,7 @@ impl Launcher {
         command.args(&argv[1..]).envs(spec.env.iter().map(|(k, v)| (k, v))).process_group(0);
         if let Some(dir) = &spec.workdir {
             if !dir.is_dir() {
-                return Err(SpawnError { code: 2, reason: format!("workdir {} is not a directory", dir.display()) });
+                return Err(SpawnError::Workdir { dir: dir.clone() });
             }
             command.current_dir(dir);
         }
@@ -110,20 +151,16 @@ fn start(mut command: Command, program: &OsString) -> Result<i32, SpawnError> {
     match command.spawn() {
         // The Child handle is dropped without waiting: the reaper collects it.
         Ok(child) => Ok(child.id() as i32),
-        Err(error) => Err(describe(program, &error)),
+        Err(error) => Err(describe(program, error)),
     }
 }
 
-fn describe(program: &OsString, error: &std::io::Error) -> SpawnError {
-    let program = program.to_string_lossy();
+fn describe(program: &OsString, error: std::io::Error) -> SpawnError {
+    let program = program.to_string_lossy().into_owned();
     match error.raw_os_error() {
-        Some(libc::ENOENT | libc::ENOTDIR) => {
-            SpawnError { code: 127, reason: format!("command {} not found", Quoted(&program)) }
-        }
-        Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM) => {
-            SpawnError { code: 126, reason: format!("command {} cannot be executed: {error}", Quoted(&program)) }
-        }
-        _ => SpawnError { code: 126, reason: format!("command {}: {error}", Quoted(&program)) },
+        Some(libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program },
+        Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM) => SpawnError::CannotExecute { program, error },
+        _ => SpawnError::Other { program, error },
     }
 }
 
@@ -134,7 +171,7 @@ mod tests {
     #[test]
     fn exec_errors_map_to_shell_codes() {
         let program = OsString::from("/x");
-        assert_eq!(describe(&program, &std::io::Error::from_raw_os_error(libc::ENOENT)).code, 127);
-        assert_eq!(describe(&program, &std::io::Error::from_raw_os_error(libc::EACCES)).code, 126);
+        assert_eq!(describe(&program, std::io::Error::from_raw_os_error(libc::ENOENT)).code(), 127);
+        assert_eq!(describe(&program, std::io::Error::from_raw_os_error(libc::EACCES)).code(), 126);
     }
 }

@@ -99,7 +99,7 @@ impl event_loop::World for Os<'_> {
                     Some(matcher) => self.others.adopt(index, matcher, poller),
                     None => match self.launcher.spawn(self.plan, index) {
                         Ok(pid) => Event::Spawned { index, pid },
-                        Err(e) => Event::SpawnFailed { index, code: e.code, reason: e.reason },
+                        Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
                     },
                 };
                 events.push_back(event);
@@ -137,7 +137,7 @@ impl event_loop::World for Os<'_> {
                 let Some(check) = check else { return };
                 let (plan, launcher) = (self.plan, &self.launcher);
                 let mut run =
-                    |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.reason);
+                    |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.to_string());
                 if let Some(result) = self.checks.start(id, check, poller, &mut run) {
                     events.push_back(Event::CheckDone { id, result });
                 }
