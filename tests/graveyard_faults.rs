@@ -72,6 +72,44 @@ fn a_read_only_graveyard_is_an_error_before_anything_starts() {
 }
 
 #[test]
+fn a_graveyard_that_fills_up_before_this_container_recorded_anything_still_gets_its_death() {
+    // The container waits for a birth dep while the volume fills up: its tombstone
+    // has nothing on it yet, and must still take Born, Ready and Died.
+    let scratch = Scratch::new("graveyard-full-early");
+    let graveyard = scratch.path("graveyard");
+    std::fs::create_dir(&graveyard).expect("mount point");
+    let side = scratch.file(
+        "side.toml",
+        &pod_map("side", &graveyard, &["app"], &[process("proxy", "primary", &until_term("proxy", ""), "")]),
+    );
+    let app = scratch.file(
+        "app.toml",
+        &format!(
+            "[pod]\nname = \"app\"\ngraveyard = \"{graveyard}\"\nbirth_deps = [\"gate\"]\n\n{}",
+            process("job", "primary", "exit 3", "")
+        ),
+    );
+    let log = scratch.path("app.log");
+    let outcome = in_mount_namespace(&format!(
+        "mount -t tmpfs -o size=64k tmpfs {graveyard} || exit 100
+         printf 'Born: \"2026-12-01T00:00:00Z\"\\n' > {graveyard}/gate
+         \"$EXEUNT\" -c {side} & side=$!
+         \"$EXEUNT\" -c {app} 2>{log} & app=$!
+         i=0; until grep -q 'waiting for the birth deps' {log}; do i=$((i+1)); [ $i -lt 1000 ] || exit 101; sleep 0.01; done
+         dd if=/dev/zero of={graveyard}/fill bs=4096 2>/dev/null; echo disk full
+         printf 'Born: \"2026-12-01T00:00:00Z\"\\nReady: \"2026-12-01T00:00:01Z\"\\n' 1<> {graveyard}/gate
+         wait $app; echo app exited $?
+         wait $side; echo side exited $?
+         cat {graveyard}/app {log}"
+    ));
+    assert!(outcome.stdout.contains("disk full"), "{outcome:?}");
+    assert!(outcome.stdout.contains("rewriting the tombstone in place"), "{outcome:?}");
+    assert!(outcome.stdout.contains("app exited 3"), "{outcome:?}");
+    assert!(outcome.stdout.contains("side exited 3"), "the other container learnt of the death: {outcome:?}");
+    assert!(outcome.stdout.contains("ExitCode: 3"), "{outcome:?}");
+}
+
+#[test]
 fn a_full_graveyard_still_gets_the_tombstone_of_death_and_the_pod_ends() {
     let scratch = Scratch::new("graveyard-full");
     let graveyard = scratch.path("graveyard");

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
+use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -26,6 +27,78 @@ use super::tombstone::{self, MAX_SIZE, Tombstone};
 use crate::event_loop::{Events, Poller, Source};
 use crate::events::{Death, Event, Milestone};
 use crate::plan::Pod;
+
+/// Why the graveyard cannot be used; each shown as one line naming the path.
+#[derive(Debug)]
+pub enum GraveyardError {
+    Create {
+        dir: PathBuf,
+        error: std::io::Error,
+    },
+    Watch {
+        dir: PathBuf,
+        error: nix::errno::Errno,
+    },
+    /// No tombstone can be written: the other containers would never learn of this one.
+    NotWritable {
+        dir: PathBuf,
+        error: std::io::Error,
+    },
+    /// A directory stands where this container's tombstone goes.
+    OwnIsDirectory {
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for GraveyardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GraveyardError::Create { dir, error } => {
+                write!(f, "graveyard {}: cannot create it: {error}", dir.display())
+            }
+            GraveyardError::Watch { dir, error } => write!(f, "graveyard {}: cannot watch it: {error}", dir.display()),
+            GraveyardError::NotWritable { dir, error } => {
+                write!(f, "graveyard {}: cannot write tombstones in it: {error}", dir.display())
+            }
+            GraveyardError::OwnIsDirectory { path } => {
+                write!(f, "tombstone {}: is a directory, where this container's tombstone goes", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for GraveyardError {}
+
+/// Why a tombstone could not be read.
+#[derive(Debug)]
+pub enum TombstoneError {
+    Symlink,
+    Open(std::io::Error),
+    Inspect(std::io::Error),
+    NotRegular,
+    TooLarge,
+    Read(std::io::Error),
+    NotUtf8,
+    /// The text is not a tombstone: the line and what is wrong with it.
+    Parse(String),
+}
+
+impl fmt::Display for TombstoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TombstoneError::Symlink => f.write_str("is a symbolic link, which is not followed"),
+            TombstoneError::Open(e) => write!(f, "cannot open it: {e}"),
+            TombstoneError::Inspect(e) => write!(f, "cannot inspect it: {e}"),
+            TombstoneError::NotRegular => f.write_str("is not a regular file"),
+            TombstoneError::TooLarge => write!(f, "is larger than {MAX_SIZE} bytes"),
+            TombstoneError::Read(e) => write!(f, "cannot read it: {e}"),
+            TombstoneError::NotUtf8 => f.write_str("is not UTF-8 text"),
+            TombstoneError::Parse(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for TombstoneError {}
 
 /// This container's view of the graveyard.
 pub struct Graveyard {
@@ -42,29 +115,31 @@ impl Graveyard {
     /// Opens the graveyard, creating the directory when it is missing, and makes sure
     /// that this container's tombstone can be written there: a pod whose containers
     /// cannot learn of each other's deaths would never end.
-    pub fn open(pod: &Pod) -> Result<Graveyard, String> {
+    pub fn open(pod: &Pod) -> Result<Graveyard, GraveyardError> {
         let dir = &pod.graveyard;
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))?;
+            .map_err(|error| GraveyardError::Watch { dir: dir.clone(), error })?;
         let watch = watch(&inotify, dir)?;
-        let probe = dir.join(format!(".{}.{}.probe", pod.name, std::process::id()));
-        let written = write_file(&probe, b"exeunt checks that tombstones can be written here\n");
-        let _ = std::fs::remove_file(&probe);
-        written.map_err(|e| format!("graveyard {}: cannot write tombstones in it: {e}", dir.display()))?;
         // A symbolic link in the tombstone's place is replaced, never followed; a
         // directory there would make every write fail.
         let own = dir.join(&pod.name);
         if std::fs::symlink_metadata(&own).is_ok_and(|m| m.is_dir()) {
-            return Err(format!("tombstone {}: is a directory, where this container's tombstone goes", own.display()));
+            return Err(GraveyardError::OwnIsDirectory { path: own });
         }
-        Ok(Graveyard {
+        let graveyard = Graveyard {
             dir: dir.clone(),
             name: pod.name.clone(),
             deps: pod.death_deps.iter().chain(&pod.birth_deps).cloned().collect(),
             inotify,
             watch,
             own: Tombstone::default(),
-        })
+        };
+        // Written now, with nothing on it yet: this proves the graveyard writable, and
+        // gives the tombstone the space it is rewritten in should the disk fill up
+        // before this container has anything to record (a job that fills the volume
+        // as soon as it starts).
+        graveyard.store().map_err(|error| GraveyardError::NotWritable { dir: dir.clone(), error })?;
+        Ok(graveyard)
     }
 
     /// Reads every dep's tombstone as it is now. Call once, after `open`.
@@ -119,9 +194,7 @@ impl Graveyard {
                 return;
             }
         }
-        if self.own != Tombstone::default() {
-            self.write_own();
-        }
+        self.write_own();
         self.look_at_every_dep(events);
     }
 
@@ -164,8 +237,22 @@ impl Graveyard {
     /// Writes this container's tombstone as it is now; false (and logged) when it
     /// could not be written at all.
     fn write_own(&mut self) -> bool {
+        match self.store() {
+            Ok(()) => true,
+            Err(e) => {
+                error!("tombstone {}: cannot write it: {e}", self.dir.join(&self.name).display());
+                false
+            }
+        }
+    }
+
+    /// Writes the tombstone as it is now, atomically where the disk has room, else in
+    /// place; a graveyard that vanished is made again first.
+    fn store(&self) -> std::io::Result<()> {
         let path = self.dir.join(&self.name);
-        let text = self.own.render();
+        // The first line is a comment, so that even a tombstone with nothing on it
+        // holds a block of the disk.
+        let text = format!("# the tombstone of container {}, kept by exeunt\n{}", self.name, self.own.render());
         let temporary = self.dir.join(format!(".{}.{}.tmp", self.name, std::process::id()));
         let mut written = write_file(&temporary, text.as_bytes()).and_then(|()| std::fs::rename(&temporary, &path));
         if written.is_err() {
@@ -187,14 +274,10 @@ impl Graveyard {
             }
             _ => {}
         }
-        match written {
-            Ok(()) => true,
-            Err(e) => {
-                let _ = std::fs::remove_file(&temporary);
-                error!("tombstone {}: cannot write it: {e}", path.display());
-                false
-            }
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
         }
+        written
     }
 }
 
@@ -207,14 +290,14 @@ fn report(dep: &str, tombstone: Tombstone) -> Event {
 /// Watches `dir` for complete writes only: a rename into place (exeunt) or the close
 /// after an in-place write (kubexit); and for the directory's own removal. Creates the
 /// directory when it is missing.
-fn watch(inotify: &Inotify, dir: &Path) -> Result<WatchDescriptor, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("graveyard {}: cannot create it: {e}", dir.display()))?;
+fn watch(inotify: &Inotify, dir: &Path) -> Result<WatchDescriptor, GraveyardError> {
+    std::fs::create_dir_all(dir).map_err(|error| GraveyardError::Create { dir: dir.to_path_buf(), error })?;
     let flags = AddWatchFlags::IN_CLOSE_WRITE
         | AddWatchFlags::IN_MOVED_TO
         | AddWatchFlags::IN_DELETE_SELF
         | AddWatchFlags::IN_MOVE_SELF
         | AddWatchFlags::IN_ONLYDIR;
-    inotify.add_watch(dir, flags).map_err(|e| format!("graveyard {}: cannot watch it: {e}", dir.display()))
+    inotify.add_watch(dir, flags).map_err(|error| GraveyardError::Watch { dir: dir.to_path_buf(), error })
 }
 
 /// Overwrites an existing tombstone without allocating new space: for a full disk.
@@ -256,7 +339,7 @@ fn write_file(path: &Path, text: &[u8]) -> std::io::Result<()> {
 
 /// Reads a tombstone without following a symbolic link and without reading more than
 /// [`MAX_SIZE`]. Ok(None) when there is none (yet).
-pub fn read_tombstone(path: &Path) -> Result<Option<Tombstone>, String> {
+pub fn read_tombstone(path: &Path) -> Result<Option<Tombstone>, TombstoneError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         // O_NONBLOCK: a FIFO put in a tombstone's place must not hang exeunt.
@@ -265,20 +348,18 @@ pub fn read_tombstone(path: &Path) -> Result<Option<Tombstone>, String> {
     let file = match file {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err("is a symbolic link, which is not followed".into());
-        }
-        Err(e) => return Err(format!("cannot open it: {e}")),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(TombstoneError::Symlink),
+        Err(e) => return Err(TombstoneError::Open(e)),
     };
-    let metadata = file.metadata().map_err(|e| format!("cannot inspect it: {e}"))?;
+    let metadata = file.metadata().map_err(TombstoneError::Inspect)?;
     if !metadata.is_file() {
-        return Err("is not a regular file".into());
+        return Err(TombstoneError::NotRegular);
     }
     let mut bytes = Vec::new();
-    file.take(MAX_SIZE + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it: {e}"))?;
+    file.take(MAX_SIZE + 1).read_to_end(&mut bytes).map_err(TombstoneError::Read)?;
     if bytes.len() as u64 > MAX_SIZE {
-        return Err(format!("is larger than {MAX_SIZE} bytes"));
+        return Err(TombstoneError::TooLarge);
     }
-    let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())?;
-    Tombstone::parse(&text).map(Some)
+    let text = String::from_utf8(bytes).map_err(|_| TombstoneError::NotUtf8)?;
+    Tombstone::parse(&text).map(Some).map_err(TombstoneError::Parse)
 }
