@@ -25,15 +25,22 @@ pub fn static_binary() -> PathBuf {
     let built = std::fs::metadata(&binary)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let newest_source = std::fs::read_dir(&sources)
-        .expect("src")
-        .chain(std::fs::read_dir(sources.join("pod")).expect("src/pod"))
-        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
-        .max()
-        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    let newest_source = newest_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(built >= newest_source, "{} is older than the sources: {build}", binary.display());
     binary
+}
+
+/// When the newest file below `dir` was modified.
+fn newest_file(dir: &Path) -> std::time::SystemTime {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| match e.file_type().ok()?.is_dir() {
+            true => Some(newest_file(&e.path())),
+            false => e.metadata().ok()?.modified().ok(),
+        })
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
 }
 
 /// Fails, rather than skips, when the machine cannot run the tests.

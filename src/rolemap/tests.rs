@@ -1,0 +1,231 @@
+//! The role map's rules, each pinned on a role map's text.
+
+use super::*;
+use crate::plan::{Check, OnExit, OnTimeout, UserSpec};
+use crate::signo::{SIGTERM, Signo};
+
+const FULL: &str = r#"
+grace_period = "5s"
+
+[[process]]
+name = "forwarder"
+role = "primary"
+command = ["/app/forwarder", "--once"]
+
+[[process]]
+name = "queue"
+role = "sidecar"
+command = ["/usr/bin/queue"]
+stop_signal = "SIGINT"
+grace_period = "3s"
+env = { QUEUE_URL = "amqp://localhost" }
+workdir = "/srv"
+user = "1000:1000"
+"#;
+
+fn error(text: &str) -> String {
+    parse(text, "map.toml", None).expect_err("should be refused").to_string()
+}
+
+#[test]
+fn full_role_map_becomes_a_plan_in_start_order() {
+    let plan = parse(FULL, "map.toml", None).expect("valid");
+    assert_eq!(plan.grace_period, Duration::from_secs(5));
+    let [queue, forwarder] = plan.processes.as_slice() else { panic!("two processes") };
+    assert_eq!((queue.name.as_str(), queue.role), ("queue", Role::Sidecar));
+    assert_eq!(queue.stop_signal, Signo(libc::SIGINT));
+    assert_eq!(queue.grace_period, Duration::from_secs(3));
+    assert_eq!(queue.env, [("QUEUE_URL".to_string(), "amqp://localhost".to_string())]);
+    assert_eq!(queue.workdir.as_deref(), Some(Path::new("/srv")));
+    assert_eq!(queue.user, Some(UserSpec { user: "1000".into(), group: Some("1000".into()) }));
+    assert_eq!((forwarder.name.as_str(), forwarder.role), ("forwarder", Role::Primary));
+    assert_eq!(forwarder.command, ["/app/forwarder", "--once"]);
+    assert_eq!(forwarder.stop_signal, SIGTERM);
+    assert_eq!(forwarder.grace_period, Duration::from_secs(5));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let text = "[[process]]\nname = \"a\"\nrole = \"primary\"\ncomand = [\"x\"]\n";
+    let err = error(text);
+    assert!(err.starts_with("map.toml:4:1: unknown field 'comand', expected one of"), "{err}");
+}
+
+#[test]
+fn duplicate_name_points_at_both_places() {
+    let text = "[[process]]\nname = \"a\"\nrole = \"primary\"\ncommand = [\"x\"]\n\n[[process]]\nname = \"a\"\nrole = \"sidecar\"\ncommand = [\"y\"]\n";
+    assert_eq!(error(text), "map.toml:7:8: name: 'a' is already the name of the process on line 2");
+}
+
+#[test]
+fn missing_primary_is_refused_unless_a_command_is_given() {
+    let text = "[[process]]\nname = \"q\"\nrole = \"sidecar\"\ncommand = [\"x\"]\n";
+    assert!(error(text).starts_with("map.toml:3:8: role: no process has role = \"primary\""));
+    let plan = parse(text, "map.toml", Some(&["/bin/job".into()])).expect("command becomes the primary");
+    let primary = &plan.processes[1];
+    assert_eq!((primary.name.as_str(), primary.role), ("main", Role::Primary));
+    assert_eq!(primary.command, ["/bin/job"]);
+    assert_eq!(error(""), "map.toml:1:1: process: the role map lists no [[process]]");
+}
+
+#[test]
+fn command_line_replaces_the_one_primary_command() {
+    let plan = parse(FULL, "map.toml", Some(&["sh".into(), "-c".into(), "exit 3".into()])).expect("valid");
+    assert_eq!(plan.processes[1].command, ["sh", "-c", "exit 3"]);
+    let two = "[[process]]\nname = \"a\"\nrole = \"primary\"\ncommand = [\"x\"]\n[[process]]\nname = \"b\"\nrole = \"primary\"\ncommand = [\"y\"]\n";
+    let err = parse(two, "m", Some(&["z".into()])).expect_err("ambiguous").to_string();
+    assert!(err.starts_with("m:7:8: role: a command given on the command line"), "{err}");
+}
+
+#[test]
+fn bad_values_are_named_with_key_and_line() {
+    let base = "[[process]]\nname = \"a\"\nrole = \"primary\"\n";
+    let cases = [
+        ("command = []\n", "map.toml:4:11: command: must name a program"),
+        ("command = [\"\"]\n", "map.toml:4:11: command: the program name is empty"),
+        ("command = [\"x\"]\ngrace_period = \"ten\"\n", "map.toml:5:16: grace_period: invalid duration 'ten'"),
+        ("command = [\"x\"]\nstop_signal = \"SIGFOO\"\n", "map.toml:5:15: stop_signal: unknown signal 'SIGFOO'"),
+        ("command = [\"x\"]\nuser = \"a:b:c\"\n", "map.toml:5:8: user: 'a:b:c' is not USER[:GROUP]"),
+        ("command = [\"x\"]\nworkdir = \"\"\n", "map.toml:5:11: workdir: must be a non-empty path"),
+        ("command = [\"x\"]\nenv = { \"A=B\" = \"c\" }\n", "map.toml:5:7: env: 'A=B' cannot be set"),
+        ("command = \"x\"\n", "map.toml:4:11: invalid type: string \"x\", expected a sequence"),
+    ];
+    for (tail, expected) in cases {
+        let err = error(&format!("{base}{tail}"));
+        assert!(err.starts_with(expected), "expected {expected:?}, got {err:?}");
+    }
+}
+
+#[test]
+fn bad_role_and_name_are_refused() {
+    let err = error("[[process]]\nname = \"a\"\nrole = \"boss\"\ncommand = [\"x\"]\n");
+    assert!(err.starts_with("map.toml:3:8: unknown variant 'boss', expected 'primary' or 'sidecar'"), "{err}");
+    for bad in ["A", "-a", "a-", "a_b", "../etc", "a/b", ""] {
+        let err = error(&format!("[[process]]\nname = \"{bad}\"\nrole = \"primary\"\ncommand = [\"x\"]\n"));
+        assert!(err.starts_with("map.toml:2:8: name: '"), "{bad}: {err}");
+    }
+    assert!(is_valid_name(&"a".repeat(63)));
+    assert!(!is_valid_name(&"a".repeat(64)));
+}
+
+#[test]
+fn toml_syntax_errors_keep_their_position() {
+    let err = error("grace_period = \n");
+    assert!(err.starts_with("map.toml:1:"), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn oversized_role_map_is_refused_before_parsing() {
+    let dir = std::env::temp_dir().join(format!("exeunt-rolemap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("big.toml");
+    std::fs::write(&path, "#".repeat(MAX_SIZE as usize + 1)).expect("write");
+    let err = load(&path, None).expect_err("too big").to_string();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(err.ends_with("the role map is larger than 1048576 bytes"), "{err}");
+}
+
+fn sidecar(extra: &str) -> String {
+    format!(
+        "[[process]]\nname = \"s\"\nrole = \"sidecar\"\ncommand = [\"x\"]\n{extra}\n[[process]]\nname = \"p\"\nrole = \"primary\"\ncommand = [\"y\"]\n"
+    )
+}
+
+#[test]
+fn readiness_probes_of_every_kind_are_read_with_defaults() {
+    let cases = [
+        ("ready = { tcp = \"127.0.0.1:5432\" }", Check::Tcp("127.0.0.1:5432".parse().expect("addr"))),
+        ("ready = { tcp = \"localhost:80\" }", Check::Tcp("127.0.0.1:80".parse().expect("addr"))),
+        (
+            "ready = { exec = [\"pg_isready\", \"-h\", \"127.0.0.1\"] }",
+            Check::Exec(vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into()]),
+        ),
+        ("ready = { file = \"/tmp/ready\" }", Check::File("/tmp/ready".into())),
+    ];
+    for (line, expected) in cases {
+        let plan = parse(&sidecar(line), "m", None).expect(line);
+        let ready = plan.processes[0].ready.clone().expect("a probe");
+        assert_eq!(ready.probe, expected);
+        assert_eq!(
+            (ready.interval, ready.timeout, ready.attempt_timeout),
+            (DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, DEFAULT_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(ready.on_timeout, OnTimeout::Fail);
+    }
+    let plan = parse(&sidecar("ready = { http = \"http://[::1]:15021/healthz/ready\", interval = \"250ms\", timeout = \"5s\", on_timeout = \"start\" }"), "m", None).expect("valid");
+    let ready = plan.processes[0].ready.clone().expect("a probe");
+    let Check::Http { method: "GET", target } = ready.probe else { panic!("an http GET probe") };
+    assert_eq!(
+        (target.addr, target.host.as_str(), target.path.as_str()),
+        ("[::1]:15021".parse().expect("addr"), "[::1]:15021", "/healthz/ready")
+    );
+    assert_eq!(
+        (ready.interval, ready.timeout, ready.on_timeout),
+        (Duration::from_millis(250), Duration::from_secs(5), OnTimeout::Start)
+    );
+}
+
+#[test]
+fn stop_actions_exit_policies_and_shutdown_order_are_read() {
+    let plan = parse(&format!("shutdown = \"parallel\"\n{}", sidecar("stop = { http = \"http://127.0.0.1:15020/quitquitquit\" }\non_exit = \"fail\"\nexit_code = 7\nmax_restarts = 3")), "m", None).expect("valid");
+    assert_eq!(plan.shutdown, ShutdownOrder::Parallel);
+    let s = &plan.processes[0];
+    assert!(matches!(&s.stop_hook, Some(Check::Http { method: "POST", target }) if target.path == "/quitquitquit"));
+    assert_eq!((s.on_exit, s.exit_code, s.max_restarts), (OnExit::Fail, Some(7), Some(3)));
+    let plan = parse(&sidecar("stop = { signal = \"SIGINT\" }"), "m", None).expect("valid");
+    assert_eq!((plan.processes[0].stop_signal, plan.processes[0].stop_hook.clone()), (Signo(libc::SIGINT), None));
+    let plan = parse(&sidecar("stop = { exec = [\"nginx\", \"-s\", \"quit\"] }"), "m", None).expect("valid");
+    assert_eq!(plan.processes[0].stop_hook, Some(Check::Exec(vec!["nginx".into(), "-s".into(), "quit".into()])));
+    assert_eq!(plan.processes[0].on_exit, OnExit::Restart, "the default policy");
+    let plan = parse(&sidecar("restart_delay = \"1s\"\nmax_restart_delay = \"1m\""), "m", None).expect("valid");
+    let s = &plan.processes[0];
+    assert_eq!((s.restart_delay, s.max_restart_delay), (Duration::from_secs(1), Duration::from_secs(60)));
+}
+
+#[test]
+fn bad_probes_hooks_and_policies_are_named_with_their_line() {
+    let cases = [
+        ("ready = { tcp = \"db:5432\" }", "m:5:17: ready.tcp: 'db:5432' is not IP:PORT"),
+        ("ready = { http = \"https://127.0.0.1/\" }", "m:5:18: ready.http: 'https://127.0.0.1/' is not an http:// URL"),
+        (
+            "ready = { http = \"http://example.com/\" }",
+            "m:5:18: ready.http: 'http://example.com/': the host must be an IP address",
+        ),
+        ("ready = { tcp = \"127.0.0.1:1\", file = \"/x\" }", "m:5:9: ready: give exactly one probe"),
+        ("ready = { }", "m:5:9: ready: give exactly one probe"),
+        ("ready = { file = \"/x\", interval = \"0\" }", "m:5:35: ready.interval: must be at least 1ms"),
+        (
+            "ready = { file = \"/x\", on_timeout = \"wait\" }",
+            "m:5:37: unknown variant 'wait', expected 'fail' or 'start'",
+        ),
+        ("ready = { file = \"/x\", retries = 3 }", "m:5:24: unknown field 'retries'"),
+        ("stop = { signal = \"SIGINT\", exec = [\"x\"] }", "m:5:8: stop: give exactly one of signal, http or exec"),
+        ("stop_signal = \"SIGINT\"\nstop = { signal = \"SIGHUP\" }", "m:6:19: stop.signal: stop_signal is set too"),
+        ("stop = { exec = [] }", "m:5:17: stop.exec: must name a program"),
+        ("on_exit = \"explode\"", "m:5:11: unknown variant 'explode', expected one of 'restart', 'ignore', 'fail'"),
+        ("exit_code = 256", "m:5:13: exit_code: 256 is not an exit code from 0 to 255"),
+        ("max_restarts = -1", "m:5:16:"),
+        ("max_restart_delay = \"50ms\"", "m:5:21: max_restart_delay: 50ms is shorter than restart_delay 100ms"),
+    ];
+    for (line, expected) in cases {
+        let err = parse(&sidecar(line), "m", None).expect_err(line).to_string();
+        assert!(err.starts_with(expected), "{line}: expected {expected:?}, got {err:?}");
+    }
+    let err = parse(&format!("shutdown = \"random\"\n{}", sidecar("")), "m", None).expect_err("bad order").to_string();
+    assert!(err.starts_with("m:1:12: unknown variant 'random'"), "{err}");
+}
+
+#[test]
+fn exit_policies_and_probes_belong_to_sidecars_only() {
+    let primary = |extra: &str| format!("[[process]]\nname = \"p\"\nrole = \"primary\"\ncommand = [\"y\"]\n{extra}\n");
+    for (line, expected) in [
+        ("on_exit = \"ignore\"", "m:5:11: on_exit: only sidecars have an exit policy"),
+        ("restart_delay = \"1s\"", "m:5:17: restart_delay: only sidecars have an exit policy"),
+        ("exit_code = 3", "m:5:13: exit_code: only sidecars have an exit policy"),
+        ("ready = { file = \"/x\" }", "m:5:9: ready: only sidecars have readiness probes"),
+    ] {
+        let err = parse(&primary(line), "m", None).expect_err(line).to_string();
+        assert!(err.starts_with(expected), "{line}: {err}");
+    }
+}
