@@ -413,7 +413,7 @@ impl<'p> Supervisor<'p> {
                     String::new()
                 };
                 error!("sidecar {name} exited with {status} after {ran}{after}: stopping everything");
-                self.verdict.fail(spec.exit_code.unwrap_or(status.code()));
+                self.verdict.sidecar_failed(status, spec.exit_code);
                 self.begin_shutdown(None, actions);
             }
         }

@@ -30,6 +30,14 @@ impl Verdict {
         self.failure.get_or_insert(code);
     }
 
+    /// A sidecar failed the run (`on_exit = "fail"`, or past `max_restarts`): its
+    /// `exit_code`, else its status; never 0, since exeunt called the run failed. A
+    /// sidecar that exits 0 and fails the run makes it 1.
+    pub fn sidecar_failed(&mut self, status: ExitStatus, exit_code: Option<i32>) {
+        let code = exit_code.unwrap_or(status.code());
+        self.fail(if code == 0 { 1 } else { code });
+    }
+
     /// A stop signal ended the run before any primary started.
     pub fn stopped_before_start(&mut self, signo: Signo) {
         self.signal = Some(128 + signo.0);
@@ -68,6 +76,20 @@ mod tests {
         verdict.fail(4);
         verdict.fail(9);
         assert_eq!(verdict.code(&ZeroCodes::default()), 4);
+    }
+
+    #[test]
+    fn a_run_failed_by_a_sidecar_never_exits_0() {
+        let code = |status, exit_code| {
+            let mut verdict = Verdict::default();
+            verdict.primary_exited(ExitStatus::Code(0));
+            verdict.sidecar_failed(status, exit_code);
+            verdict.code(&ZeroCodes::default())
+        };
+        assert_eq!(code(ExitStatus::Code(0), None), 1);
+        assert_eq!(code(ExitStatus::Code(9), None), 9);
+        assert_eq!(code(ExitStatus::Code(0), Some(7)), 7);
+        assert_eq!(code(ExitStatus::Signal(Signo(libc::SIGKILL)), None), 137);
     }
 
     #[test]
