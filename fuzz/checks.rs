@@ -204,8 +204,9 @@ fn assert_one_line(message: &str, prefix: &str) {
 /// - where only the primaries decide (no signal, pod, probe, match or failed start, and
 ///   no sidecar leaving unasked), the code is the first failing primary's status, else
 ///   the last primary's;
-/// - once the input is used up, SIGTERM ends the run in bounded virtual time, even if
-///   every process ignores everything but SIGKILL and every check fails.
+/// - once the input is used up, the runtime's SIGTERM, then its SIGKILL to the primaries
+///   (as a kubelet's after the grace period it keeps), ends the run in bounded virtual
+///   time, even if every process ignores everything but SIGKILL and every check fails.
 pub fn supervisor(data: &[u8]) {
     use exeunt::supervisor::Supervisor;
     let mut bytes = data.iter().copied();
@@ -275,6 +276,9 @@ mod world {
         let mut plan = Plan::new(processes, MS * (1 + u32::from(byte()) * 20));
         let flags = byte();
         plan.shutdown = if flags & 1 == 1 { ShutdownOrder::Parallel } else { ShutdownOrder::Ordered };
+        plan.forward_stop_signals = flags & 8 == 8;
+        plan.kill_on_second_signal = flags & 16 == 16;
+        plan.kill_primaries_after = (flags & 32 == 32).then(|| MS * (1 + u32::from(byte()) * 20));
         plan.match_timeout = Some(MS * (1 + u32::from(byte()) * 4));
         if flags & 2 == 2 {
             plan.pod = Some(Pod {
@@ -303,6 +307,9 @@ mod world {
         pub exit: Option<i32>,
         /// Whether the world's choices are spent: processes then give in to SIGKILL only.
         stubborn: bool,
+        /// Whether a stop signal came from outside (the runtime's, or another
+        /// container's exeunt's): its sender keeps the primaries' deadline.
+        stop_requested: bool,
         spawn_choice: u8,
         /// Processes exeunt signalled: their exit is exeunt's doing.
         asked: Vec<i32>,
@@ -329,6 +336,7 @@ mod world {
                 next_pid: 100,
                 exit: None,
                 stubborn: false,
+                stop_requested: false,
                 // The first start succeeds; later ones as the input says.
                 spawn_choice: 1,
                 asked: Vec::new(),
@@ -485,6 +493,7 @@ mod world {
                     let signo =
                         [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGHUP, libc::SIGCHLD]
                             [usize::from(more()) % 6];
+                    self.stop_requested |= Signo(signo).asks_to_stop();
                     Event::Signal(Signo(signo))
                 }
                 4 if !self.checks.is_empty() => {
@@ -513,6 +522,7 @@ mod world {
                 }
                 7 => {
                     self.oracle = None;
+                    self.stop_requested = true;
                     Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) }
                 }
                 _ => {
@@ -568,14 +578,31 @@ mod world {
                     self.now = self.now.max(deadline);
                     Event::Tick
                 } else {
-                    // Nothing under way and nothing due: exeunt rests, which is right only
-                    // while a primary runs that nobody asked to stop. SIGTERM then.
-                    let primary_running = self.alive.iter().any(|(pid, i)| {
-                        i.is_some_and(|i| self.plan.processes[i].role == Role::Primary) && !self.asked.contains(pid)
-                    });
-                    assert!(primary_running, "a hang: nothing under way, no deadline, no exit; alive {:?}", self.alive);
+                    // Nothing under way and nothing due: exeunt rests. Before any stop
+                    // signal from outside that is right only while a primary runs that
+                    // exeunt did not ask to stop; after one, while primaries drain, since
+                    // the sender keeps that deadline: the runtime's SIGKILL to them is next.
+                    let primaries: Vec<i32> = self
+                        .alive
+                        .iter()
+                        .filter(|(_, i)| i.is_some_and(|i| self.plan.processes[i].role == Role::Primary))
+                        .map(|(pid, _)| *pid)
+                        .collect();
                     self.oracle = None;
-                    Event::Signal(Signo(libc::SIGTERM))
+                    if std::mem::replace(&mut self.stop_requested, true) {
+                        assert!(
+                            !primaries.is_empty(),
+                            "a hang after SIGTERM: no deadline, no exit; alive {:?}",
+                            self.alive
+                        );
+                        self.killed.extend(primaries);
+                        self.reap();
+                        self.queue.pop_front().expect("reaping reports")
+                    } else {
+                        let unasked = primaries.iter().any(|pid| !self.asked.contains(pid));
+                        assert!(unasked, "a hang: nothing under way, no deadline, no exit; alive {:?}", self.alive);
+                        Event::Signal(Signo(libc::SIGTERM))
+                    }
                 };
                 self.feed(supervisor, event);
             }

@@ -109,10 +109,11 @@ pub enum Action {
     Spawn(usize),
     /// Signal a process, or its whole process group.
     Signal { pid: i32, signo: Signo, group: bool },
-    /// Ask a process (or its group) to stop with this signal, followed by SIGCONT so
-    /// that a process stopped by SIGSTOP can act on it before the grace period ends.
+    /// Ask a process (or its group) to stop with this signal, followed by SIGCONT when
+    /// the process is stopped (SIGSTOP), so that it can act on it before the grace
+    /// period ends.
     Stop { pid: i32, signo: Signo, group: bool },
-    /// Ask a process of another container to stop (then SIGCONT, as for `Stop`),
+    /// Ask a process of another container to stop (then SIGCONT when stopped, as for `Stop`),
     /// telling an exeunt there which status to exit with.
     SignalWithStatus { pid: i32, signo: Signo, status: i32 },
     /// Signal every descendant of exeunt, then reap.

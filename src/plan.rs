@@ -283,6 +283,14 @@ pub struct Plan {
     pub zero_codes: ZeroCodes,
     /// Log every reaped orphan at warn level (`-w`).
     pub report_reaped: bool,
+    /// The stop signals exeunt gets reach the primaries as they came (no role map, as
+    /// tini), rather than as each primary's stop signal or hook.
+    pub forward_stop_signals: bool,
+    /// How long primaries may run on after a stop signal from outside before exeunt
+    /// kills them; None leaves the deadline to whoever sent the signal.
+    pub kill_primaries_after: Option<Duration>,
+    /// A second stop signal from outside kills what is left at once.
+    pub kill_on_second_signal: bool,
 }
 
 impl Plan {
@@ -299,6 +307,9 @@ impl Plan {
             signal_groups: false,
             zero_codes: ZeroCodes::default(),
             report_reaped: false,
+            forward_stop_signals: false,
+            kill_primaries_after: None,
+            kill_on_second_signal: false,
         }
     }
 
@@ -327,6 +338,15 @@ impl fmt::Display for Plan {
             ShutdownOrder::Parallel => "sidecars stop all at once",
         };
         writeln!(f, "shutdown: {order}")?;
+        match self.kill_primaries_after {
+            Some(after) => {
+                writeln!(f, "after a stop signal, primaries still running {} later are killed", Show(after))?
+            }
+            None => writeln!(f, "after a stop signal, primaries run until they exit (the runtime keeps the deadline)")?,
+        }
+        if self.kill_on_second_signal {
+            writeln!(f, "a second stop signal kills what is left at once")?;
+        }
         if let Some(pod) = &self.pod {
             writeln!(
                 f,

@@ -139,6 +139,11 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// Whether the process is stopped by a signal (state T in /proc/PID/stat).
+pub fn is_stopped(pid: i32) -> bool {
+    fs::read(format!("/proc/{pid}/stat")).ok().and_then(|stat| parse_stat(&stat)).is_some_and(|s| s.state == b'T')
+}
+
 /// What exeunt needs of a /proc/PID/stat line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {

@@ -105,6 +105,8 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     plan.signal_groups = options.signal_groups;
     plan.zero_codes = options.zero_codes.clone();
     plan.report_reaped = options.report_reaped;
+    // Without a role map, exeunt stands in for tini: signals go on as they came.
+    plan.forward_stop_signals = options.config.is_none();
     resolve_accounts(&mut plan, Uid::effective().as_raw())?;
     for process in &plan.processes {
         if let Some(dir) = process.workdir.as_ref().filter(|dir| !dir.is_dir()) {

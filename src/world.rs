@@ -107,7 +107,7 @@ impl event_loop::World for Os<'_> {
             Action::Signal { pid, signo, group } => send(pid, signo, group),
             Action::Stop { pid, signo, group } => {
                 send(pid, signo, group);
-                send(pid, SIGCONT, group);
+                resume_if_stopped(pid, group);
             }
             Action::SignalWithStatus { pid, signo, status } => {
                 let value = libc::sigval { sival_ptr: signals::carry(status) as usize as *mut libc::c_void };
@@ -115,7 +115,7 @@ impl event_loop::World for Os<'_> {
                 if unsafe { libc::sigqueue(pid, signo.0, value) } != 0 {
                     send(pid, signo, false);
                 }
-                send(pid, SIGCONT, false);
+                resume_if_stopped(pid, false);
             }
             Action::Record(milestone) => {
                 if let Some(graveyard) = &mut self.graveyard {
@@ -145,6 +145,14 @@ impl event_loop::World for Os<'_> {
             Action::CancelCheck(id) => self.checks.cancel(id, poller),
             Action::Reap => self.reap(events),
         }
+    }
+}
+
+/// SIGCONT to a process that is stopped (state T), so that it acts on the stop signal
+/// just sent; a process that runs is not sent a signal nobody asked for.
+fn resume_if_stopped(pid: i32, group: bool) {
+    if reaper::is_stopped(pid) {
+        send(pid, SIGCONT, group);
     }
 }
 

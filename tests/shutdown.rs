@@ -119,11 +119,12 @@ fn sigusr1_to_exeunt_reaches_the_primary_and_not_the_sidecar() {
 }
 
 #[test]
-fn second_sigterm_kills_at_once_instead_of_waiting_out_the_grace() {
+fn with_kill_on_second_signal_a_second_sigterm_kills_at_once_instead_of_waiting_out_the_grace() {
     let scratch = Scratch::new("second-sigterm");
     let sidecar = looping("", "");
     let primary = looping("", "echo job ready;");
-    let map = scratch.file("map.toml", &role_map("30s", &sidecar, &primary));
+    let map = format!("kill_on_second_signal = true\n{}", role_map("30s", &sidecar, &primary));
+    let map = scratch.file("map.toml", &map);
     let mut running = pid1(&["-c", &map]);
     running.expect_line("job ready");
     running.signal(libc::SIGTERM);

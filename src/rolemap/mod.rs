@@ -53,6 +53,8 @@ struct RawRoleMap {
     grace_period: Option<Spanned<String>>,
     shutdown: Option<RawShutdown>,
     match_timeout: Option<Spanned<String>>,
+    kill_primaries_after: Option<Spanned<String>>,
+    kill_on_second_signal: Option<bool>,
     pod: Option<RawPod>,
     #[serde(default)]
     process: Vec<RawProcess>,
@@ -255,6 +257,10 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
     if let Some(value) = &raw.match_timeout {
         plan.match_timeout = Some(read_duration(value, "match_timeout", &at)?);
     }
+    if let Some(value) = &raw.kill_primaries_after {
+        plan.kill_primaries_after = Some(read_duration(value, "kill_primaries_after", &at)?);
+    }
+    plan.kill_on_second_signal = raw.kill_on_second_signal.unwrap_or(false);
     Ok(plan)
 }
 

@@ -25,7 +25,7 @@ use crate::events::{Action, CheckId, Event, ExitStatus, Purpose, Time};
 use crate::plan::{OnExit, OnTimeout, Plan, Role};
 use crate::signo::{SIGKILL, Signo};
 use pod::{News, PodGate};
-use process::{Duty, Proc, Ready, State};
+use process::{Duty, How, Proc, Ready, State};
 use shutdown::Shutdown;
 use verdict::Verdict;
 
@@ -164,15 +164,18 @@ impl<'p> Supervisor<'p> {
         let proc = &mut self.procs[index];
         match (duty, &spec.ready) {
             (Duty::Kill, _) => {
-                let State::Stopping { pid, since, hook_running, .. } = proc.state else { return };
-                let how = match (&spec.stop_hook, hook_running) {
-                    (Some(hook), true) => {
-                        actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+                let State::Stopping { pid, since, asked, how, deadline: Some(deadline) } = proc.state else { return };
+                let how = match how {
+                    How::Hook { running } => {
+                        if running {
+                            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
+                        }
+                        let hook = spec.stop_hook.as_ref().map(ToString::to_string).unwrap_or_default();
                         format!("its stop hook ({hook})")
                     }
-                    _ => spec.stop_signal.to_string(),
+                    How::Signal(signo) => signo.to_string(),
                 };
-                warn!("killing {}: still running {} after {how}", spec.name, Show(spec.grace_period));
+                warn!("killing {}: still running {} after {how}", spec.name, Show(deadline.saturating_sub(asked)));
                 self.kill(index, pid, since, actions);
             }
             (Duty::Start, _) => {
@@ -322,6 +325,10 @@ impl<'p> Supervisor<'p> {
 
     fn on_check(&mut self, id: CheckId, result: Result<(), String>, now: Time, actions: &mut Vec<Action>) {
         let plan = self.plan;
+        // A primary stopped on a request from outside gets what follows as a passed-on
+        // signal, like the request itself.
+        let from_outside = plan.processes[id.index].role == Role::Primary
+            && self.shutdown.begun().is_some_and(|b| b.primary_signal.is_some());
         let spec = &plan.processes[id.index];
         let proc = &mut self.procs[id.index];
         match (id.purpose, proc.state) {
@@ -335,17 +342,23 @@ impl<'p> Supervisor<'p> {
                     info!("sidecar {} is ready after {took} ({attempts} probes)", spec.name);
                 }
             }
-            (Purpose::Stop, State::Stopping { pid, since, deadline, hook_running: true }) => {
-                proc.state = State::Stopping { pid, since, deadline, hook_running: false };
+            (Purpose::Stop, State::Stopping { pid, since, asked, how: How::Hook { running: true }, deadline }) => {
+                proc.state = State::Stopping { pid, since, asked, how: How::Hook { running: false }, deadline };
                 match result {
                     Ok(()) => debug!("stop hook of {} succeeded; waiting for it to exit", spec.name),
                     Err(e) => {
                         // A hook that failed will not stop the process: the stop signal
-                        // goes now, with a whole grace period of its own.
+                        // goes now, with a whole grace period of its own (when exeunt
+                        // keeps a deadline for it at all).
                         warn!("stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
-                        actions.push(Action::Stop { pid, signo: spec.stop_signal, group: plan.signal_groups });
-                        let deadline = now + spec.grace_period;
-                        proc.state = State::Stopping { pid, since, deadline, hook_running: false };
+                        let (signo, group) = (spec.stop_signal, plan.signal_groups);
+                        actions.push(match from_outside {
+                            true => Action::Signal { pid, signo, group },
+                            false => Action::Stop { pid, signo, group },
+                        });
+                        let deadline = deadline.map(|d| d.max(now + spec.grace_period));
+                        let how = How::Signal(spec.stop_signal);
+                        proc.state = State::Stopping { pid, since, asked: now, how, deadline };
                     }
                 }
             }
@@ -366,7 +379,7 @@ impl<'p> Supervisor<'p> {
         let spec = &plan.processes[index];
         let (since, hook_running) = match self.procs[index].state {
             State::Running { since, .. } | State::Killed { since, .. } => (since, false),
-            State::Stopping { since, hook_running, .. } => (since, hook_running),
+            State::Stopping { since, how, .. } => (since, how == How::Hook { running: true }),
             _ => (now, false),
         };
         if hook_running {
@@ -432,13 +445,16 @@ impl<'p> Supervisor<'p> {
                     self.begin_shutdown(Some(signo), actions);
                     self.shutdown.mark_by_signal();
                 }
-                Some(begun) if !begun.by_signal => {
-                    info!("received {signo}: already stopping; another one kills what is left");
-                    self.shutdown.mark_by_signal();
-                }
-                Some(_) => {
+                Some(begun) if self.plan.kill_on_second_signal && begun.by_signal => {
                     warn!("received {signo} again: killing what is left now");
                     self.hurry(now, actions);
+                }
+                Some(_) => {
+                    // Asked again, the primaries are asked again: the runtime keeps the
+                    // deadline, exeunt only passes its requests on.
+                    info!("received {signo}: already stopping; passing it on");
+                    self.shutdown.mark_by_signal();
+                    self.ask_primaries_again(signo, actions);
                 }
             }
             return;
@@ -481,8 +497,8 @@ impl<'p> Supervisor<'p> {
         for index in 0..self.procs.len() {
             match self.procs[index].state {
                 State::Running { pid, since } => self.kill(index, pid, since, actions),
-                State::Stopping { pid, since, hook_running, .. } => {
-                    if hook_running {
+                State::Stopping { pid, since, how, .. } => {
+                    if how == (How::Hook { running: true }) {
                         actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
                     }
                     self.kill(index, pid, since, actions);
@@ -498,33 +514,89 @@ impl<'p> Supervisor<'p> {
     fn advance(&mut self, now: Time, actions: &mut Vec<Action>) {
         let Some(begun) = self.shutdown.begun() else { return };
         for index in shutdown::to_stop(self.plan, &self.procs) {
-            let signal = if self.role(index) == Role::Primary { begun.primary_signal } else { None };
-            self.stop(index, signal, now, actions);
+            match (self.role(index), begun.primary_signal) {
+                (Role::Primary, Some(received)) if !begun.hurry => self.ask_primary(index, received, now, actions),
+                _ => self.stop(index, now, actions),
+            }
         }
         if !self.any_alive() {
             self.shutdown.all_gone(actions);
         }
     }
 
-    /// Asks a running process to stop: with `signal` when given (the signal exeunt got,
-    /// for primaries), else with its stop hook or stop signal.
-    fn stop(&mut self, index: usize, signal: Option<Signo>, now: Time, actions: &mut Vec<Action>) {
+    /// Passes a stop signal from outside on to a running primary: as it came without a
+    /// role map (as tini does), else as the primary's stop signal or stop hook. No
+    /// deadline of exeunt's own follows, unless `kill_primaries_after` asks for one:
+    /// the runtime that sent the signal keeps the deadline.
+    fn ask_primary(&mut self, index: usize, received: Signo, now: Time, actions: &mut Vec<Action>) {
+        let State::Running { pid, since } = self.procs[index].state else { return };
+        let spec = &self.plan.processes[index];
+        let deadline = self.plan.kill_primaries_after.map(|after| now + after);
+        let then = match self.plan.kill_primaries_after {
+            Some(after) => format!("; SIGKILL if it still runs {}", Show(after)),
+            None => String::new(),
+        };
+        let how = match (&spec.stop_hook, self.plan.forward_stop_signals) {
+            (Some(hook), false) => {
+                info!("{received}: stopping primary {} with its stop hook {hook}{then}", spec.name);
+                actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
+                How::Hook { running: true }
+            }
+            (_, forward) => {
+                let signo = if forward { received } else { spec.stop_signal };
+                info!("{received}: sending {signo} to primary {}{then}", spec.name);
+                actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                How::Signal(signo)
+            }
+        };
+        self.procs[index].state = State::Stopping { pid, since, asked: now, how, deadline };
+    }
+
+    /// A stop signal came again: each primary still there is asked again, as the
+    /// first time (a stop hook under way is left to finish).
+    fn ask_primaries_again(&mut self, received: Signo, actions: &mut Vec<Action>) {
+        for index in 0..self.procs.len() {
+            let State::Stopping { pid, how, .. } = self.procs[index].state else { continue };
+            if self.role(index) != Role::Primary {
+                continue;
+            }
+            match how {
+                How::Signal(_) => {
+                    let spec = &self.plan.processes[index];
+                    let signo = if self.plan.forward_stop_signals { received } else { spec.stop_signal };
+                    debug!("passing {received} on to primary {} as {signo} again", spec.name);
+                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                }
+                How::Hook { running: true } => {}
+                How::Hook { running: false } => {
+                    actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
+                    if let State::Stopping { how, .. } = &mut self.procs[index].state {
+                        *how = How::Hook { running: true };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks a running process to stop, as exeunt decided: with its stop hook or stop
+    /// signal, then SIGKILL after its grace period.
+    fn stop(&mut self, index: usize, now: Time, actions: &mut Vec<Action>) {
         let State::Running { pid, since } = self.procs[index].state else { return };
         if self.shutdown.hurried() {
             self.kill(index, pid, since, actions);
             return;
         }
         let spec = &self.plan.processes[index];
-        let deadline = now + spec.grace_period;
+        let deadline = Some(now + spec.grace_period);
         let grace = Show(spec.grace_period);
-        let hook_running = match (&spec.stop_hook, signal) {
-            (Some(hook), None) => {
+        let how = match &spec.stop_hook {
+            Some(hook) => {
                 info!("stopping {} {} with its stop hook {hook} (grace {grace})", spec.role, spec.name);
                 actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
-                true
+                How::Hook { running: true }
             }
-            (_, signal) => {
-                let signo = signal.unwrap_or(spec.stop_signal);
+            None => {
+                let signo = spec.stop_signal;
                 info!("sending {signo} to {} {} (grace {grace})", spec.role, spec.name);
                 if spec.matcher.is_some() {
                     // An exeunt in that container exits with this container's status.
@@ -533,10 +605,10 @@ impl<'p> Supervisor<'p> {
                 } else {
                     actions.push(Action::Stop { pid, signo, group: self.plan.signal_groups });
                 }
-                false
+                How::Signal(signo)
             }
         };
-        self.procs[index].state = State::Stopping { pid, since, deadline, hook_running };
+        self.procs[index].state = State::Stopping { pid, since, asked: now, how, deadline };
     }
 
     fn kill(&mut self, index: usize, pid: i32, since: Time, actions: &mut Vec<Action>) {

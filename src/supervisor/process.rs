@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::duration::Show;
 use crate::events::{Action, CheckId, Time};
 use crate::plan::{ProcessSpec, Readiness};
+use crate::signo::Signo;
 
 /// Restart back-off is forgotten once a sidecar has run this long.
 const BACKOFF_RESET: Duration = Duration::from_secs(10);
@@ -21,12 +22,13 @@ pub enum State {
         pid: i32,
         since: Time,
     },
-    /// Asked to stop (signal or hook); SIGKILL at the deadline.
+    /// Asked to stop (signal or hook) at `asked`; SIGKILL at the deadline, if it has one.
     Stopping {
         pid: i32,
         since: Time,
-        deadline: Time,
-        hook_running: bool,
+        asked: Time,
+        how: How,
+        deadline: Option<Time>,
     },
     Killed {
         pid: i32,
@@ -54,6 +56,16 @@ impl State {
     pub fn alive(self) -> bool {
         matches!(self, State::Starting | State::Searching { .. }) || self.pid().is_some()
     }
+}
+
+/// How a process was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    Signal(Signo),
+    /// Its stop hook, still under way or done.
+    Hook {
+        running: bool,
+    },
 }
 
 /// Where a sidecar stands on the way to ready.
@@ -116,7 +128,7 @@ impl Proc {
     /// without its deadline.
     fn alarms(&self) -> [Option<(Time, Duty)>; 4] {
         let state = match self.state {
-            State::Stopping { deadline, .. } => Some((deadline, Duty::Kill)),
+            State::Stopping { deadline: Some(deadline), .. } => Some((deadline, Duty::Kill)),
             State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
             _ => None,
         };
@@ -258,8 +270,11 @@ mod tests {
     fn every_deadline_listed_is_a_duty_that_falls_due_at_it() {
         let mut proc = Proc::new();
         assert_eq!((proc.deadline(), proc.due(Time::MAX)), (None, None));
-        proc.state = State::Stopping { pid: 1, since: Time::ZERO, deadline: 5 * MS, hook_running: false };
+        let how = How::Signal(crate::signo::SIGTERM);
+        proc.state = State::Stopping { pid: 1, since: Time::ZERO, asked: Time::ZERO, how, deadline: Some(5 * MS) };
         assert_eq!((proc.deadline(), proc.due(4 * MS), proc.due(5 * MS)), (Some(5 * MS), None, Some(Duty::Kill)));
+        proc.state = State::Stopping { pid: 1, since: Time::ZERO, asked: Time::ZERO, how, deadline: None };
+        assert_eq!((proc.deadline(), proc.due(Time::MAX)), (None, None), "asked from outside: no clock of exeunt's");
         proc.state = State::Searching { retry: 7 * MS };
         assert_eq!((proc.deadline(), proc.due(7 * MS)), (Some(7 * MS), Some(Duty::Start)));
     }

@@ -132,19 +132,72 @@ fn sidecar_exit_before_the_primary_leaves_the_primary_running() {
 }
 
 #[test]
-fn stop_signal_goes_to_primaries_first_then_sidecars() {
-    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+fn a_stop_signal_reaches_each_primary_as_its_stop_signal_and_the_sidecars_only_after() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.processes[1].stop_signal = Signo(libc::SIGQUIT);
     let mut sup = started(&plan);
-    let int = Signo(libc::SIGINT);
-    assert_eq!(sup.handle(Event::Signal(int), SEC), [Action::Stop { pid: 101, signo: int, group: false }]);
-    assert_eq!(sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(int) }, SEC), [term(100)]);
-    sup.handle(exited(100, 0), SEC);
-    assert_eq!(sup.handle(GONE, SEC), [Action::Exit(130)]);
+    let (int, quit) = (Signo(libc::SIGINT), Signo(libc::SIGQUIT));
+    assert_eq!(sup.handle(Event::Signal(int), SEC), [Action::Signal { pid: 101, signo: quit, group: false }]);
+    assert_eq!(sup.next_deadline(), None, "the runtime keeps the deadline, not exeunt");
+    assert_eq!(sup.handle(Event::Tick, 3600 * SEC), [], "no kill, however long the primary drains");
+    assert_eq!(sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(quit) }, 3600 * SEC), [term(100)]);
+    sup.handle(exited(100, 0), 3600 * SEC);
+    assert_eq!(sup.handle(GONE, 3600 * SEC), [Action::Exit(131)]);
 }
 
 #[test]
-fn second_stop_signal_skips_the_grace_periods() {
-    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+fn without_a_role_map_stop_signals_reach_the_primary_as_they_came_each_time() {
+    let mut plan = plan(&[("main", Role::Primary)]);
+    plan.forward_stop_signals = true;
+    let mut sup = started(&plan);
+    let quit = Signo(libc::SIGQUIT);
+    for _ in 0..3 {
+        assert_eq!(sup.handle(Event::Signal(quit), SEC), [Action::Signal { pid: 100, signo: quit, group: false }]);
+        assert_eq!(sup.next_deadline(), None);
+    }
+    assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC), [Action::Signal { pid: 100, signo: SIGTERM, group: false }]);
+    assert_eq!(sup.handle(Event::Tick, 3600 * SEC), [], "a JVM that lives on after SIGQUIT is never killed");
+    assert_eq!(sup.handle(exited(100, 0), 3600 * SEC), [Action::Reap]);
+    assert_eq!(sup.handle(GONE, 3600 * SEC), [Action::Exit(0)]);
+}
+
+#[test]
+fn kill_primaries_after_is_the_one_deadline_exeunt_keeps_for_a_primary_asked_from_outside() {
+    let mut plan = plan(&[("job", Role::Primary)]);
+    plan.kill_primaries_after = Some(25 * SEC);
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC), [Action::Signal { pid: 100, signo: SIGTERM, group: false }]);
+    assert_eq!(sup.next_deadline(), Some(26 * SEC));
+    assert_eq!(
+        sup.handle(Event::Signal(SIGTERM), 2 * SEC),
+        [Action::Signal { pid: 100, signo: SIGTERM, group: false }]
+    );
+    assert_eq!(sup.next_deadline(), Some(26 * SEC), "asking again does not move the deadline");
+    assert_eq!(sup.handle(Event::Tick, 26 * SEC), [kill(100)]);
+}
+
+#[test]
+fn a_primarys_stop_hook_runs_for_a_stop_signal_from_outside() {
+    let mut plan = plan(&[("job", Role::Primary)]);
+    plan.processes[0].stop_hook = Some(Check::Exec(vec!["drain".into()]));
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC), [Action::StartCheck(check(0, Purpose::Stop))]);
+    assert_eq!(sup.next_deadline(), None);
+}
+
+#[test]
+fn a_primary_stopped_by_exeunts_own_decision_still_gets_its_grace_period() {
+    let plan = plan(&[("a", Role::Primary), ("b", Role::Primary)]);
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(exited(100, 1), SEC), [term(101)]);
+    assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE));
+    assert_eq!(sup.handle(Event::Tick, SEC + DEFAULT_GRACE), [kill(101)]);
+}
+
+#[test]
+fn a_second_stop_signal_skips_the_grace_periods_when_the_role_map_asks_for_it() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.kill_on_second_signal = true;
     let mut sup = started(&plan);
     sup.handle(Event::Signal(SIGTERM), SEC);
     // Everything alive is killed at once, the sidecar that was still waiting its turn too.
@@ -559,7 +612,8 @@ fn a_birth_dep_that_died_before_it_was_ready_ends_the_wait() {
 fn stop_signal_carrying_a_status_makes_exeunt_exit_with_it() {
     let plan = plan(&[("job", Role::Primary)]);
     let mut sup = started(&plan);
-    assert_eq!(sup.handle(Event::StopWithStatus { signo: SIGTERM, status: 4 }, SEC), [term(100)]);
+    let forwarded = Action::Signal { pid: 100, signo: SIGTERM, group: false };
+    assert_eq!(sup.handle(Event::StopWithStatus { signo: SIGTERM, status: 4 }, SEC), [forwarded]);
     sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, SEC);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(4)]);
 }
