@@ -111,14 +111,18 @@ fn sidecar_with_on_exit_fail_stops_the_primary_and_sets_the_exit_status() {
 #[test]
 fn a_run_that_a_sidecar_fails_never_exits_0() {
     let scratch = Scratch::new("failed-run");
-    let job = process("job", "primary", &until_term("job", ""), "");
+    // The sidecar leaves once the primary has set its TERM trap.
+    let ready = scratch.path("job-ready");
+    let job = process("job", "primary", &until_term("job", &format!("touch {ready};")), "");
+    let dies = format!("while [ ! -e {ready} ]; do sleep 0.01; done; exit 0");
     let cases = [
         ("on_exit fail, exit 0", "on_exit = \"fail\"", 1),
         ("on_exit fail, exit 0, exit_code 7", "on_exit = \"fail\"\nexit_code = 7", 7),
         ("past max_restarts, exit 0", "max_restarts = 1\nrestart_delay = \"10ms\"", 1),
     ];
     for (what, policy, expected) in cases {
-        let map = [process("dies", "sidecar", "exit 0", policy), job.clone()].concat();
+        let _ = std::fs::remove_file(&ready);
+        let map = [process("dies", "sidecar", &dies, policy), job.clone()].concat();
         let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
         assert_eq!(outcome.code, expected, "{what}: {outcome:?}");
         assert!(outcome.stdout.contains("job got TERM"), "{what}: the primary was stopped: {outcome:?}");
