@@ -68,7 +68,7 @@ struct RawProcess {
     command: Option<Spanned<Vec<String>>>,
     #[serde(rename = "match")]
     matcher: Option<Spanned<RawMatch>>,
-    stop_signal: Option<Spanned<String>>,
+    stop_signal: Option<Spanned<RawSignal>>,
     grace_period: Option<Spanned<String>>,
     env: Option<Spanned<BTreeMap<String, String>>>,
     workdir: Option<Spanned<String>>,
@@ -132,7 +132,7 @@ struct RawMatch {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStop {
-    signal: Option<Spanned<String>>,
+    signal: Option<Spanned<RawSignal>>,
     http: Option<Spanned<String>>,
     exec: Option<Spanned<Vec<String>>>,
 }
@@ -315,7 +315,7 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         None => global_grace,
     };
     if let Some(value) = &p.stop_signal {
-        spec.stop_signal = Signo::parse(value.get_ref()).map_err(|e| at(value.span(), format!("stop_signal: {e}")))?;
+        spec.stop_signal = read_stop_signal(value, "stop_signal", at)?;
     }
     if let Some(stop) = &p.stop {
         read_stop(stop, p.stop_signal.is_some(), &mut spec, at)?;
@@ -487,6 +487,41 @@ fn read_pod(raw: &RawPod, at: &At) -> Result<Pod, RoleMapError> {
     })
 }
 
+/// A signal as a role map writes it: a name (`"SIGTERM"`) or a number (`15`).
+struct RawSignal(String);
+
+impl<'de> Deserialize<'de> for RawSignal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RawSignal, D::Error> {
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = RawSignal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a signal name such as \"SIGTERM\", or its number")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<RawSignal, E> {
+                Ok(RawSignal(name.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<RawSignal, E> {
+                Ok(RawSignal(number.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// A stop signal: one that can end a process. SIGSTOP only pauses it, and cannot be
+/// caught: a process asked to stop with it would wait out its grace period paused.
+fn read_stop_signal(value: &Spanned<RawSignal>, key: &str, at: &At) -> Result<Signo, RoleMapError> {
+    let signo = Signo::parse(&value.get_ref().0).map_err(|e| at(value.span(), format!("{key}: {e}")))?;
+    if signo.0 == libc::SIGSTOP {
+        return Err(at(
+            value.span(),
+            format!("{key}: SIGSTOP pauses a process and cannot end it; name a signal that can"),
+        ));
+    }
+    Ok(signo)
+}
+
 fn read_duration(value: &Spanned<String>, key: &str, at: &At) -> Result<Duration, RoleMapError> {
     duration::parse(value.get_ref()).map_err(|e| at(value.span(), format!("{key}: {e}")))
 }
@@ -506,8 +541,7 @@ fn read_stop(
         if has_stop_signal {
             return Err(at(signal.span(), "stop.signal: stop_signal is set too; keep one of them".to_string()));
         }
-        spec.stop_signal =
-            Signo::parse(signal.get_ref()).map_err(|e| at(signal.span(), format!("stop.signal: {e}")))?;
+        spec.stop_signal = read_stop_signal(signal, "stop.signal", at)?;
     }
     if let Some(url) = &raw.http {
         let target = read_url(url.get_ref()).map_err(|e| at(url.span(), format!("stop.http: {e}")))?;

@@ -173,6 +173,8 @@ fn stop_actions_exit_policies_and_shutdown_order_are_read() {
     let s = &plan.processes[0];
     assert!(matches!(&s.stop_hook, Some(Check::Http { method: "POST", target }) if target.path == "/quitquitquit"));
     assert_eq!((s.on_exit, s.exit_code, s.max_restarts), (OnExit::Fail, Some(7), Some(3)));
+    let plan = parse(&sidecar("stop_signal = 3"), "m", None).expect("a number");
+    assert_eq!(plan.processes[0].stop_signal, Signo(libc::SIGQUIT));
     let plan = parse(&sidecar("stop = { signal = \"SIGINT\" }"), "m", None).expect("valid");
     assert_eq!((plan.processes[0].stop_signal, plan.processes[0].stop_hook.clone()), (Signo(libc::SIGINT), None));
     let plan = parse(&sidecar("stop = { exec = [\"nginx\", \"-s\", \"quit\"] }"), "m", None).expect("valid");
@@ -203,6 +205,13 @@ fn bad_probes_hooks_and_policies_are_named_with_their_line() {
         ("stop = { signal = \"SIGINT\", exec = [\"x\"] }", "m:5:8: stop: give exactly one of signal, http or exec"),
         ("stop_signal = \"SIGINT\"\nstop = { signal = \"SIGHUP\" }", "m:6:19: stop.signal: stop_signal is set too"),
         ("stop = { exec = [] }", "m:5:17: stop.exec: must name a program"),
+        ("stop_signal = \"SIGSTOP\"", "m:5:15: stop_signal: SIGSTOP pauses a process and cannot end it"),
+        ("stop = { signal = 19 }", "m:5:19: stop.signal: SIGSTOP pauses a process and cannot end it"),
+        ("stop_signal = 0", "m:5:15: stop_signal: unknown signal '0'"),
+        (
+            "stop_signal = true",
+            "m:5:15: invalid type: boolean 'true', expected a signal name such as \"SIGTERM\", or its number",
+        ),
         ("on_exit = \"explode\"", "m:5:11: unknown variant 'explode', expected one of 'restart', 'ignore', 'fail'"),
         ("exit_code = 256", "m:5:13: exit_code: 256 is not an exit code from 0 to 255"),
         ("max_restarts = -1", "m:5:16:"),
