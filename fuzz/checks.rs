@@ -279,6 +279,9 @@ mod world {
         plan.forward_stop_signals = flags & 8 == 8;
         plan.kill_on_second_signal = flags & 16 == 16;
         plan.kill_primaries_after = (flags & 32 == 32).then(|| MS * (1 + u32::from(byte()) * 20));
+        if flags & 64 == 64 {
+            plan.stop_delay = MS * (1 + u32::from(byte()) * 20);
+        }
         plan.match_timeout = Some(MS * (1 + u32::from(byte()) * 4));
         if flags & 2 == 2 {
             plan.pod = Some(Pod {

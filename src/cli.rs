@@ -26,6 +26,9 @@ options:
   -c, --config FILE   the role map (TOML); also EXEUNT_CONFIG. A COMMAND given
                       with it becomes the primary
       --grace DUR     replace every grace period (500ms, 10s, 2m)
+      --stop-delay DUR
+                      hold a stop signal back this long, everything running,
+                      before passing it on (endpoints leave a load balancer)
       --check         validate the role map(s), print the plan, start nothing
   -s                  register as a child subreaper (done anyway when not PID 1)
   -g                  forward signals to the primaries' process groups
@@ -59,6 +62,8 @@ pub enum Invocation {
 pub struct Options {
     pub config: Option<PathBuf>,
     pub grace: Option<Duration>,
+    /// `--stop-delay`: over the role map's `stop_delay`.
+    pub stop_delay: Option<Duration>,
     pub signal_groups: bool,
     pub zero_codes: ZeroCodes,
     pub parent_death_signal: Option<Signo>,
@@ -124,6 +129,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
             match name {
                 "config" => options.config = Some(PathBuf::from(value("a file")?)),
                 "grace" => options.grace = Some(read_duration("--grace", &value("a duration")?)?),
+                "stop-delay" => options.stop_delay = Some(read_duration("--stop-delay", &value("a duration")?)?),
                 "check" => check = true,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),

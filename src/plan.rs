@@ -291,6 +291,9 @@ pub struct Plan {
     pub kill_primaries_after: Option<Duration>,
     /// A second stop signal from outside kills what is left at once.
     pub kill_on_second_signal: bool,
+    /// How long a stop signal from outside is held back while everything runs on (so
+    /// that a load balancer takes the endpoints out first); zero passes it on at once.
+    pub stop_delay: Duration,
 }
 
 impl Plan {
@@ -310,6 +313,7 @@ impl Plan {
             forward_stop_signals: false,
             kill_primaries_after: None,
             kill_on_second_signal: false,
+            stop_delay: Duration::ZERO,
         }
     }
 
@@ -343,6 +347,9 @@ impl fmt::Display for Plan {
                 writeln!(f, "after a stop signal, primaries still running {} later are killed", Show(after))?
             }
             None => writeln!(f, "after a stop signal, primaries run until they exit (the runtime keeps the deadline)")?,
+        }
+        if self.stop_delay > Duration::ZERO {
+            writeln!(f, "a stop signal is passed on {} after it came (stop_delay)", Show(self.stop_delay))?;
         }
         if self.kill_on_second_signal {
             writeln!(f, "a second stop signal kills what is left at once")?;

@@ -107,6 +107,9 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     plan.report_reaped = options.report_reaped;
     // Without a role map, exeunt stands in for tini: signals go on as they came.
     plan.forward_stop_signals = options.config.is_none();
+    if let Some(delay) = options.stop_delay {
+        plan.stop_delay = delay;
+    }
     resolve_accounts(&mut plan, Uid::effective().as_raw())?;
     for process in &plan.processes {
         if let Some(dir) = process.workdir.as_ref().filter(|dir| !dir.is_dir()) {

@@ -152,3 +152,35 @@ fn kill_primaries_after_kills_a_primary_that_outlives_it_and_says_after_what() {
     assert_eq!(outcome.code, 137, "{outcome:?}");
     assert!(outcome.stderr.contains("killing job: still running 1s after SIGTERM"), "{}", outcome.stderr);
 }
+
+/// One GET on loopback; the status line of the answer.
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the server listens");
+    stream.set_read_timeout(Some(common::HANG)).expect("a timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").expect("send the request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_stop_delay_holds_sigterm_back_while_a_real_server_still_answers() {
+    let scratch = Scratch::new("stop-delay");
+    let port = common::free_port();
+    let map = format!("stop_delay = \"2s\"\n{}", process("web", "primary", &common::http_sidecar(port, 0), ""));
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line(&format!("http sidecar listening on {port}"));
+    running.signal(libc::SIGTERM);
+    let asked = running.elapsed();
+    running.expect_log("received SIGTERM: passing it on in 2s (stop_delay)");
+    let answer = get(port, "/ready");
+    let answered = running.elapsed() - asked;
+    let outcome = running.finish();
+    let passed_on = outcome.time_of(Stream::Stderr, "SIGTERM: sending SIGTERM to primary web") - asked;
+    println!("a request answered {answered:?} after SIGTERM; SIGTERM passed on after {passed_on:?}");
+    assert!(answer.contains(" 200 "), "the server still answered during the delay: {answer:?}");
+    assert!(passed_on >= Duration::from_secs(2) && passed_on < Duration::from_secs(10), "{passed_on:?}");
+    assert!(answered < passed_on, "the request came during the delay");
+    assert_eq!(outcome.code, 143, "the server died of the SIGTERM passed on: {outcome:?}");
+}

@@ -55,6 +55,7 @@ struct RawRoleMap {
     match_timeout: Option<Spanned<String>>,
     kill_primaries_after: Option<Spanned<String>>,
     kill_on_second_signal: Option<bool>,
+    stop_delay: Option<Spanned<String>>,
     pod: Option<RawPod>,
     #[serde(default)]
     process: Vec<RawProcess>,
@@ -261,6 +262,9 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         plan.kill_primaries_after = Some(read_duration(value, "kill_primaries_after", &at)?);
     }
     plan.kill_on_second_signal = raw.kill_on_second_signal.unwrap_or(false);
+    if let Some(value) = &raw.stop_delay {
+        plan.stop_delay = read_duration(value, "stop_delay", &at)?;
+    }
     Ok(plan)
 }
 

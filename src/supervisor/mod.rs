@@ -152,8 +152,16 @@ impl<'p> Supervisor<'p> {
                 self.do_duty(index, duty, now, actions);
             }
         }
-        if let Some(duty) = self.shutdown.due(now) {
-            self.shutdown.ring(duty, self.plan.grace_period, now, actions);
+        match self.shutdown.due(now) {
+            Some(shutdown::Duty::PassOn(_)) => {
+                if let Some(signo) = self.shutdown.release() {
+                    info!("the drain delay after {signo} is over: stopping");
+                    self.begin_shutdown(Some(signo), actions);
+                    self.shutdown.mark_by_signal();
+                }
+            }
+            Some(duty) => self.shutdown.ring(duty, self.plan.grace_period, now, actions),
+            None => {}
         }
     }
 
@@ -434,11 +442,21 @@ impl<'p> Supervisor<'p> {
 
     fn on_signal(&mut self, signo: Signo, now: Time, actions: &mut Vec<Action>) {
         if signo.asks_to_stop() {
+            let any_primary_ran =
+                (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
             match self.shutdown.begun() {
+                None if self.shutdown.holding() && !self.plan.kill_on_second_signal => {
+                    info!("received {signo}: already waiting out the drain delay");
+                }
+                None if any_primary_ran && self.plan.stop_delay > Duration::ZERO && !self.shutdown.holding() => {
+                    // Endpoints are taken out of the load balancer meanwhile: everything
+                    // keeps running, and the signal is passed on afterwards.
+                    let delay = self.plan.stop_delay;
+                    info!("received {signo}: passing it on in {} (stop_delay)", Show(delay));
+                    self.shutdown.hold(signo, now + delay);
+                }
                 None => {
                     info!("received {signo}: stopping");
-                    let any_primary_ran = (0..self.procs.len())
-                        .any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
                     if !any_primary_ran {
                         self.verdict.stopped_before_start(signo);
                     }

@@ -43,9 +43,11 @@ enum Sweep {
     Done,
 }
 
-/// What falls due at one of the sweep's deadlines.
+/// What falls due at one of the shutdown's deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Duty {
+    /// The drain delay after a stop signal from outside is over: pass it on.
+    PassOn(Signo),
     /// The leftovers' grace period after SIGTERM is over.
     KillLeftovers,
     /// Leftovers are still there a while after SIGKILL.
@@ -54,13 +56,29 @@ pub enum Duty {
 
 #[derive(Debug)]
 pub struct Shutdown {
+    /// A stop signal from outside, held back for the drain delay until then.
+    held: Option<(Time, Signo)>,
     begun: Option<Begun>,
     sweep: Sweep,
 }
 
 impl Shutdown {
     pub fn new() -> Shutdown {
-        Shutdown { begun: None, sweep: Sweep::NotYet }
+        Shutdown { held: None, begun: None, sweep: Sweep::NotYet }
+    }
+
+    /// Holds a stop signal back until `until` (the drain delay), while everything runs
+    /// on; false when one is held already.
+    pub fn hold(&mut self, signo: Signo, until: Time) -> bool {
+        if self.held.is_some() {
+            return false;
+        }
+        self.held = Some((until, signo));
+        true
+    }
+
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
     }
 
     pub fn begun(&self) -> Option<Begun> {
@@ -77,6 +95,8 @@ impl Shutdown {
             return false;
         }
         self.begun = Some(Begun { primary_signal, by_signal: false, hurry: false });
+        // A held stop signal is overtaken: the shutdown is under way.
+        self.held = None;
         true
     }
 
@@ -140,9 +160,12 @@ impl Shutdown {
         self.sweep == Sweep::Done
     }
 
-    /// The sweep's one deadline with its duty; [`Shutdown::deadline`] and
-    /// [`Shutdown::due`] both read it.
+    /// The shutdown's one deadline with its duty (the drain delay's before the shutdown
+    /// begins, the sweep's after); [`Shutdown::deadline`] and [`Shutdown::due`] both read it.
     fn alarm(&self) -> Option<(Time, Duty)> {
+        if let Some((until, signo)) = self.held {
+            return Some((until, Duty::PassOn(signo)));
+        }
         match self.sweep {
             Sweep::Terminating { deadline } => Some((deadline, Duty::KillLeftovers)),
             Sweep::Killing { retry } => Some((retry, Duty::KillAgain)),
@@ -158,9 +181,16 @@ impl Shutdown {
         self.alarm().filter(|(at, _)| *at <= now).map(|(_, duty)| duty)
     }
 
-    /// Does what fell due; `grace` is the leftovers' grace period, for the message.
+    /// Takes back the held stop signal whose drain delay is over.
+    pub fn release(&mut self) -> Option<Signo> {
+        self.held.take().map(|(_, signo)| signo)
+    }
+
+    /// Does what fell due to the sweep; `grace` is the leftovers' grace period, for the
+    /// message. (A held signal is released with [`Shutdown::release`].)
     pub fn ring(&mut self, duty: Duty, grace: Duration, now: Time, actions: &mut Vec<Action>) {
         match duty {
+            Duty::PassOn(_) => return,
             Duty::KillLeftovers => warn!("killing leftover processes: still running {} after SIGTERM", Show(grace)),
             Duty::KillAgain => {
                 warn!("leftover processes still there {} after SIGKILL: sending it again", Show(KILL_RETRY));

@@ -668,3 +668,30 @@ fn a_sidecar_of_another_container_that_never_appears_fails_the_start() {
     assert_eq!(sup.handle(Event::NotFound { index: 0 }, SEC), [Action::Reap]);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(NOT_READY)]);
 }
+
+#[test]
+fn a_stop_signal_is_held_for_the_stop_delay_while_everything_runs_on() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.stop_delay = 5 * SEC;
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(Event::Signal(SIGTERM), SEC), [], "nothing is passed on yet");
+    assert_eq!(sup.next_deadline(), Some(6 * SEC), "the delay is the timer's");
+    assert_eq!(sup.handle(Event::Signal(SIGTERM), 2 * SEC), [], "a second one does not cut the wait short");
+    // A sidecar that crashes meanwhile is restarted as ever.
+    assert_eq!(sup.handle(exited(100, 1), 3 * SEC), []);
+    assert_eq!(sup.handle(Event::Tick, 3 * SEC + 100 * MS), [Action::Spawn(0)]);
+    sup.handle(Event::Spawned { index: 0, pid: 200 }, 3 * SEC + 100 * MS);
+    assert_eq!(sup.handle(Event::Tick, 6 * SEC), [Action::Signal { pid: 101, signo: SIGTERM, group: false }]);
+    assert_eq!(sup.handle(exited(101, 0), 7 * SEC), [term(200)]);
+}
+
+#[test]
+fn a_stop_signal_before_the_primaries_started_is_not_held() {
+    let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+    plan.stop_delay = 5 * SEC;
+    plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+    let mut sup = Supervisor::new(&plan, Time::ZERO);
+    sup.start();
+    sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+    assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
+}
