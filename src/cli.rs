@@ -35,6 +35,8 @@ options:
   -e CODE             exit with 0 when the primary exits with CODE (repeatable)
   -p SIGNAL           signal exeunt gets when its parent dies (e.g. SIGKILL)
   -w                  log every reaped zombie at warning level
+  -r, --rewrite S:R   the primaries get signal R for signal S (numbers or
+                      names, as 15:3; R = 0 ignores S); repeatable
   -v                  more logging (repeatable); also EXEUNT_LOG=error..trace
   -h, --help          show this help
       --version       show the version
@@ -64,6 +66,8 @@ pub struct Options {
     pub grace: Option<Duration>,
     /// `--stop-delay`: over the role map's `stop_delay`.
     pub stop_delay: Option<Duration>,
+    /// `-r S:R`: the primaries get R (None: nothing) for S, under their own tables.
+    pub rewrite: Vec<(Signo, Option<Signo>)>,
     pub signal_groups: bool,
     pub zero_codes: ZeroCodes,
     pub parent_death_signal: Option<Signo>,
@@ -130,6 +134,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 "config" => options.config = Some(PathBuf::from(value("a file")?)),
                 "grace" => options.grace = Some(read_duration("--grace", &value("a duration")?)?),
                 "stop-delay" => options.stop_delay = Some(read_duration("--stop-delay", &value("a duration")?)?),
+                "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &value("S:R")?)?),
                 "check" => check = true,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
@@ -172,6 +177,10 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                     options.zero_codes.add(code);
                     break;
                 }
+                'r' => {
+                    options.rewrite.push(read_rewrite("-r", &value("S:R")?)?);
+                    break;
+                }
                 'p' => {
                     let name = value("a signal name")?;
                     let signo = Signo::parse(&name.to_string_lossy()).map_err(|e| UsageError(format!("-p: {e}")))?;
@@ -200,6 +209,20 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         return Err(UsageError("nothing to run: give a COMMAND or a role map with -c".to_string()));
     }
     Ok(Invocation::Run(options))
+}
+
+/// Reads `S:R`, dumb-init's rewrite: two signal numbers (or names); R = 0 ignores S.
+fn read_rewrite(option: &str, value: &OsStr) -> Result<(Signo, Option<Signo>), UsageError> {
+    let text = value.to_string_lossy();
+    let bad =
+        || UsageError(format!("{option} takes S:R, two signals as 15:3 (R = 0 ignores S), got {}", Quoted(&text)));
+    let (from, to) = text.split_once(':').ok_or_else(bad)?;
+    let from = Signo::parse(from).map_err(|_| bad())?;
+    let to = match to.trim() {
+        "0" => None,
+        to => Some(Signo::parse(to).map_err(|_| bad())?),
+    };
+    Ok((from, to))
 }
 
 fn read_duration(option: &str, value: &OsStr) -> Result<Duration, UsageError> {
@@ -231,6 +254,9 @@ mod tests {
 
     #[test]
     fn accepts_every_tini_flag() {
+        let options = run(&["-r", "15:3", "--rewrite=1:0", "-r2:SIGHUP", "true"]);
+        let (term, quit, hup, int) = (Signo(15), Signo(3), Signo(1), Signo(2));
+        assert_eq!(options.rewrite, [(term, Some(quit)), (hup, None), (int, Some(hup))]);
         let options = run(&["-s", "-g", "-w", "-vvv", "-e", "3", "-e143", "-p", "SIGKILL", "true"]);
         assert!(options.signal_groups && options.report_reaped);
         assert_eq!(options.verbose, 3);
@@ -282,7 +308,7 @@ mod tests {
 
     #[test]
     fn bad_command_lines_say_what_is_wrong() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 9] = [
             (&[], "nothing to run"),
             (&["-x", "true"], "unknown option '-x'"),
             (&["--frobnicate"], "unknown option '--frobnicate'"),
@@ -291,6 +317,7 @@ mod tests {
             (&["-p", "SIGNOPE", "true"], "-p: unknown signal 'SIGNOPE'"),
             (&["--grace", "soon", "true"], "--grace: invalid duration 'soon'"),
             (&["-c"], "-c needs a file"),
+            (&["-r", "15", "true"], "-r takes S:R, two signals as 15:3 (R = 0 ignores S), got '15'"),
         ];
         for (line, expected) in cases {
             let err = parse(&words(line), &|_| None).expect_err(expected).to_string();

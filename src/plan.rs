@@ -221,9 +221,18 @@ pub struct ProcessSpec {
     pub user: Option<UserSpec>,
     /// `user` resolved, by [`crate::resolve`]; None runs the process as exeunt runs.
     pub account: Option<Account>,
+    /// Signals exeunt receives that this process gets as another one (Some) or not at
+    /// all (None): primaries only.
+    pub rewrite: Vec<(Signo, Option<Signo>)>,
 }
 
 impl ProcessSpec {
+    /// What this process gets for `received`, if its rewrite table says: Some(None) to
+    /// get nothing.
+    pub fn rewritten(&self, received: Signo) -> Option<Option<Signo>> {
+        self.rewrite.iter().find(|(from, _)| *from == received).map(|(_, to)| *to)
+    }
+
     /// A process with the defaults: stopped by SIGTERM, 10 s of grace.
     pub fn new(name: &str, role: Role, command: Vec<OsString>) -> ProcessSpec {
         ProcessSpec {
@@ -244,6 +253,7 @@ impl ProcessSpec {
             workdir: None,
             user: None,
             account: None,
+            rewrite: Vec::new(),
         }
     }
 }
@@ -412,6 +422,12 @@ impl fmt::Display for Plan {
             }
             for (key, _) in &p.env {
                 write!(f, ", env {key}")?;
+            }
+            for (from, to) in &p.rewrite {
+                match to {
+                    Some(to) => write!(f, ", {from} as {to}")?,
+                    None => write!(f, ", {from} ignored")?,
+                }
             }
             writeln!(f)?;
         }

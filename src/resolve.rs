@@ -110,6 +110,14 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     if let Some(delay) = options.stop_delay {
         plan.stop_delay = delay;
     }
+    for primary in plan.processes.iter_mut().filter(|p| p.role == Role::Primary) {
+        for &(from, to) in &options.rewrite {
+            // The role map's own table wins for the signals it names.
+            if primary.rewritten(from).is_none() {
+                primary.rewrite.push((from, to));
+            }
+        }
+    }
     resolve_accounts(&mut plan, Uid::effective().as_raw())?;
     for process in &plan.processes {
         if let Some(dir) = process.workdir.as_ref().filter(|dir| !dir.is_dir()) {

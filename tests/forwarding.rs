@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::{Scratch, Stream, pid1, process, until_term};
 
-/// A shell that answers each trapped signal by a line, `on_term` the TERM trap, and
-/// exits 0 on SIGUSR2 (how the tests end it).
+/// A shell that answers each trapped signal by a line, `on_term` the TERM trap (`:` to
+/// live on: an ignored SIGTERM would be inherited by its `sleep`), and exits 0 on
+/// SIGUSR2 (how the tests end it).
 fn answering(signals: &[&str], on_term: &str) -> String {
     let traps: String = signals.iter().map(|s| format!("trap 'echo got {s}' {s}; ")).collect();
     format!("{traps}trap '{on_term}' TERM; trap 'exit 0' USR2; echo ready; while :; do sleep 1000 & wait $!; done")
@@ -144,7 +145,7 @@ fn with_a_role_map_sigterm_runs_a_primarys_exec_stop_hook() {
 #[test]
 fn kill_primaries_after_kills_a_primary_that_outlives_it_and_says_after_what() {
     let scratch = Scratch::new("kill-primaries-after");
-    let map = format!("kill_primaries_after = \"1s\"\n{}", process("job", "primary", &answering(&[], ""), ""));
+    let map = format!("kill_primaries_after = \"1s\"\n{}", process("job", "primary", &answering(&[], ":"), ""));
     let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
     running.expect_line("ready");
     running.signal(libc::SIGTERM);
@@ -183,4 +184,33 @@ fn the_stop_delay_holds_sigterm_back_while_a_real_server_still_answers() {
     assert!(passed_on >= Duration::from_secs(2) && passed_on < Duration::from_secs(10), "{passed_on:?}");
     assert!(answered < passed_on, "the request came during the delay");
     assert_eq!(outcome.code, 143, "the server died of the SIGTERM passed on: {outcome:?}");
+}
+
+#[test]
+fn rewrite_15_to_3_delivers_sigquit_for_sigterm_and_says_so_at_debug_level() {
+    let primary = "trap 'echo got TERM' TERM; trap 'echo got QUIT; exit 0' QUIT; echo ready; \
+                   while :; do sleep 1000 & wait $!; done";
+    let mut running = pid1(&["-vv", "-r", "15:3", "sh", "-c", primary]);
+    running.expect_line("ready");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert!(lines.contains(&"got QUIT") && !lines.contains(&"got TERM"), "{outcome:?}");
+    assert!(outcome.stderr.contains("debug: SIGTERM rewritten to SIGQUIT for main"), "{}", outcome.stderr);
+}
+
+#[test]
+fn a_role_map_rewrite_to_ignore_delivers_nothing() {
+    let scratch = Scratch::new("rewrite-ignore");
+    let primary = process("job", "primary", &answering(&["HUP", "USR1"], ":"), "rewrite = { SIGHUP = \"ignore\" }");
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &primary)]);
+    running.expect_line("ready");
+    running.signal(libc::SIGHUP);
+    running.signal(libc::SIGUSR1);
+    running.expect_line("got USR1");
+    running.signal(libc::SIGUSR2);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(!outcome.stdout.contains("got HUP"), "SIGHUP was rewritten to nothing: {outcome:?}");
 }

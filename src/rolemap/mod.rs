@@ -81,6 +81,7 @@ struct RawProcess {
     restart_delay: Option<Spanned<String>>,
     max_restart_delay: Option<Spanned<String>>,
     exit_code: Option<Spanned<i64>>,
+    rewrite: Option<Spanned<BTreeMap<String, RawSignal>>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -391,6 +392,23 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
             return Err(at(dir.span(), "workdir: must be a non-empty path".to_string()));
         }
         spec.workdir = Some(PathBuf::from(dir.get_ref()));
+    }
+    if let Some(table) = &p.rewrite {
+        if role == Role::Sidecar {
+            return Err(at(
+                table.span(),
+                "rewrite: only primaries get the signals exeunt receives; a sidecar gets its stop action".to_string(),
+            ));
+        }
+        for (from, to) in table.get_ref() {
+            let bad = |e: crate::signo::UnknownSignal| at(table.span(), format!("rewrite: {e}"));
+            let from = Signo::parse(from).map_err(bad)?;
+            let to = match to.0.to_ascii_lowercase().as_str() {
+                "ignore" => None,
+                _ => Some(Signo::parse(&to.0).map_err(bad)?),
+            };
+            spec.rewrite.push((from, to));
+        }
     }
     if let Some(user) = &p.user {
         spec.user = Some(read_user(user.get_ref()).ok_or_else(|| {

@@ -206,6 +206,7 @@ fn bad_probes_hooks_and_policies_are_named_with_their_line() {
         ("stop_signal = \"SIGINT\"\nstop = { signal = \"SIGHUP\" }", "m:6:19: stop.signal: stop_signal is set too"),
         ("stop = { exec = [] }", "m:5:17: stop.exec: must name a program"),
         ("stop_signal = \"SIGSTOP\"", "m:5:15: stop_signal: SIGSTOP pauses a process and cannot end it"),
+        ("rewrite = { SIGTERM = \"SIGQUIT\" }", "m:5:11: rewrite: only primaries get the signals exeunt receives"),
         ("stop = { signal = 19 }", "m:5:19: stop.signal: SIGSTOP pauses a process and cannot end it"),
         ("stop_signal = 0", "m:5:15: stop_signal: unknown signal '0'"),
         (

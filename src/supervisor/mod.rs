@@ -182,6 +182,7 @@ impl<'p> Supervisor<'p> {
                         format!("its stop hook ({hook})")
                     }
                     How::Signal(signo) => signo.to_string(),
+                    How::Nothing => "a stop signal it ignores".to_string(),
                 };
                 warn!("killing {}: still running {} after {how}", spec.name, Show(deadline.saturating_sub(asked)));
                 self.kill(index, pid, since, actions);
@@ -441,7 +442,12 @@ impl<'p> Supervisor<'p> {
     }
 
     fn on_signal(&mut self, signo: Signo, now: Time, actions: &mut Vec<Action>) {
-        if signo.asks_to_stop() {
+        let running: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| self.role(i) == Role::Primary && matches!(self.procs[i].state, State::Running { .. }))
+            .collect();
+        let rewritten_for_all =
+            !running.is_empty() && running.iter().all(|&i| self.plan.processes[i].rewritten(signo).is_some());
+        if signo.asks_to_stop() && !rewritten_for_all {
             let any_primary_ran =
                 (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
             match self.shutdown.begun() {
@@ -477,6 +483,8 @@ impl<'p> Supervisor<'p> {
             }
             return;
         }
+        // A stop signal that every primary gets as something else is no request to
+        // stop: like any other, it is passed on.
         if !signo.is_forwarded() {
             return;
         }
@@ -484,8 +492,27 @@ impl<'p> Supervisor<'p> {
             if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) =
                 (self.role(index), self.procs[index].state)
             {
-                debug!("forwarding {signo} to {}", self.name(index));
-                actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                if let Some(signo) = self.as_rewritten(index, signo) {
+                    debug!("forwarding {signo} to {}", self.name(index));
+                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                }
+            }
+        }
+    }
+
+    /// What the process at `index` gets for `received`: the signal its rewrite table
+    /// names (None to ignore it), else `received` itself.
+    fn as_rewritten(&self, index: usize, received: Signo) -> Option<Signo> {
+        let spec = &self.plan.processes[index];
+        match spec.rewritten(received) {
+            None => Some(received),
+            Some(Some(to)) => {
+                debug!("{received} rewritten to {to} for {}", spec.name);
+                Some(to)
+            }
+            Some(None) => {
+                debug!("{received} rewritten to nothing for {}", spec.name);
+                None
             }
         }
     }
@@ -555,6 +582,17 @@ impl<'p> Supervisor<'p> {
             None => String::new(),
         };
         let how = match (&spec.stop_hook, self.plan.forward_stop_signals) {
+            _ if spec.rewritten(received).is_some() => match self.as_rewritten(index, received) {
+                Some(signo) => {
+                    info!("{received}: sending {signo} to primary {} (rewrite){then}", spec.name);
+                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                    How::Signal(signo)
+                }
+                None => {
+                    info!("{received}: nothing for primary {}: its rewrite table ignores it", spec.name);
+                    How::Nothing
+                }
+            },
             (Some(hook), false) => {
                 info!("{received}: stopping primary {} with its stop hook {hook}{then}", spec.name);
                 actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
@@ -578,9 +616,15 @@ impl<'p> Supervisor<'p> {
             if self.role(index) != Role::Primary {
                 continue;
             }
+            let spec = &self.plan.processes[index];
+            if spec.rewritten(received).is_some() {
+                if let Some(signo) = self.as_rewritten(index, received) {
+                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
+                }
+                continue;
+            }
             match how {
-                How::Signal(_) => {
-                    let spec = &self.plan.processes[index];
+                How::Signal(_) | How::Nothing => {
                     let signo = if self.plan.forward_stop_signals { received } else { spec.stop_signal };
                     debug!("passing {received} on to primary {} as {signo} again", spec.name);
                     actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });

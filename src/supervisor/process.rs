@@ -62,6 +62,8 @@ impl State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
     Signal(Signo),
+    /// Nothing: its rewrite table ignores the stop signal exeunt got.
+    Nothing,
     /// Its stop hook, still under way or done.
     Hook {
         running: bool,

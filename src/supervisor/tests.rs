@@ -695,3 +695,40 @@ fn a_stop_signal_before_the_primaries_started_is_not_held() {
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
 }
+
+#[test]
+fn a_primarys_rewrite_table_turns_a_signal_into_another_or_into_nothing() {
+    let mut plan = plan(&[("job", Role::Primary)]);
+    let (hup, usr1, usr2) = (Signo(libc::SIGHUP), Signo(libc::SIGUSR1), Signo(libc::SIGUSR2));
+    plan.processes[0].rewrite = vec![(usr1, Some(usr2)), (hup, None)];
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(Event::Signal(usr1), SEC), [Action::Signal { pid: 100, signo: usr2, group: false }]);
+    assert_eq!(sup.handle(Event::Signal(hup), SEC), []);
+}
+
+#[test]
+fn a_stop_signal_that_every_primary_rewrites_is_passed_on_and_stops_nothing() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let quit = Signo(libc::SIGQUIT);
+    plan.processes[1].rewrite = vec![(quit, Some(quit))];
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(Event::Signal(quit), SEC), [Action::Signal { pid: 101, signo: quit, group: false }]);
+    // No shutdown began: a sidecar that crashes is restarted as ever.
+    assert_eq!(sup.handle(exited(100, 1), SEC), []);
+    assert_eq!(sup.handle(Event::Tick, SEC + 100 * MS), [Action::Spawn(0)]);
+}
+
+#[test]
+fn a_rewrite_decides_over_the_primarys_stop_signal() {
+    let mut plan = plan(&[("job", Role::Primary), ("other", Role::Primary)]);
+    let quit = Signo(libc::SIGQUIT);
+    plan.processes[0].rewrite = vec![(SIGTERM, Some(quit))];
+    let mut sup = started(&plan);
+    assert_eq!(
+        sup.handle(Event::Signal(SIGTERM), SEC),
+        [
+            Action::Signal { pid: 100, signo: quit, group: false },
+            Action::Signal { pid: 101, signo: SIGTERM, group: false }
+        ]
+    );
+}
