@@ -491,11 +491,10 @@ impl<'p> Supervisor<'p> {
         for index in 0..self.procs.len() {
             if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) =
                 (self.role(index), self.procs[index].state)
+                && let Some(signo) = self.as_rewritten(index, signo)
             {
-                if let Some(signo) = self.as_rewritten(index, signo) {
-                    debug!("forwarding {signo} to {}", self.name(index));
-                    actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
-                }
+                debug!("forwarding {signo} to {}", self.name(index));
+                actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
             }
         }
     }
