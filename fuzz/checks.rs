@@ -290,6 +290,8 @@ mod world {
         if flags & 64 == 64 {
             plan.stop_delay = MS * (1 + u32::from(byte()) * 20);
         }
+        plan.setsid = flags & 128 == 128;
+        plan.job_control = plan.setsid;
         plan.match_timeout = Some(MS * (1 + u32::from(byte()) * 4));
         if flags & 2 == 2 {
             plan.pod = Some(Pod {
@@ -418,6 +420,9 @@ mod world {
                         }
                     }
                     Action::Reap => self.reap(),
+                    // A group, not a pid: it may be gone, and that is no fault. exeunt
+                    // stopping itself changes nothing in the world.
+                    Action::SignalGroup { .. } | Action::SuspendSelf => {}
                     Action::Record(_) => {}
                     Action::StartCheck(id) => {
                         assert!(id.index < self.plan.processes.len(), "{id:?}");
@@ -505,9 +510,15 @@ mod world {
                 }
                 3 => {
                     self.oracle = None;
-                    let signo =
-                        [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGHUP, libc::SIGCHLD]
-                            [usize::from(more()) % 6];
+                    let signo = [
+                        libc::SIGTERM,
+                        libc::SIGINT,
+                        libc::SIGQUIT,
+                        libc::SIGUSR1,
+                        libc::SIGHUP,
+                        libc::SIGCHLD,
+                        libc::SIGTSTP,
+                    ][usize::from(more()) % 7];
                     self.stop_requested |= Signo(signo).asks_to_stop();
                     Event::Signal(Signo(signo))
                 }

@@ -1,4 +1,5 @@
-//! The command line: tini's flags and environment variables, plus exeunt's own.
+//! The command line: tini's flags and environment variables, plus exeunt's own; and,
+//! when exeunt is started by the name `dumb-init`, dumb-init's.
 //!
 //! Parsing has two phases: [`parse`] reads words into [`Options`] without touching
 //! the system; [`crate::run`] then turns options and the role map into a plan.
@@ -49,6 +50,31 @@ TINI_VERBOSITY, and kubexit's KUBEXIT_NAME, KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEP
 KUBEXIT_BIRTH_DEPS, KUBEXIT_BIRTH_TIMEOUT, KUBEXIT_GRACE_PERIOD
 ";
 
+pub const DUMB_INIT_USAGE: &str = "\
+usage: dumb-init [OPTIONS] COMMAND [ARG]...
+
+exeunt, started as dumb-init: runs COMMAND as its one child, passes every signal on
+to it, reaps zombies, and exits with the child's status.
+
+options:
+  -c, --single-child  the child keeps exeunt's session, and signals go to it alone
+                      (also DUMB_INIT_SETSID=0); otherwise it leads a session of
+                      its own and signals go to its whole process group
+  -r, --rewrite S:R   the child gets signal R for signal S (numbers, as 15:3;
+                      R = 0 ignores S); repeatable
+  -v, --verbose       say what happens, on stderr (also DUMB_INIT_DEBUG=1)
+  -V, --version       show the version
+  -h, --help          show this help
+";
+
+/// Started as dumb-init: dumb-init's ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumbInit {
+    /// The child leads a session of its own, and signals go to its whole process
+    /// group; off with `-c` or `DUMB_INIT_SETSID=0`.
+    pub setsid: bool,
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
@@ -79,6 +105,8 @@ pub struct Options {
     pub verbose: u8,
     /// COMMAND and its arguments; with `--check`, the role maps to check.
     pub command: Vec<OsString>,
+    /// Started by the name `dumb-init`.
+    pub dumb_init: Option<DumbInit>,
 }
 
 /// A command line that cannot be used.
@@ -136,6 +164,8 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 "stop-delay" => options.stop_delay = Some(read_duration("--stop-delay", &value("a duration")?)?),
                 "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &value("S:R")?)?),
                 "check" => check = true,
+                // dumb-init's: exeunt's children never share its session anyway.
+                "single-child" => {}
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
                 _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("--{name}"))))),
@@ -225,6 +255,76 @@ fn read_rewrite(option: &str, value: &OsStr) -> Result<(Signo, Option<Signo>), U
     Ok((from, to))
 }
 
+/// Reads dumb-init's command line (the words after the program name) and its variables
+/// `DUMB_INIT_SETSID` and `DUMB_INIT_DEBUG`. Options stop at `--` or at the first word
+/// that is not an option.
+pub fn parse_dumb_init(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Result<Invocation, UsageError> {
+    let mut options = Options::default();
+    let mut setsid = env("DUMB_INIT_SETSID").is_none_or(|v| v != "0");
+    let mut verbose = env("DUMB_INIT_DEBUG").is_some_and(|v| v == "1");
+    let mut words = args.iter();
+    let mut rest: Vec<OsString> = Vec::new();
+    while let Some(word) = words.next() {
+        let Some(text) = word.to_str() else {
+            rest.push(word.clone());
+            break;
+        };
+        if text == "--" {
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(OsString::from(value))),
+                None => (long, None),
+            };
+            match name {
+                "help" => return Ok(Invocation::Help),
+                "version" => return Ok(Invocation::Version),
+                "single-child" => setsid = false,
+                "verbose" => verbose = true,
+                "rewrite" => {
+                    let value = inline.or_else(|| words.next().cloned());
+                    let value = value.ok_or_else(|| UsageError("--rewrite needs S:R".into()))?;
+                    options.rewrite.push(read_rewrite("--rewrite", &value)?);
+                }
+                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("--{name}"))))),
+            }
+            continue;
+        }
+        let Some(flags) = text.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            rest.push(word.clone());
+            break;
+        };
+        for (i, flag) in flags.char_indices() {
+            match flag {
+                'h' => return Ok(Invocation::Help),
+                'V' => return Ok(Invocation::Version),
+                'c' => setsid = false,
+                'v' => verbose = true,
+                'r' => {
+                    let joined = &flags[i + 1..];
+                    let value = match joined.is_empty() {
+                        true => words.next().cloned().ok_or_else(|| UsageError("-r needs S:R".into()))?,
+                        false => OsString::from(joined),
+                    };
+                    options.rewrite.push(read_rewrite("-r", &value)?);
+                    break;
+                }
+                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("-{flag}"))))),
+            }
+        }
+    }
+    rest.extend(words.cloned());
+    if rest.is_empty() {
+        return Err(UsageError("nothing to run: give a COMMAND".to_string()));
+    }
+    options.command = rest;
+    options.log_level = verbose.then_some(Level::Debug);
+    options.signal_groups = setsid;
+    options.dumb_init = Some(DumbInit { setsid });
+    Ok(Invocation::Run(options))
+}
+
 fn read_duration(option: &str, value: &OsStr) -> Result<Duration, UsageError> {
     duration::parse(&value.to_string_lossy()).map_err(|e| UsageError(format!("{option}: {e}")))
 }
@@ -304,6 +404,36 @@ mod tests {
         let env = |name: &str| (name == "EXEUNT_LOG").then(|| OsString::from("debug"));
         let Ok(Invocation::Run(options)) = parse(&words(&["-v", "x"]), &env) else { panic!("a run") };
         assert_eq!(options.log_level, Some(Level::Debug));
+    }
+
+    #[test]
+    fn dumb_inits_command_line_and_variables_are_read() {
+        let parse = |line: &[&str], env: &dyn Fn(&str) -> Option<OsString>| match parse_dumb_init(&words(line), env) {
+            Ok(Invocation::Run(options)) => options,
+            other => panic!("expected a run, got {other:?}"),
+        };
+        let none = |_: &str| None;
+        let options = parse(&["-r", "15:3", "--rewrite=1:0", "sh", "-c", "exit 3"], &none);
+        assert_eq!(options.command, words(&["sh", "-c", "exit 3"]));
+        assert_eq!(options.rewrite, [(Signo(15), Some(Signo(3))), (Signo(1), None)]);
+        assert_eq!((options.dumb_init, options.signal_groups), (Some(DumbInit { setsid: true }), true));
+        let options = parse(&["-cv", "true"], &none);
+        assert_eq!((options.dumb_init, options.signal_groups), (Some(DumbInit { setsid: false }), false));
+        assert_eq!(options.log_level, Some(Level::Debug));
+        let env = |name: &str| match name {
+            "DUMB_INIT_SETSID" => Some(OsString::from("0")),
+            "DUMB_INIT_DEBUG" => Some(OsString::from("1")),
+            _ => None,
+        };
+        let options = parse(&["--", "-x"], &env);
+        assert_eq!((options.dumb_init, options.log_level), (Some(DumbInit { setsid: false }), Some(Level::Debug)));
+        assert_eq!(options.command, words(&["-x"]));
+        assert_eq!(parse_dumb_init(&words(&["-V"]), &none), Ok(Invocation::Version));
+        assert_eq!(parse_dumb_init(&words(&["--help"]), &none), Ok(Invocation::Help));
+        for (line, expected) in [(&[][..], "nothing to run"), (&["-x", "true"][..], "unknown option '-x'")] {
+            let err = parse_dumb_init(&words(line), &none).expect_err(expected).to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub enum Action {
     /// Ask a process of another container to stop (then SIGCONT when stopped, as for `Stop`),
     /// telling an exeunt there which status to exit with.
     SignalWithStatus { pid: i32, signo: Signo, status: i32 },
+    /// Signal a process group, only the group: its leader may be reaped already.
+    SignalGroup { pgid: i32, signo: Signo },
+    /// Stop exeunt itself (dumb-init's job control: after its child, on SIGTSTP).
+    SuspendSelf,
     /// Signal every descendant of exeunt, then reap.
     SignalDescendants(Signo),
     /// Reap now, so that the supervisor learns whether any child is left.

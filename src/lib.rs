@@ -49,7 +49,19 @@ pub fn main(args: &[OsString]) -> i32 {
         return install(std::path::Path::new(dir));
     }
     let env = |name: &str| std::env::var_os(name);
-    match cli::parse(args.get(1..).unwrap_or_default(), &env) {
+    let words = args.get(1..).unwrap_or_default();
+    // Started by the name dumb-init (a symlink or a copy), exeunt takes its command line.
+    let name = args.first().and_then(|a| std::path::Path::new(a).file_name());
+    if name.is_some_and(|n| n == "dumb-init") {
+        return match cli::parse_dumb_init(words, &env) {
+            Ok(Invocation::Run(options)) => run(options, &env),
+            Ok(Invocation::Version) => say(&format!("exeunt {}, as dumb-init\n", env!("CARGO_PKG_VERSION"))),
+            Ok(Invocation::Help | Invocation::Check(_)) => say(cli::DUMB_INIT_USAGE),
+            // dumb-init's own code for a bad command line.
+            Err(e) => complain(SETUP_ERROR, &e.to_string().replace("exeunt --help", "dumb-init --help")),
+        };
+    }
+    match cli::parse(words, &env) {
         Ok(Invocation::Help) => say(cli::USAGE),
         Ok(Invocation::Version) => say(&format!("exeunt {}\n", env!("CARGO_PKG_VERSION"))),
         Ok(Invocation::Check(options)) => check(&options, &env),
@@ -93,6 +105,12 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
         Ok(opened) => opened,
         Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
     };
+    if plan.setsid {
+        // The child's new session takes the terminal. The SIGHUP and SIGCONT the kernel
+        // sends the old session for this count as sent by exeunt itself, and are not
+        // passed on.
+        signals::leave_terminal();
+    }
     let (poller, children) = match (event_loop::Poller::new(), reaper::Reaper::open()) {
         (Ok(poller), Ok(children)) => (poller, children),
         (Err(e), _) | (_, Err(e)) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),

@@ -304,6 +304,12 @@ pub struct Plan {
     /// How long a stop signal from outside is held back while everything runs on (so
     /// that a load balancer takes the endpoints out first); zero passes it on at once.
     pub stop_delay: Duration,
+    /// dumb-init's setsid mode: the primary leads a session of its own, and when it
+    /// exits the rest of its process group gets SIGTERM.
+    pub setsid: bool,
+    /// dumb-init's job control: SIGTSTP, SIGTTOU and SIGTTIN are passed on, and then
+    /// stop exeunt itself.
+    pub job_control: bool,
 }
 
 impl Plan {
@@ -324,6 +330,8 @@ impl Plan {
             kill_primaries_after: None,
             kill_on_second_signal: false,
             stop_delay: Duration::ZERO,
+            setsid: false,
+            job_control: false,
         }
     }
 

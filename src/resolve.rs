@@ -110,8 +110,22 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     if let Some(delay) = options.stop_delay {
         plan.stop_delay = delay;
     }
+    if let Some(dumb_init) = options.dumb_init {
+        plan.setsid = dumb_init.setsid;
+        plan.job_control = true;
+    }
+    let mut rewrite = options.rewrite.clone();
+    if plan.setsid {
+        // The child's group has no terminal of exeunt's to stop on: the terminal's stop
+        // signals become SIGSTOP for it, unless rewritten.
+        for signo in [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN] {
+            if !rewrite.iter().any(|(from, _)| from.0 == signo) {
+                rewrite.push((crate::signo::Signo(signo), Some(crate::signo::Signo(libc::SIGSTOP))));
+            }
+        }
+    }
     for primary in plan.processes.iter_mut().filter(|p| p.role == Role::Primary) {
-        for &(from, to) in &options.rewrite {
+        for &(from, to) in &rewrite {
             // The role map's own table wins for the signals it names.
             if primary.rewritten(from).is_none() {
                 primary.rewrite.push((from, to));

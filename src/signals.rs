@@ -166,6 +166,13 @@ impl Source for SignalInbox {
     }
 }
 
+/// Gives up the controlling terminal, so that a child in a session of its own can take
+/// it. Without one, nothing happens.
+pub fn leave_terminal() {
+    // SAFETY: TIOCNOTTY takes no argument and touches no memory of ours.
+    unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCNOTTY) };
+}
+
 fn is_ignored(sig: Signal) -> Result<bool, Errno> {
     // SAFETY: reading a disposition installs nothing: the old one is put straight back.
     let old = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl)? };

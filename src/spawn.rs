@@ -66,6 +66,11 @@ pub struct Launcher {
     /// The process that gets the terminal's foreground: the first primary, when
     /// stdin is a terminal, so that `docker run -it` reaches it.
     foreground: Option<usize>,
+    /// dumb-init's setsid mode: primaries lead sessions of their own and take the
+    /// terminal as theirs; exeunt leaves its working directory for `/` once one runs,
+    /// so that it holds no mount.
+    setsid: bool,
+    left_cwd: std::cell::Cell<bool>,
 }
 
 impl Launcher {
@@ -74,24 +79,37 @@ impl Launcher {
         // SAFETY: isatty only inspects the descriptor.
         let stdin_is_tty = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
         let foreground = stdin_is_tty.then(|| plan.processes.iter().position(|p| p.role == Role::Primary)).flatten();
-        Launcher { inherited, die_with_exeunt: !is_pid1, foreground }
+        Launcher {
+            inherited,
+            die_with_exeunt: !is_pid1,
+            foreground,
+            setsid: plan.setsid,
+            left_cwd: std::cell::Cell::new(!plan.job_control),
+        }
     }
 
     /// Starts the process at `index` of the plan in its own process group.
     pub fn spawn(&self, plan: &Plan, index: usize) -> Result<i32, SpawnError> {
         let spec = &plan.processes[index];
-        let mut command = self.command(plan, index, &spec.command, self.foreground == Some(index))?;
+        let session = self.setsid && spec.role == Role::Primary;
+        let mut command = self.command(plan, index, &spec.command, self.foreground == Some(index), session)?;
         if spec.role == Role::Sidecar {
             // Sidecars must not compete with the primary for a terminal's input.
             command.stdin(Stdio::null());
         }
-        start(command, &spec.command[0])
+        let pid = start(command, &spec.command[0])?;
+        if !self.left_cwd.replace(true) {
+            // As dumb-init: the child keeps the directory it was started in; exeunt pins
+            // no mount. A failure changes nothing for the child.
+            let _ = std::env::set_current_dir("/");
+        }
+        Ok(pid)
     }
 
     /// Starts a check's command for the process at `index`: with that process's
     /// environment, directory and user, as a probe inside its container would run.
     pub fn spawn_check(&self, plan: &Plan, index: usize, argv: &[OsString]) -> Result<i32, SpawnError> {
-        let mut command = self.command(plan, index, argv, false)?;
+        let mut command = self.command(plan, index, argv, false, false)?;
         command.stdin(Stdio::null()).stdout(Stdio::null());
         start(command, &argv[0])
     }
@@ -102,10 +120,14 @@ impl Launcher {
         index: usize,
         argv: &[OsString],
         take_terminal: bool,
+        new_session: bool,
     ) -> Result<Command, SpawnError> {
         let spec = &plan.processes[index];
         let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]).envs(spec.env.iter().map(|(k, v)| (k, v))).process_group(0);
+        command.args(&argv[1..]).envs(spec.env.iter().map(|(k, v)| (k, v)));
+        if !new_session {
+            command.process_group(0);
+        }
         if let Some(dir) = &spec.workdir {
             if !dir.is_dir() {
                 return Err(SpawnError::Workdir { dir: dir.clone() });
@@ -122,11 +144,19 @@ impl Launcher {
         // SAFETY: getpid cannot fail.
         let exeunt = unsafe { libc::getpid() };
         // SAFETY: the closure runs between fork and exec, so it may only make
-        // async-signal-safe calls and must not allocate: it calls tcsetpgrp, prctl,
-        // getppid, kill, sigaction and sigprocmask on values copied in beforehand.
+        // async-signal-safe calls and must not allocate: it calls setsid, ioctl,
+        // tcsetpgrp, prctl, getppid, kill, sigaction and sigprocmask on values copied in
+        // beforehand.
         unsafe {
             command.pre_exec(move || {
-                if take_terminal {
+                if new_session {
+                    // A session of its own, which leads its own group; the terminal
+                    // exeunt gave up becomes its own, when there is one.
+                    if libc::setsid() == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::ioctl(libc::STDIN_FILENO, libc::TIOCSCTTY, 0);
+                } else if take_terminal {
                     // Done in the child, while every signal is still blocked: a
                     // background group calling tcsetpgrp would otherwise get SIGTTOU.
                     // Failure (no controlling terminal) leaves the terminal as it was.

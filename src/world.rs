@@ -105,6 +105,17 @@ impl event_loop::World for Os<'_> {
                 events.push_back(event);
             }
             Action::Signal { pid, signo, group } => send(pid, signo, group),
+            Action::SignalGroup { pgid, signo } => {
+                // SAFETY: kill takes plain integers; a group that is gone is ESRCH.
+                if unsafe { libc::kill(-pgid, signo.0) } != 0 {
+                    debug!("sending {signo} to process group {pgid}: {}", std::io::Error::last_os_error());
+                }
+            }
+            Action::SuspendSelf => {
+                // SAFETY: kill takes plain integers. SIGSTOP stops exeunt here, between
+                // two actions; SIGCONT lets it go on from this line.
+                unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+            }
             Action::Stop { pid, signo, group } => {
                 send(pid, signo, group);
                 resume_if_stopped(pid, group);

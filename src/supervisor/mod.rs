@@ -400,6 +400,12 @@ impl<'p> Supervisor<'p> {
         let name = &spec.name;
         if spec.role == Role::Primary {
             info!("primary {name} exited with {status} after {ran}");
+            if self.plan.setsid
+                && let Some(signo) = self.as_rewritten(index, crate::signo::SIGTERM)
+            {
+                // dumb-init's setsid mode: what is left of its session's group goes too.
+                actions.push(Action::SignalGroup { pgid: pid, signo });
+            }
             self.verdict.primary_exited(status);
             let primaries_left = self.primary_alive();
             if status.code() != 0 && primaries_left && !self.shutdown.is_begun() {
@@ -442,6 +448,13 @@ impl<'p> Supervisor<'p> {
     }
 
     fn on_signal(&mut self, signo: Signo, now: Time, actions: &mut Vec<Action>) {
+        if self.plan.job_control && matches!(signo.0, libc::SIGTSTP | libc::SIGTTOU | libc::SIGTTIN) {
+            // dumb-init's job control: Ctrl-Z stops the child, then exeunt itself, so
+            // that the shell that started them sees them stopped.
+            self.pass_on(signo, actions);
+            actions.push(Action::SuspendSelf);
+            return;
+        }
         let running: Vec<usize> = (0..self.procs.len())
             .filter(|&i| self.role(i) == Role::Primary && matches!(self.procs[i].state, State::Running { .. }))
             .collect();
@@ -485,9 +498,13 @@ impl<'p> Supervisor<'p> {
         }
         // A stop signal that every primary gets as something else is no request to
         // stop: like any other, it is passed on.
-        if !signo.is_forwarded() {
-            return;
+        if signo.is_forwarded() {
+            self.pass_on(signo, actions);
         }
+    }
+
+    /// Passes a signal on to every primary there is, as its rewrite table says.
+    fn pass_on(&self, signo: Signo, actions: &mut Vec<Action>) {
         for index in 0..self.procs.len() {
             if let (Role::Primary, State::Running { pid, .. } | State::Stopping { pid, .. }) =
                 (self.role(index), self.procs[index].state)

@@ -167,6 +167,16 @@ pub fn pid1_with(setup: impl FnOnce(&mut Command), args: &[&str]) -> Running {
     Running { under_unshare: true, ..start(command) }
 }
 
+/// Runs `program` (exeunt under another name: a symlink to it) with `args` as PID 1 of a
+/// new PID namespace, after `setup` has had its say on the command.
+pub fn pid1_program(program: &Path, setup: impl FnOnce(&mut Command), args: &[&str]) -> Running {
+    require_pid_namespaces();
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(program).args(args);
+    setup(&mut command);
+    Running { under_unshare: true, ..start(command) }
+}
+
 /// Runs exeunt with `args` as an ordinary process (not PID 1).
 pub fn plain(args: &[&str]) -> Running {
     let mut command = Command::new(exeunt());

@@ -1,0 +1,161 @@
+//! exeunt started by the name dumb-init behaves as dumb-init documents: the child
+//! leads a session of its own and signals reach its whole process group (unless
+//! single-child mode or DUMB_INIT_SETSID=0), Ctrl-Z stops the child and then the init,
+//! the init leaves its directory for `/` while the child keeps its own, and the exit
+//! status is the child's.
+
+mod common;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{HANG, Running, Scratch, pid1_program, start};
+
+/// A `dumb-init` in the scratch directory: a symlink to exeunt, as an image would have.
+fn dumb_init(scratch: &Scratch) -> PathBuf {
+    let link = scratch.0.join("dumb-init");
+    std::os::unix::fs::symlink(common::exeunt(), &link).expect("symlink dumb-init to exeunt");
+    link
+}
+
+/// A child that says its pid and session, then starts a grandchild in its group which
+/// answers SIGUSR1, and waits. The grandchild's TERM trap kills its `sleep` first: one
+/// forked just as the final sweep's SIGTERM comes would swallow it (as in
+/// `common::until_term`).
+const FAMILY: &str = "echo child $$ session $(cut -d' ' -f6 /proc/$$/stat); \
+    sh -c \"trap 'echo grandchild got USR1' USR1; trap 'kill -9 \\$! 2>/dev/null; exit 0' TERM; \
+    echo grandchild ready; while :; do sleep 1000 & wait \\$!; done\" & wait";
+
+fn family(program: &Path, env: &[(&str, &str)], flags: &[&str]) -> Running {
+    let args: Vec<&str> = flags.iter().copied().chain(["sh", "-c", FAMILY]).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut running = pid1_program(
+        program,
+        |c| {
+            c.envs(env);
+        },
+        &args,
+    );
+    running.expect_line("grandchild ready");
+    running
+}
+
+#[test]
+fn as_dumb_init_the_child_leads_a_session_and_a_signal_reaches_its_whole_group() {
+    let scratch = Scratch::new("dumb-init-setsid");
+    let mut running = family(&dumb_init(&scratch), &[], &[]);
+    running.signal(libc::SIGUSR1);
+    running.expect_line("grandchild got USR1");
+    let outcome = running.finish();
+    let first = outcome.stdout.lines().next().unwrap_or_default().to_string();
+    let words: Vec<&str> = first.split_whitespace().collect();
+    assert!(matches!(words[..], ["child", pid, "session", sid] if pid == sid), "a session leader: {first}");
+    assert_eq!(outcome.code, 128 + libc::SIGUSR1, "the child died of SIGUSR1: {outcome:?}");
+}
+
+#[test]
+fn as_dumb_init_single_child_mode_and_dumb_init_setsid_0_signal_the_child_alone() {
+    let scratch = Scratch::new("dumb-init-single");
+    let program = dumb_init(&scratch);
+    for (env, flags) in [(&[][..], &["-c"][..]), (&[("DUMB_INIT_SETSID", "0")][..], &[][..])] {
+        let running = family(&program, env, flags);
+        running.signal(libc::SIGUSR1);
+        let outcome = running.finish();
+        assert_eq!(outcome.code, 128 + libc::SIGUSR1, "{env:?} {flags:?}: {outcome:?}");
+        assert!(!outcome.stdout.contains("grandchild got USR1"), "{env:?} {flags:?}: only the child: {outcome:?}");
+        let first = outcome.stdout.lines().next().unwrap_or_default().to_string();
+        let words: Vec<&str> = first.split_whitespace().collect();
+        assert!(matches!(words[..], ["child", pid, "session", sid] if pid != sid), "no session of its own: {first}");
+    }
+}
+
+#[test]
+fn as_dumb_init_the_init_leaves_its_directory_for_the_root_while_the_child_keeps_its_own() {
+    let scratch = Scratch::new("dumb-init-cwd");
+    let program = dumb_init(&scratch);
+    let dir = scratch.0.clone();
+    let script = "pwd; echo ready; while :; do sleep 1000 & wait $!; done";
+    let mut running = pid1_program(
+        &program,
+        |c| {
+            c.current_dir(&dir);
+        },
+        &["sh", "-c", script],
+    );
+    running.expect_line("ready");
+    // The child may say so before exeunt, back from starting it, has moved.
+    let cwd = format!("/proc/{}/cwd", running.exeunt_pid());
+    let deadline = Instant::now() + HANG;
+    while std::fs::read_link(&cwd).expect("the init's cwd") != Path::new("/") {
+        assert!(Instant::now() < deadline, "the init stayed in {:?}", std::fs::read_link(&cwd));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.stdout.lines().next(), Some(dir.to_str().expect("utf-8")), "{outcome:?}");
+}
+
+/// The state letter of /proc/PID/stat.
+fn state(pid: i32) -> u8 {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).expect("the process is there");
+    exeunt::reaper::parse_stat(&stat).expect("a stat line").state
+}
+
+fn wait_for_state(pid: i32, wanted: u8) {
+    let deadline = Instant::now() + HANG;
+    while state(pid) != wanted {
+        assert!(Instant::now() < deadline, "pid {pid} never reached state {}", wanted as char);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn as_dumb_init_sigtstp_stops_the_child_and_then_the_init_and_sigcont_resumes_both() {
+    // Not PID 1: a namespace's init cannot be stopped by a signal from inside it.
+    let scratch = Scratch::new("dumb-init-tstp");
+    let mut command = Command::new(dumb_init(&scratch));
+    command.args(["sh", "-c", "echo child $$; while :; do sleep 1000 & wait $!; done"]);
+    let mut running = start(command);
+    let line = running.expect_line("child ");
+    let child: i32 = line.trim_start_matches("child ").parse().expect("a pid");
+    let init = running.exeunt_pid();
+    running.signal(libc::SIGTSTP);
+    wait_for_state(child, b'T');
+    wait_for_state(init, b'T');
+    running.signal(libc::SIGCONT);
+    wait_for_state(init, b'S');
+    wait_for_state(child, b'S');
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 128 + libc::SIGTERM, "{outcome:?}");
+}
+
+#[test]
+fn as_dumb_init_the_exit_status_is_the_childs() {
+    let scratch = Scratch::new("dumb-init-status");
+    let program = dumb_init(&scratch);
+    for (script, expected) in [("exit 0", 0), ("exit 1", 1), ("exit 255", 255), ("kill -SEGV $$", 139)] {
+        let outcome = pid1_program(&program, |_| {}, &["sh", "-c", script]).finish();
+        assert_eq!(outcome.code, expected, "{script}: {outcome:?}");
+    }
+    let outcome = pid1_program(&program, |_| {}, &[]).finish();
+    assert_eq!(outcome.code, 1, "a bad command line, as dumb-init: {outcome:?}");
+}
+
+#[test]
+fn as_dumb_init_leading_a_terminals_session_it_passes_on_no_sighup_when_it_gives_the_terminal_up() {
+    // The child takes the terminal exeunt gives up; the kernel's SIGHUP and SIGCONT to
+    // exeunt for that are not requests to pass on.
+    let scratch = Scratch::new("dumb-init-tty");
+    let helper = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/pty_session.py");
+    let mut command = Command::new("python3");
+    command.arg(helper).arg(dumb_init(&scratch)).args([
+        "sh",
+        "-c",
+        "trap 'echo child got HUP' HUP; echo ready; read answer; echo child read $answer",
+    ]);
+    let outcome = start(command).finish();
+    assert!(outcome.stdout.contains("child read go"), "the child kept its terminal: {outcome:?}");
+    assert!(!outcome.stdout.contains("got HUP"), "{outcome:?}");
+    assert!(outcome.stdout.contains("exit status 0"), "{outcome:?}");
+}
