@@ -159,3 +159,22 @@ fn as_dumb_init_leading_a_terminals_session_it_passes_on_no_sighup_when_it_gives
     assert!(!outcome.stdout.contains("got HUP"), "{outcome:?}");
     assert!(outcome.stdout.contains("exit status 0"), "{outcome:?}");
 }
+
+#[test]
+fn as_dumb_init_sigterm_reaches_a_grandchild_in_the_childs_group_while_the_child_lives_on() {
+    // The child lives on after SIGTERM, so no final sweep has begun: the grandchild can
+    // only have got it through the group.
+    let scratch = Scratch::new("dumb-init-term-group");
+    let script = "trap 'echo child got TERM' TERM; trap 'exit 0' USR2; \
+        sh -c \"trap 'echo grandchild got TERM; exit 0' TERM; echo grandchild ready; \
+        while :; do sleep 1000 & wait \\$!; done\" & \
+        while :; do sleep 1000 & wait $!; done";
+    let mut running = pid1_program(&dumb_init(&scratch), |_| {}, &["sh", "-c", script]);
+    running.expect_line("grandchild ready");
+    running.signal(libc::SIGTERM);
+    running.expect_line("grandchild got TERM");
+    running.expect_line("child got TERM");
+    running.signal(libc::SIGUSR2);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+}
