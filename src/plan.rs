@@ -184,11 +184,14 @@ impl fmt::Display for UserSpec {
     }
 }
 
-/// A `user` as /etc/passwd and /etc/group resolve it: the ids a process runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A `user` as /etc/passwd and /etc/group resolve it: the ids a process runs with, and
+/// the name and home directory of its passwd entry, when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub uid: u32,
     pub gid: u32,
+    pub name: Option<String>,
+    pub home: Option<PathBuf>,
 }
 
 /// One process of the plan.

@@ -161,17 +161,16 @@ fn resolve_accounts(plan: &mut Plan, euid: u32) -> Result<(), ResolveError> {
 /// group is given; a numeric uid without a passwd entry takes the same gid.
 fn account(spec: &UserSpec) -> Result<Account, String> {
     let lookup_error = |what: &str, e: nix::Error| format!("cannot look up {what}: {e}");
-    let (uid, passwd_gid) = match spec.user.parse::<u32>() {
-        Ok(uid) => {
-            let entry = User::from_uid(Uid::from_raw(uid)).map_err(|e| lookup_error("the user", e))?;
-            (uid, entry.map_or(uid, |u| u.gid.as_raw()))
-        }
+    let (uid, entry) = match spec.user.parse::<u32>() {
+        Ok(uid) => (uid, User::from_uid(Uid::from_raw(uid)).map_err(|e| lookup_error("the user", e))?),
         Err(_) => {
             let entry = User::from_name(&spec.user).map_err(|e| lookup_error("the user", e))?;
             let user = entry.ok_or_else(|| format!("user {} does not exist in /etc/passwd", Quoted(&spec.user)))?;
-            (user.uid.as_raw(), user.gid.as_raw())
+            (user.uid.as_raw(), Some(user))
         }
     };
+    // A uid without a passwd entry takes the same number as gid.
+    let passwd_gid = entry.as_ref().map_or(uid, |u| u.gid.as_raw());
     let gid = match &spec.group {
         None => passwd_gid,
         Some(group) => match group.parse::<u32>() {
@@ -183,7 +182,8 @@ fn account(spec: &UserSpec) -> Result<Account, String> {
                 .as_raw(),
         },
     };
-    Ok(Account { uid, gid })
+    let (name, home) = entry.map_or((None, None), |u| (Some(u.name), Some(u.dir)));
+    Ok(Account { uid, gid, name, home })
 }
 
 #[cfg(test)]
@@ -277,15 +277,16 @@ mod tests {
         let err = resolve_accounts(&mut plan.clone(), 65534).expect_err("not root").to_string();
         assert_eq!(err, "process job: user = \"4242\" needs exeunt to run as root (it runs as uid 65534)");
         resolve_accounts(&mut plan, 0).expect("root may");
-        assert_eq!(plan.processes[0].account, Some(Account { uid: 4242, gid: 4242 }));
+        assert_eq!(plan.processes[0].account.as_ref().map(|a| (a.uid, a.gid)), Some((4242, 4242)));
     }
 
     #[test]
     fn users_resolve_by_number_or_name() {
         let user =
             |user: &str, group: Option<&str>| account(&UserSpec { user: user.into(), group: group.map(Into::into) });
-        assert_eq!(user("root", None), Ok(Account { uid: 0, gid: 0 }));
-        assert_eq!(user("4242", Some("4343")), Ok(Account { uid: 4242, gid: 4343 }));
+        let root = Account { uid: 0, gid: 0, name: Some("root".into()), home: Some("/root".into()) };
+        assert_eq!(user("root", None), Ok(root));
+        assert_eq!(user("4242", Some("4343")), Ok(Account { uid: 4242, gid: 4343, name: None, home: None }));
         assert_eq!(
             user("no-such-user-here", None),
             Err("user 'no-such-user-here' does not exist in /etc/passwd".into())

@@ -134,10 +134,20 @@ impl Launcher {
             }
             command.current_dir(dir);
         }
-        if let Some(account) = spec.account {
+        if let Some(account) = &spec.account {
             // The standard library sets the gid, drops supplementary groups (as root),
             // then sets the uid, in that order.
             command.uid(account.uid).gid(account.gid);
+            // As su, gosu and Docker's USER do, unless the role map's env says otherwise.
+            let given = |key: &str| spec.env.iter().any(|(k, _)| k == key);
+            for (key, value) in
+                [("HOME", account.home.as_ref().map(|h| h.as_os_str())), ("USER", None), ("LOGNAME", None)]
+            {
+                let value = value.or(account.name.as_deref().map(std::ffi::OsStr::new));
+                if let (false, Some(value)) = (given(key), value) {
+                    command.env(key, value);
+                }
+            }
         }
         let inherited = self.inherited;
         let die_with_exeunt = self.die_with_exeunt;

@@ -88,3 +88,10 @@ command = ["sh", "-c", "exit 5"]
     assert!(outcome.stderr.contains("primary broken failed: stopping the other primaries"), "{}", outcome.stderr);
     assert!(outcome.elapsed < std::time::Duration::from_secs(5), "fail fast, not after a grace period: {outcome:?}");
 }
+
+#[test]
+fn a_bad_command_line_exits_2_where_tini_exits_1_and_says_what_is_wrong() {
+    let outcome = common::plain(&["--frobnicate", "true"]).finish();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(outcome.stderr.trim(), "exeunt: unknown option '--frobnicate' (see exeunt --help)");
+}

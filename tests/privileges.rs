@@ -74,3 +74,27 @@ fn user_change_is_refused_when_exeunt_is_not_root() {
     );
     assert!(!outcome.stdout.contains("started"), "nothing runs: {outcome:?}");
 }
+
+#[test]
+fn user_sets_home_user_and_logname_from_the_passwd_entry_unless_env_sets_them() {
+    let scratch = Scratch::new("user-home");
+    let say = |name: &str| format!("echo {name} $HOME $USER $LOGNAME");
+    let map = [
+        process("nobody", "primary", &say("nobody"), "user = \"nobody\""),
+        process("given", "primary", &say("given"), "user = \"nobody\"\nenv = { HOME = \"/srv\", USER = \"svc\" }"),
+        process("numeric", "primary", &say("numeric"), "user = \"4242\""),
+    ]
+    .concat();
+    let mut command = Command::new(exeunt());
+    command
+        .args(["-c", &scratch.file("map.toml", &map)])
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root");
+    let outcome = start(command).finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let out = &outcome.stdout;
+    assert_eq!(line(out, "nobody "), ["/nonexistent", "nobody", "nobody"], "{out}");
+    assert_eq!(line(out, "given "), ["/srv", "svc", "nobody"], "the role map's env wins: {out}");
+    assert_eq!(line(out, "numeric "), ["/root", "root", "root"], "no passwd entry: exeunt's own: {out}");
+}
