@@ -94,6 +94,10 @@ impl Checks {
     /// The exits of check commands among the events from `from` on become their
     /// checks' outcomes; those of cancelled checks are dropped. Every other event stays.
     pub fn claim(&mut self, events: &mut Events, from: usize) {
+        let exits = events.range(from.min(events.len())..).any(|e| matches!(e, Event::Exited { .. }));
+        if !exits || (self.commands.is_empty() && self.abandoned.is_empty()) {
+            return;
+        }
         let reaped = events.split_off(from.min(events.len()));
         for event in reaped {
             let Event::Exited { pid, status } = event else {

@@ -113,9 +113,9 @@ impl SignalInbox {
     pub fn drain(&self, arrivals: &mut Vec<Arrival>) -> Result<(), Errno> {
         const BATCH: usize = 16;
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // Not zeroed first (2 KiB per read): only the records the kernel wrote are read.
+        let mut batch = [const { std::mem::MaybeUninit::<libc::signalfd_siginfo>::uninit() }; BATCH];
         loop {
-            // SAFETY: signalfd_siginfo is plain data; all-zero is a valid value.
-            let mut batch: [libc::signalfd_siginfo; BATCH] = unsafe { std::mem::zeroed() };
             // SAFETY: the buffer is valid for BATCH records; the kernel writes whole records.
             let read = unsafe { libc::read(self.fd.as_raw_fd(), batch.as_mut_ptr().cast(), size * BATCH) };
             if read < 0 {
@@ -126,7 +126,9 @@ impl SignalInbox {
                 };
             }
             let count = read as usize / size;
-            arrivals.extend(batch[..count].iter().map(|info| Arrival {
+            // SAFETY: the kernel wrote `count` whole records at the start of the buffer.
+            let written = unsafe { std::slice::from_raw_parts(batch.as_ptr().cast::<libc::signalfd_siginfo>(), count) };
+            arrivals.extend(written.iter().map(|info| Arrival {
                 signo: Signo(info.ssi_signo as i32),
                 sender: info.ssi_pid as i32,
                 status: (info.ssi_code == libc::SI_QUEUE).then(|| carried(info.ssi_int)).flatten(),

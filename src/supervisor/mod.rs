@@ -86,13 +86,17 @@ impl<'p> Supervisor<'p> {
             return actions;
         }
         self.do_what_is_due(now, &mut actions);
+        let done = actions.len();
         if !self.shutdown.is_begun() {
             self.start_next(&mut actions);
             self.note_ready(&mut actions);
         }
         self.advance(now, &mut actions);
-        // A stop action of no grace at all is due at once.
-        self.do_what_is_due(now, &mut actions);
+        // A stop action of no grace at all is due at once. What is new since the pass
+        // above came with an action, or with the shutdown.
+        if actions.len() > done || self.shutdown.is_begun() {
+            self.do_what_is_due(now, &mut actions);
+        }
         actions
     }
 
@@ -455,11 +459,11 @@ impl<'p> Supervisor<'p> {
             actions.push(Action::SuspendSelf);
             return;
         }
-        let running: Vec<usize> = (0..self.procs.len())
+        let mut running = (0..self.procs.len())
             .filter(|&i| self.role(i) == Role::Primary && matches!(self.procs[i].state, State::Running { .. }))
-            .collect();
+            .peekable();
         let rewritten_for_all =
-            !running.is_empty() && running.iter().all(|&i| self.plan.processes[i].rewritten(signo).is_some());
+            running.peek().is_some() && running.all(|i| self.plan.processes[i].rewritten(signo).is_some());
         if signo.asks_to_stop() && !rewritten_for_all {
             let any_primary_ran =
                 (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
