@@ -137,92 +137,68 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         None => None,
     };
     let mut check = false;
-    let mut words = args.iter();
-    let mut rest: Vec<OsString> = Vec::new();
-    while let Some(word) = words.next() {
-        let Some(text) = word.to_str() else {
-            rest.push(word.clone());
-            break;
-        };
-        if text == "--" {
-            break;
-        }
-        if let Some(long) = text.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((name, value)) => (name, Some(OsString::from(value))),
-                None => (long, None),
-            };
-            let mut value = |what: &str| -> Result<OsString, UsageError> {
-                inline
-                    .clone()
-                    .or_else(|| words.next().cloned())
-                    .ok_or_else(|| UsageError(format!("--{name} needs {what}")))
-            };
-            match name {
-                "config" => options.config = Some(PathBuf::from(value("a file")?)),
-                "grace" => options.grace = Some(read_duration("--grace", &value("a duration")?)?),
-                "stop-delay" => options.stop_delay = Some(read_duration("--stop-delay", &value("a duration")?)?),
-                "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &value("S:R")?)?),
+    let mut words = Words::new(args);
+    while let Some(option) = words.next_option() {
+        match option {
+            Opt::Long { name, inline } => match name {
+                "config" => options.config = Some(PathBuf::from(words.long_value(name, inline, "a file")?)),
+                "grace" => {
+                    options.grace = Some(read_duration("--grace", &words.long_value(name, inline, "a duration")?)?);
+                }
+                "stop-delay" => {
+                    let value = words.long_value(name, inline, "a duration")?;
+                    options.stop_delay = Some(read_duration("--stop-delay", &value)?);
+                }
+                "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &words.long_value(name, inline, "S:R")?)?),
                 "check" => check = true,
                 // dumb-init's: exeunt's children never share its session anyway.
                 "single-child" => {}
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
-                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("--{name}"))))),
-            }
-            continue;
-        }
-        let Some(flags) = text.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            rest.push(word.clone());
-            break;
-        };
-        // Short flags may be grouped (-vvv, -sg) and take a value joined or next (-e3, -e 3).
-        for (i, flag) in flags.char_indices() {
-            let joined = &flags[i + flag.len_utf8()..];
-            let mut value = |what: &str| -> Result<OsString, UsageError> {
-                if joined.is_empty() {
-                    words.next().cloned().ok_or_else(|| UsageError(format!("-{flag} needs {what}")))
-                } else {
-                    Ok(OsString::from(joined))
+                _ => return Err(unknown(&format!("--{name}"))),
+            },
+            Opt::Short(flags) => {
+                for (i, flag) in flags.char_indices() {
+                    let joined = &flags[i + flag.len_utf8()..];
+                    match flag {
+                        's' => {}
+                        'g' => options.signal_groups = true,
+                        'w' => options.report_reaped = true,
+                        'v' => options.verbose = options.verbose.saturating_add(1),
+                        'h' => return Ok(Invocation::Help),
+                        'c' => {
+                            options.config = Some(PathBuf::from(words.short_value(flag, joined, "a file")?));
+                            break;
+                        }
+                        'e' => {
+                            let code = words.short_value(flag, joined, "an exit code")?;
+                            let code = code.to_str().and_then(|c| c.parse::<u8>().ok()).ok_or_else(|| {
+                                UsageError(format!(
+                                    "-e takes an exit code from 0 to 255, got {}",
+                                    Quoted(&code.to_string_lossy())
+                                ))
+                            })?;
+                            options.zero_codes.add(code);
+                            break;
+                        }
+                        'r' => {
+                            options.rewrite.push(read_rewrite("-r", &words.short_value(flag, joined, "S:R")?)?);
+                            break;
+                        }
+                        'p' => {
+                            let name = words.short_value(flag, joined, "a signal name")?;
+                            let signo =
+                                Signo::parse(&name.to_string_lossy()).map_err(|e| UsageError(format!("-p: {e}")))?;
+                            options.parent_death_signal = Some(signo);
+                            break;
+                        }
+                        _ => return Err(unknown(&format!("-{flag}"))),
+                    }
                 }
-            };
-            match flag {
-                's' => {}
-                'g' => options.signal_groups = true,
-                'w' => options.report_reaped = true,
-                'v' => options.verbose = options.verbose.saturating_add(1),
-                'h' => return Ok(Invocation::Help),
-                'c' => {
-                    options.config = Some(PathBuf::from(value("a file")?));
-                    break;
-                }
-                'e' => {
-                    let code = value("an exit code")?;
-                    let code = code.to_str().and_then(|c| c.parse::<u8>().ok()).ok_or_else(|| {
-                        UsageError(format!(
-                            "-e takes an exit code from 0 to 255, got {}",
-                            Quoted(&code.to_string_lossy())
-                        ))
-                    })?;
-                    options.zero_codes.add(code);
-                    break;
-                }
-                'r' => {
-                    options.rewrite.push(read_rewrite("-r", &value("S:R")?)?);
-                    break;
-                }
-                'p' => {
-                    let name = value("a signal name")?;
-                    let signo = Signo::parse(&name.to_string_lossy()).map_err(|e| UsageError(format!("-p: {e}")))?;
-                    options.parent_death_signal = Some(signo);
-                    break;
-                }
-                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("-{flag}"))))),
             }
         }
     }
-    rest.extend(words.cloned());
-    options.command = rest;
+    options.command = words.command();
     options.log_level = match env("EXEUNT_LOG").filter(|v| !v.is_empty()) {
         Some(name) => Some(Level::parse(&name.to_string_lossy()).ok_or_else(|| {
             UsageError(format!(
@@ -239,6 +215,81 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         return Err(UsageError("nothing to run: give a COMMAND or a role map with -c".to_string()));
     }
     Ok(Invocation::Run(options))
+}
+
+/// One option of a command line, as [`Words`] finds it.
+enum Opt<'a> {
+    /// `--name` or `--name=value`.
+    Long { name: &'a str, inline: Option<&'a str> },
+    /// `-abc`: one or more short flags, the last of which may take the rest as a value.
+    Short(&'a str),
+}
+
+/// Walks the options of a command line the way both of exeunt's command lines read
+/// them: they end at `--` or at the first word that is not an option; a long option's
+/// value follows `=` or is the next word; short flags group (`-vvv`), and one that takes
+/// a value takes the rest of its word or the next word (`-e3`, `-e 3`).
+struct Words<'a> {
+    words: std::slice::Iter<'a, OsString>,
+    /// The first word that was not an option, once met.
+    first: Option<&'a OsString>,
+}
+
+impl<'a> Words<'a> {
+    fn new(args: &'a [OsString]) -> Words<'a> {
+        Words { words: args.iter(), first: None }
+    }
+
+    /// The next option; None once the options have ended.
+    fn next_option(&mut self) -> Option<Opt<'a>> {
+        let word = self.words.next()?;
+        let Some(text) = word.to_str() else {
+            self.first = Some(word);
+            return None;
+        };
+        if text == "--" {
+            return None;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            return Some(match long.split_once('=') {
+                Some((name, value)) => Opt::Long { name, inline: Some(value) },
+                None => Opt::Long { name: long, inline: None },
+            });
+        }
+        match text.strip_prefix('-').filter(|flags| !flags.is_empty()) {
+            Some(flags) => Some(Opt::Short(flags)),
+            None => {
+                self.first = Some(word);
+                None
+            }
+        }
+    }
+
+    /// The value of long option `name`: after its `=`, else the next word.
+    fn long_value(&mut self, name: &str, inline: Option<&str>, what: &str) -> Result<OsString, UsageError> {
+        inline
+            .map(OsString::from)
+            .or_else(|| self.words.next().cloned())
+            .ok_or_else(|| UsageError(format!("--{name} needs {what}")))
+    }
+
+    /// The value of short flag `flag`: the rest of its word, else the next word.
+    fn short_value(&mut self, flag: char, joined: &str, what: &str) -> Result<OsString, UsageError> {
+        if joined.is_empty() {
+            self.words.next().cloned().ok_or_else(|| UsageError(format!("-{flag} needs {what}")))
+        } else {
+            Ok(OsString::from(joined))
+        }
+    }
+
+    /// What follows the options: COMMAND and its arguments.
+    fn command(self) -> Vec<OsString> {
+        self.first.into_iter().chain(self.words).cloned().collect()
+    }
+}
+
+fn unknown(option: &str) -> UsageError {
+    UsageError(format!("unknown option {}", Quoted(option)))
 }
 
 /// Reads `S:R`, dumb-init's rewrite: two signal numbers (or names); R = 0 ignores S.
@@ -262,59 +313,36 @@ pub fn parse_dumb_init(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>
     let mut options = Options::default();
     let mut setsid = env("DUMB_INIT_SETSID").is_none_or(|v| v != "0");
     let mut verbose = env("DUMB_INIT_DEBUG").is_some_and(|v| v == "1");
-    let mut words = args.iter();
-    let mut rest: Vec<OsString> = Vec::new();
-    while let Some(word) = words.next() {
-        let Some(text) = word.to_str() else {
-            rest.push(word.clone());
-            break;
-        };
-        if text == "--" {
-            break;
-        }
-        if let Some(long) = text.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((name, value)) => (name, Some(OsString::from(value))),
-                None => (long, None),
-            };
-            match name {
+    let mut words = Words::new(args);
+    while let Some(option) = words.next_option() {
+        match option {
+            Opt::Long { name, inline } => match name {
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
                 "single-child" => setsid = false,
                 "verbose" => verbose = true,
-                "rewrite" => {
-                    let value = inline.or_else(|| words.next().cloned());
-                    let value = value.ok_or_else(|| UsageError("--rewrite needs S:R".into()))?;
-                    options.rewrite.push(read_rewrite("--rewrite", &value)?);
+                "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &words.long_value(name, inline, "S:R")?)?),
+                _ => return Err(unknown(&format!("--{name}"))),
+            },
+            Opt::Short(flags) => {
+                for (i, flag) in flags.char_indices() {
+                    match flag {
+                        'h' => return Ok(Invocation::Help),
+                        'V' => return Ok(Invocation::Version),
+                        'c' => setsid = false,
+                        'v' => verbose = true,
+                        'r' => {
+                            let joined = &flags[i + flag.len_utf8()..];
+                            options.rewrite.push(read_rewrite("-r", &words.short_value(flag, joined, "S:R")?)?);
+                            break;
+                        }
+                        _ => return Err(unknown(&format!("-{flag}"))),
+                    }
                 }
-                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("--{name}"))))),
-            }
-            continue;
-        }
-        let Some(flags) = text.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            rest.push(word.clone());
-            break;
-        };
-        for (i, flag) in flags.char_indices() {
-            match flag {
-                'h' => return Ok(Invocation::Help),
-                'V' => return Ok(Invocation::Version),
-                'c' => setsid = false,
-                'v' => verbose = true,
-                'r' => {
-                    let joined = &flags[i + 1..];
-                    let value = match joined.is_empty() {
-                        true => words.next().cloned().ok_or_else(|| UsageError("-r needs S:R".into()))?,
-                        false => OsString::from(joined),
-                    };
-                    options.rewrite.push(read_rewrite("-r", &value)?);
-                    break;
-                }
-                _ => return Err(UsageError(format!("unknown option {}", Quoted(&format!("-{flag}"))))),
             }
         }
     }
-    rest.extend(words.cloned());
+    let rest = words.command();
     if rest.is_empty() {
         return Err(UsageError("nothing to run: give a COMMAND".to_string()));
     }
