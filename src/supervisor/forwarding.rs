@@ -24,12 +24,7 @@ impl Supervisor<'_> {
             actions.push(Action::SuspendSelf);
             return;
         }
-        let mut running = (0..self.procs.len())
-            .filter(|&i| self.role(i) == Role::Primary && matches!(self.procs[i].state, State::Running { .. }))
-            .peekable();
-        let rewritten_for_all =
-            running.peek().is_some() && running.all(|i| self.plan.processes[i].rewritten(signo).is_some());
-        if signo.asks_to_stop() && !rewritten_for_all {
+        if signo.asks_to_stop() && !self.rewritten_by_every_running_primary(signo) {
             let any_primary_ran =
                 (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state != State::Waiting);
             match self.shutdown.begun() {
@@ -70,6 +65,14 @@ impl Supervisor<'_> {
         if signo.is_forwarded() {
             self.pass_on(signo, actions);
         }
+    }
+
+    /// Whether some primary runs, and every running one gets something else for `signo`.
+    fn rewritten_by_every_running_primary(&self, signo: Signo) -> bool {
+        let mut running = (0..self.procs.len())
+            .filter(|&i| self.role(i) == Role::Primary && matches!(self.procs[i].state, State::Running { .. }))
+            .peekable();
+        running.peek().is_some() && running.all(|i| self.plan.processes[i].rewritten(signo).is_some())
     }
 
     /// Passes a signal on to every primary there is, as its rewrite table says.
