@@ -313,6 +313,9 @@ pub struct Plan {
     /// dumb-init's job control: SIGTSTP, SIGTTOU and SIGTTIN are passed on, and then
     /// stop exeunt itself.
     pub job_control: bool,
+    /// As dumb-init: exeunt leaves its working directory for `/` once the first process
+    /// runs, so that it pins no mount.
+    pub leave_cwd: bool,
 }
 
 impl Plan {
@@ -335,6 +338,7 @@ impl Plan {
             stop_delay: Duration::ZERO,
             setsid: false,
             job_control: false,
+            leave_cwd: false,
         }
     }
 

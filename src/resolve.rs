@@ -113,6 +113,7 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     if let Some(dumb_init) = options.dumb_init {
         plan.setsid = dumb_init.setsid;
         plan.job_control = true;
+        plan.leave_cwd = true;
     }
     let mut rewrite = options.rewrite.clone();
     if plan.setsid {

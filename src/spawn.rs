@@ -67,9 +67,10 @@ pub struct Launcher {
     /// stdin is a terminal, so that `docker run -it` reaches it.
     foreground: Option<usize>,
     /// dumb-init's setsid mode: primaries lead sessions of their own and take the
-    /// terminal as theirs; exeunt leaves its working directory for `/` once one runs,
-    /// so that it holds no mount.
+    /// terminal as theirs.
     setsid: bool,
+    /// Whether exeunt has left its working directory for `/` (or need not: the plan's
+    /// `leave_cwd`), which it does once the first process runs.
     left_cwd: std::cell::Cell<bool>,
 }
 
@@ -84,7 +85,7 @@ impl Launcher {
             die_with_exeunt: !is_pid1,
             foreground,
             setsid: plan.setsid,
-            left_cwd: std::cell::Cell::new(!plan.job_control),
+            left_cwd: std::cell::Cell::new(!plan.leave_cwd),
         }
     }
 
