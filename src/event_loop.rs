@@ -80,6 +80,9 @@ pub trait World {
     fn on_ready(&mut self, token: Token, poller: &Poller, events: &mut Events);
     /// Carries out one action; what it causes at once goes into `events`.
     fn carry_out(&mut self, action: Action, poller: &Poller, events: &mut Events);
+    /// The loop is about to block: sources whose wishes changed meanwhile (bytes now
+    /// wait to be written) watch or unwatch their descriptors.
+    fn before_wait(&mut self, poller: &Poller);
 }
 
 /// The one epoll, and the timer the loop arms for the supervisor's next deadline.
@@ -188,6 +191,7 @@ pub fn run(supervisor: &mut Supervisor, world: &mut impl World, mut poller: Poll
             actions = supervisor.handle(event, now());
             continue;
         }
+        world.before_wait(&poller);
         poller.arm(supervisor.next_deadline());
         poller.wait(world, &mut events);
     }

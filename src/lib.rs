@@ -15,6 +15,7 @@ pub mod duration;
 pub mod event_loop;
 pub mod events;
 pub mod logger;
+pub mod outlet;
 pub mod plan;
 pub mod pod;
 pub mod reaper;
@@ -130,8 +131,15 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     // Nothing above started a process; from here on, nothing may make exeunt give up.
     let known = world.known();
     let mut supervisor = supervisor::Supervisor::new(&plan, event_loop::now());
-    event_loop::run(&mut supervisor, &mut world, poller, known)
+    let code = event_loop::run(&mut supervisor, &mut world, poller, known);
+    // The last lines say why exeunt stopped; a stderr that takes none of them in this
+    // time does not keep the container from ending.
+    logger::drain(LAST_LINES_WAIT);
+    code
 }
+
+/// How long exeunt, done, waits for a full stderr to take its last log lines.
+pub const LAST_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `--check`: resolves the role map of `-c` (with COMMAND as its primary), or each role
 /// map named on the command line, as a run would, and prints the plans.

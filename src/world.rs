@@ -1,5 +1,5 @@
 //! The operating system as a run sees it: the event sources (signals, children, check
-//! sockets, the graveyard, other containers' processes) and the means to carry the
+//! sockets, the graveyard, other containers' processes, room in stderr for the log) and the means to carry the
 //! supervisor's actions out (start, signal, probe, record). A new source is one more
 //! field and one more arm here; the event loop does not change.
 
@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use crate::checks::Checks;
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Action, Event, Milestone, Purpose};
+use crate::logger::LogDrain;
 use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
 use crate::pod::shared_pid::OtherContainers;
@@ -24,6 +25,7 @@ const CHILDREN: SourceId = SourceId(2);
 const CHECKS: SourceId = SourceId(3);
 const GRAVEYARD: SourceId = SourceId(4);
 const OTHER_CONTAINERS: SourceId = SourceId(5);
+const LOG: SourceId = SourceId(6);
 
 /// The sources of one run, and what carries its actions out.
 pub struct Os<'p> {
@@ -34,6 +36,7 @@ pub struct Os<'p> {
     checks: Checks,
     graveyard: Option<Graveyard>,
     others: OtherContainers,
+    log: LogDrain,
 }
 
 impl<'p> Os<'p> {
@@ -52,7 +55,8 @@ impl<'p> Os<'p> {
             poller.watch(graveyard.as_fd(), Token { source: GRAVEYARD, key: 0 }, Interest::Readable)?;
         }
         let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
-        Ok(Os { plan, launcher, signals, children, checks, graveyard, others })
+        let log = LogDrain::new(Token { source: LOG, key: 0 });
+        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, log })
     }
 
     /// What the pod says before anything starts: the deps' tombstones as they are.
@@ -77,6 +81,7 @@ impl event_loop::World for Os<'_> {
             CHECKS => Some(&mut self.checks),
             GRAVEYARD => self.graveyard.as_mut().map(|g| g as &mut dyn Source),
             OTHER_CONTAINERS => Some(&mut self.others),
+            LOG => Some(&mut self.log),
             _ => None,
         };
         match source {
@@ -156,6 +161,10 @@ impl event_loop::World for Os<'_> {
             Action::CancelCheck(id) => self.checks.cancel(id, poller),
             Action::Reap => self.reap(events),
         }
+    }
+
+    fn before_wait(&mut self, poller: &Poller) {
+        self.log.settle(poller);
     }
 }
 

@@ -1,0 +1,238 @@
+//! Where exeunt's own writes leave it: a stream (stderr, stdout) written without ever
+//! blocking, with a bounded queue for what the stream cannot take yet. The event loop
+//! watches the stream for room while, and only while, something waits.
+//!
+//! The stream's descriptor is usually shared with the children, and its flags belong
+//! to its open file description: setting O_NONBLOCK on it would make the children's
+//! own writes fail with EAGAIN. So exeunt writes through a way that is non-blocking
+//! for exeunt alone:
+//! - a pipe, FIFO or terminal is opened again through `/proc/self/fd`, which gives
+//!   exeunt an open file description of its own, O_NONBLOCK and close-on-exec;
+//! - a socket (a journald stream, say) takes `send` with MSG_DONTWAIT, per call;
+//! - a regular file never blocks for long, and is written as it is.
+//!
+//! When none of these can be had (no /proc), writes go to the descriptor as it is and
+//! may block, as they did before.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// How the bytes reach the stream.
+enum Way {
+    /// exeunt's own open file description, non-blocking.
+    Private(OwnedFd),
+    /// A socket, sent to with MSG_DONTWAIT.
+    Socket(RawFd),
+    /// The descriptor as the children have it: a regular file, or nothing better.
+    Shared(RawFd),
+}
+
+/// What became of bytes offered to an outlet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Written, or queued behind what waits.
+    Taken,
+    /// The queue has no room for them: nothing of them was written or queued.
+    Full,
+    /// The stream is gone (its reader closed it); nothing more will be written.
+    Broken,
+}
+
+/// One stream and what waits to be written to it.
+pub struct Outlet {
+    way: Way,
+    /// Bytes waiting, from `start` on; the bytes before `start` went out.
+    queue: Vec<u8>,
+    start: usize,
+    /// How many bytes may wait at most.
+    limit: usize,
+    broken: bool,
+}
+
+impl Outlet {
+    /// An outlet for descriptor `fd` (1 or 2) holding at most `limit` waiting bytes.
+    pub fn open(fd: RawFd, limit: usize) -> Outlet {
+        Outlet { way: way_to(fd), queue: Vec::new(), start: 0, limit, broken: false }
+    }
+
+    /// Whether bytes wait for room in the stream.
+    pub fn is_waiting(&self) -> bool {
+        self.start < self.queue.len()
+    }
+
+    /// Whether the stream is gone.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Writes `bytes` as far as the stream takes them now, and queues the rest behind
+    /// anything that waits. Bytes are offered whole (a line): either all of them are
+    /// written or queued, or, when the queue has no room, none.
+    pub fn offer(&mut self, bytes: &[u8]) -> Offer {
+        if self.broken {
+            return Offer::Broken;
+        }
+        if self.queue.len() - self.start + bytes.len() > self.limit {
+            return Offer::Full;
+        }
+        let written = if self.is_waiting() { 0 } else { self.write(bytes) };
+        if self.broken {
+            return Offer::Broken;
+        }
+        if written < bytes.len() {
+            self.queue.extend_from_slice(&bytes[written..]);
+        }
+        Offer::Taken
+    }
+
+    /// Writes what waits, as far as the stream takes it now.
+    pub fn flush(&mut self) {
+        while self.is_waiting() && !self.broken {
+            let waiting = std::mem::take(&mut self.queue);
+            let written = self.write(&waiting[self.start..]);
+            self.queue = waiting;
+            if written == 0 {
+                break;
+            }
+            self.start += written;
+        }
+        if !self.is_waiting() || self.broken {
+            self.queue.clear();
+            self.start = 0;
+        } else if self.start > self.queue.len() / 2 {
+            self.queue.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Waits up to `limit` for room in the stream, when exeunt is about to exit and
+    /// nothing else needs it. False when waiting failed.
+    pub fn wait_for_room(&self, limit: Duration) -> bool {
+        let mut poll = libc::pollfd { fd: self.as_fd().as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+        let millis = i32::try_from(limit.as_millis().max(1)).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd, for the length given.
+        unsafe { libc::poll(&mut poll, 1, millis) >= 0 || *libc::__errno_location() == libc::EINTR }
+    }
+
+    /// Writes once; returns how much went out (0 when the stream is full). A stream
+    /// whose reader is gone is marked broken and forgets what waits.
+    fn write(&mut self, bytes: &[u8]) -> usize {
+        loop {
+            // SAFETY: the pointer and length are one valid slice; the descriptor is open.
+            let result = unsafe {
+                match &self.way {
+                    Way::Private(fd) => libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()),
+                    Way::Socket(fd) => {
+                        libc::send(*fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                    }
+                    Way::Shared(fd) => libc::write(*fd, bytes.as_ptr().cast(), bytes.len()),
+                }
+            };
+            if result >= 0 {
+                return result as usize;
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return 0,
+                // EPIPE, a closed descriptor, and the like: nobody reads any more.
+                _ => {
+                    self.broken = true;
+                    return 0;
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for Outlet {
+    /// The descriptor to watch for room.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.way {
+            Way::Private(fd) => fd.as_fd(),
+            // SAFETY: descriptors 1 and 2 stay open for as long as exeunt runs.
+            Way::Socket(fd) | Way::Shared(fd) => unsafe { BorrowedFd::borrow_raw(*fd) },
+        }
+    }
+}
+
+/// The non-blocking way to write to `fd`, as the module comment tells.
+fn way_to(fd: RawFd) -> Way {
+    // SAFETY: fstat writes into the zeroed stat it is given.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return Way::Shared(fd);
+    }
+    match stat.st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => Way::Socket(fd),
+        libc::S_IFIFO | libc::S_IFCHR => {
+            let path = format!("/proc/self/fd/{fd}\0");
+            let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+            // SAFETY: a NUL-terminated path; the descriptor returned is ours alone.
+            match unsafe { libc::open(path.as_ptr().cast(), flags) } {
+                own if own >= 0 => Way::Private(unsafe { OwnedFd::from_raw_fd(own) }),
+                _ => Way::Shared(fd),
+            }
+        }
+        _ => Way::Shared(fd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A pipe whose read end the test holds, and an outlet on its write end.
+    fn pipe_outlet(limit: usize) -> (std::fs::File, OwnedFd, Outlet) {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        let outlet = Outlet::open(write.as_raw_fd(), limit);
+        (std::fs::File::from(read), write, outlet)
+    }
+
+    /// Fills the pipe through a non-blocking description of the test's own; returns
+    /// how many bytes it took.
+    fn fill(fd: &OwnedFd) -> usize {
+        let mut own = Outlet::open(fd.as_raw_fd(), 0);
+        assert!(matches!(own.way, Way::Private(_)), "a pipe gets a description of its own");
+        let mut total = 0;
+        while let n @ 1.. = own.write(&[b'x'; 4096]) {
+            total += n;
+        }
+        total
+    }
+
+    #[test]
+    fn the_shared_descriptor_keeps_its_blocking_flags() {
+        let (_read, write, _outlet) = pipe_outlet(64);
+        let flags = nix::fcntl::fcntl(&write, nix::fcntl::F_GETFL).unwrap();
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "the children's description is left blocking");
+    }
+
+    #[test]
+    fn a_full_stream_queues_whole_lines_up_to_the_limit_then_refuses() {
+        let (mut read, write, mut outlet) = pipe_outlet(10);
+        let filled = fill(&write);
+        assert_eq!(outlet.offer(b"one\n"), Offer::Taken);
+        assert_eq!(outlet.offer(b"two\n"), Offer::Taken);
+        assert_eq!(outlet.offer(b"three\n"), Offer::Full, "4 + 4 + 6 bytes exceed 10");
+        assert!(outlet.is_waiting());
+        let mut drained = vec![0; filled];
+        read.read_exact(&mut drained).unwrap();
+        outlet.flush();
+        assert!(!outlet.is_waiting());
+        drop(write);
+        drop(outlet);
+        let mut rest = String::new();
+        read.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_stream_nobody_reads_any_more_is_broken_not_an_error() {
+        let (read, _write, mut outlet) = pipe_outlet(64);
+        drop(read);
+        assert_eq!(outlet.offer(b"lost\n"), Offer::Broken);
+        assert!(outlet.is_broken());
+        assert_eq!(outlet.offer(b"lost too\n"), Offer::Broken);
+    }
+}

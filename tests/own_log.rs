@@ -1,0 +1,113 @@
+//! exeunt's own log never holds supervision up: a stderr that nobody reads costs
+//! dropped log lines, counted, and never a late signal or a missed exit.
+
+mod common;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use common::{HANG, Scratch, exeunt, require_pid_namespaces};
+
+/// Bytes waiting in a pipe, read through its read end.
+fn waiting_in(pipe: &impl AsRawFd) -> usize {
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into the variable it is given.
+    assert_eq!(unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut waiting) }, 0);
+    waiting as usize
+}
+
+#[test]
+fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drains() {
+    require_pid_namespaces();
+    let scratch = Scratch::new("full-stderr");
+    let map = scratch.file(
+        "map.toml",
+        "[[process]]\nname = \"flood\"\nrole = \"sidecar\"\ncommand = [\"sh\", \"-c\", \"exec yes flooding-stderr >&2\"]\n\n\
+         [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"sh\", \"-c\", \
+         \"trap '' USR1; trap 'kill -9 $! 2>/dev/null; echo job got TERM; exit 3' TERM; echo job started; \
+         while :; do sleep 1000 & wait $!; done\"]\n",
+    );
+    // -v: every forwarded signal is a log line, so that the log outgrows what may wait.
+    let mut child = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .args([exeunt(), "-v", "-c", &map])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start unshare");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines, seen) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send((Instant::now(), line));
+        }
+    });
+    let expect = |needle: &str| loop {
+        let (at, line) = seen.recv_timeout(HANG).unwrap_or_else(|_| panic!("no stdout line {needle:?}"));
+        if line.contains(needle) {
+            return at;
+        }
+    };
+    expect("job started");
+    let unshare = child.id();
+    let pid = children_of(unshare as i32)[0];
+    let flood = *children_of(pid)
+        .iter()
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "yes"))
+        .expect("the flooding sidecar");
+    // Full: the sidecar waits in its write.
+    let started = Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{flood}/wchan")).unwrap_or_default().contains("pipe_write") {
+        assert!(started.elapsed() < HANG, "the sidecar never filled stderr");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let full = waiting_in(&stderr);
+    for _ in 0..3000 {
+        // SAFETY: kill takes plain integers.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let sent = Instant::now();
+    // SAFETY: kill takes plain integers.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let latency = expect("job got TERM").saturating_duration_since(sent);
+    println!("SIGTERM reached the primary {latency:?} after it was sent, with stderr full");
+    assert!(latency < Duration::from_millis(100), "a full stderr held the SIGTERM up for {latency:?}");
+    assert_eq!(waiting_in(&stderr), full, "stderr was still full when the signal went through");
+
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let status = child.wait().expect("wait for unshare");
+    let log = reader.join().expect("stderr reader");
+    assert_eq!(status.code(), Some(3), "the primary's status, after the stop: {}", tail(&log));
+    let notes: Vec<&str> = log.lines().filter(|l| l.contains("log lines dropped while stderr was full")).collect();
+    println!("{notes:?}");
+    assert_eq!(notes.len(), 1, "one count once stderr drained: {}", tail(&log));
+    let dropped: u64 = notes[0].split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect("a count");
+    assert!(dropped > 0, "{}", notes[0]);
+    // The oldest lines made room: the last ones, after the gap, say how the run ended.
+    let note = log.find("log lines dropped while stderr was full").expect("the note");
+    let ended = log.find("primary job exited with exit code 3").expect("the primary's end is logged");
+    assert!(note < ended, "the count stands where the gap is: {}", tail(&log));
+    // The children's stderr stayed blocking: the flood ended by the stop, not by EAGAIN.
+    assert!(log.contains("sidecar flood exited with SIGTERM"), "{}", tail(&log));
+}
+
+/// The pids of `pid`'s children.
+fn children_of(pid: i32) -> Vec<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).expect("children");
+    children.split_whitespace().map(|p| p.parse().expect("a pid")).collect()
+}
+
+/// The end of a long log, for a failure message.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("[exeunt]")).collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
