@@ -230,7 +230,7 @@ mod world {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use exeunt::events::{Action, CheckId, Death, Event, ExitStatus, Purpose, Time};
+    use exeunt::events::{Action, CheckId, Death, Event, ExitStatus, Member, Purpose, Time};
     use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
     use exeunt::signo::Signo;
     use exeunt::supervisor::Supervisor;
@@ -420,6 +420,17 @@ mod world {
                         }
                     }
                     Action::Reap => self.reap(),
+                    // The world's strays stand for what the primaries left in their groups.
+                    Action::SignalLeftovers { groups } => {
+                        assert!(!groups.is_empty(), "SignalLeftovers without a group");
+                        let strays: Vec<i32> =
+                            self.alive.iter().filter(|(_, i)| i.is_none()).map(|(p, _)| *p).collect();
+                        if groups.iter().any(|(_, signo)| signo.0 == libc::SIGKILL) {
+                            self.killed.extend(&strays);
+                        }
+                        let members = strays.into_iter().map(|pid| Member { pid, name: "stray".into() }).collect();
+                        self.queue.push_back(Event::Leftovers { members });
+                    }
                     // A group, not a pid: it may be gone, and that is no fault. exeunt
                     // stopping itself changes nothing in the world.
                     Action::SignalGroup { .. } | Action::SuspendSelf => {}

@@ -76,6 +76,14 @@ pub struct Death {
     pub code: Option<i32>,
 }
 
+/// A process found in one of the primaries' process groups after they exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub pid: i32,
+    /// Its command name, as /proc says.
+    pub name: String,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -96,6 +104,8 @@ pub enum Event {
     NotFound { index: usize },
     /// What the tombstone of another container of the pod says, read when it changed.
     Tombstone { container: String, ready: bool, died: Option<Death> },
+    /// Who was in the process groups that `SignalLeftovers` signalled (zombies aside).
+    Leftovers { members: Vec<Member> },
     /// A check finished: Ok when it passed, else why not.
     CheckDone { id: CheckId, result: Result<(), String> },
     /// The clock passed the deadline the supervisor asked for.
@@ -118,6 +128,9 @@ pub enum Action {
     SignalWithStatus { pid: i32, signo: Signo, status: i32 },
     /// Signal a process group, only the group: its leader may be reaped already.
     SignalGroup { pgid: i32, signo: Signo },
+    /// Signal each process group that has live members with its signal, and report
+    /// the members (`Event::Leftovers`).
+    SignalLeftovers { groups: Vec<(i32, Signo)> },
     /// Stop exeunt itself (dumb-init's job control: after its child, on SIGTSTP).
     SuspendSelf,
     /// Signal every descendant of exeunt, then reap.

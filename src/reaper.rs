@@ -11,7 +11,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::event_loop::{Events, Poller, Source};
-use crate::events::{Event, ExitStatus};
+use crate::events::{Event, ExitStatus, Member};
 use crate::signo::Signo;
 
 /// SIGCHLD on a descriptor of its own: readable when a child may have exited.
@@ -139,6 +139,32 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// Sends each process group its signal, where the group has live members, and says
+/// who the members were: the leftovers of the primaries that led the groups.
+pub fn signal_groups(groups: &[(i32, Signo)]) -> Vec<Member> {
+    let mut members = Vec::new();
+    let mut signalled = Vec::new();
+    for pid in pids() {
+        let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else { continue };
+        let Some(found) = parse_stat(&stat).filter(|s| s.state != b'Z') else { continue };
+        let Some(&(pgid, signo)) = groups.iter().find(|(pgid, _)| *pgid == found.pgrp) else { continue };
+        if !signalled.contains(&pgid) {
+            // SAFETY: kill takes plain integers; a group that emptied since is ESRCH.
+            unsafe { libc::kill(-pgid, signo.0) };
+            signalled.push(pgid);
+        }
+        members.push(Member { pid, name: command_name(&stat) });
+    }
+    members
+}
+
+/// The command name between the parentheses of a /proc/PID/stat line.
+fn command_name(stat: &[u8]) -> String {
+    let open = stat.iter().position(|&b| b == b'(').map_or(0, |i| i + 1);
+    let close = stat.iter().rposition(|&b| b == b')').unwrap_or(stat.len()).max(open);
+    String::from_utf8_lossy(&stat[open..close]).into_owned()
+}
+
 /// Whether the process is stopped by a signal (state T in /proc/PID/stat).
 pub fn is_stopped(pid: i32) -> bool {
     fs::read(format!("/proc/{pid}/stat")).ok().and_then(|stat| parse_stat(&stat)).is_some_and(|s| s.state == b'T')
@@ -151,6 +177,8 @@ pub struct Stat {
     pub state: u8,
     /// The parent's pid; 0 when the parent is outside this PID namespace.
     pub ppid: i32,
+    /// Its process group.
+    pub pgrp: i32,
 }
 
 /// Reads the state and the parent pid from the text of /proc/PID/stat. The command
@@ -163,8 +191,10 @@ pub fn parse_stat(stat: &[u8]) -> Option<Stat> {
         [state] => *state,
         _ => return None,
     };
-    let ppid = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
-    Some(Stat { state, ppid })
+    let mut number = || std::str::from_utf8(fields.next()?).ok()?.parse().ok();
+    let ppid = number()?;
+    let pgrp = number()?;
+    Some(Stat { state, ppid, pgrp })
 }
 
 #[cfg(test)]
@@ -173,10 +203,11 @@ mod tests {
 
     #[test]
     fn state_and_parent_are_read_past_a_command_name_with_parentheses() {
-        assert_eq!(parse_stat(b"42 (sh) S 7 42 42 0 -1"), Some(Stat { state: b'S', ppid: 7 }));
-        assert_eq!(parse_stat(b"42 (a) b) (c) Z 9 1 1"), Some(Stat { state: b'Z', ppid: 9 }));
+        assert_eq!(parse_stat(b"42 (sh) S 7 40 42 0 -1"), Some(Stat { state: b'S', ppid: 7, pgrp: 40 }));
+        assert_eq!(parse_stat(b"42 (a) b) (c) Z 9 1 1"), Some(Stat { state: b'Z', ppid: 9, pgrp: 1 }));
         assert_eq!(parse_stat(b"42 (x"), None);
         assert_eq!(parse_stat(b"42 (x) SS 1 1"), None);
+        assert_eq!(parse_stat(b"42 (x) S 1"), None);
         assert_eq!(parse_stat(b""), None);
     }
 

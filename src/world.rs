@@ -116,6 +116,9 @@ impl event_loop::World for Os<'_> {
                     debug!("sending {signo} to process group {pgid}: {}", std::io::Error::last_os_error());
                 }
             }
+            Action::SignalLeftovers { groups } => {
+                events.push_back(Event::Leftovers { members: reaper::signal_groups(&groups) });
+            }
             Action::SuspendSelf => {
                 // SAFETY: kill takes plain integers. SIGSTOP stops exeunt here, between
                 // two actions; SIGCONT lets it go on from this line.

@@ -275,7 +275,10 @@ fn graveyard_pod_sidecar_ignoring_sigterm_is_killed_after_the_grace_period() {
     assert!(queue.logs.contains("killing main: still running 2s after SIGTERM"), "{queue:?}");
     let delay = after(&queue, &forwarder);
     println!("graveyard pod: the stubborn queue ended {delay:?} after the forwarder (grace 2s)");
-    assert!(delay >= Duration::from_secs(2) && delay < Duration::from_secs(6), "{delay:?}");
+    // The runtime records the forwarder's end after its exeunt wrote the tombstone that
+    // starts the queue's grace period: the gap between the two ends may fall short of
+    // the 2 s by that much (1.997 s was seen). The kill line above is exeunt's own count.
+    assert!(delay >= Duration::from_millis(1800) && delay < Duration::from_secs(6), "{delay:?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! the event loop waits for. A deadline nobody acts on cannot be written.
 
 mod forwarding;
+mod leftovers;
 mod pod;
 mod process;
 mod shutdown;
@@ -25,6 +26,7 @@ use crate::duration::Show;
 use crate::events::{Action, CheckId, Event, ExitStatus, Purpose, Time};
 use crate::plan::{OnExit, OnTimeout, Plan, Role};
 use crate::signo::{SIGKILL, Signo};
+use leftovers::Leftovers;
 use pod::{News, PodGate};
 use process::{Duty, How, Proc, Ready, State};
 use shutdown::Shutdown;
@@ -45,6 +47,7 @@ pub struct Supervisor<'p> {
     plan: &'p Plan,
     procs: Vec<Proc>,
     shutdown: Shutdown,
+    leftovers: Leftovers,
     verdict: Verdict,
     pod: PodGate<'p>,
 }
@@ -56,6 +59,7 @@ impl<'p> Supervisor<'p> {
             plan,
             procs: vec![Proc::new(); plan.processes.len()],
             shutdown: Shutdown::new(),
+            leftovers: Leftovers::new(),
             verdict: Verdict::default(),
             pod: PodGate::new(plan.pod.as_ref(), now),
         }
@@ -74,7 +78,7 @@ impl<'p> Supervisor<'p> {
     /// The earliest deadline the event loop must wake up for, if any.
     pub fn next_deadline(&self) -> Option<Time> {
         let procs = self.procs.iter().filter_map(Proc::deadline);
-        procs.chain(self.shutdown.deadline()).chain(self.pod.deadline()).min()
+        procs.chain(self.shutdown.deadline()).chain(self.leftovers.deadline()).chain(self.pod.deadline()).min()
     }
 
     /// Takes one event at time `now` and returns what to do about it.
@@ -136,6 +140,7 @@ impl<'p> Supervisor<'p> {
                     self.on_news(news, actions);
                 }
             }
+            Event::Leftovers { members } => self.leftovers.found(&members, self.plan, now),
             Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
             // Time passed: what fell due is done below, as after any event.
             Event::Tick => {}
@@ -167,6 +172,9 @@ impl<'p> Supervisor<'p> {
             }
             Some(duty) => self.shutdown.ring(duty, self.plan.grace_period, now, actions),
             None => {}
+        }
+        if let Some(duty) = self.leftovers.due(now) {
+            self.leftovers.ring(duty, actions);
         }
     }
 
@@ -382,6 +390,7 @@ impl<'p> Supervisor<'p> {
 
     fn on_exit(&mut self, pid: i32, status: ExitStatus, now: Time, actions: &mut Vec<Action>) {
         let Some(index) = self.procs.iter().position(|p| p.state.pid() == Some(pid)) else {
+            self.leftovers.exited(pid);
             if self.plan.report_reaped {
                 warn!("Reaped zombie process with pid={pid}");
             } else {
@@ -405,6 +414,10 @@ impl<'p> Supervisor<'p> {
         let name = &spec.name;
         if spec.role == Role::Primary {
             info!("primary {name} exited with {status} after {ran}");
+            if spec.matcher.is_none() {
+                // It led a process group of its own; what it left there goes before the sidecars.
+                self.leftovers.primary_exited(pid, index);
+            }
             if self.plan.setsid
                 && let Some(signo) = self.as_rewritten(index, crate::signo::SIGTERM)
             {
@@ -487,13 +500,22 @@ impl<'p> Supervisor<'p> {
             }
         }
         self.shutdown.hurry(now, actions);
+        self.leftovers.hurry(actions);
     }
 
     /// Moves the shutdown on: the primaries first; then the sidecars, in reverse start
     /// order or all at once; then whatever descendants are left.
     fn advance(&mut self, now: Time, actions: &mut Vec<Action>) {
         let Some(begun) = self.shutdown.begun() else { return };
+        let sidecars_wait = !self.primary_alive()
+            && (0..self.procs.len())
+                .any(|i| self.role(i) == Role::Sidecar && matches!(self.procs[i].state, State::Running { .. }))
+            && !begun.hurry
+            && self.leftovers.hold_sidecars(self.plan, actions);
         for index in shutdown::to_stop(self.plan, &self.procs) {
+            if sidecars_wait && self.role(index) == Role::Sidecar {
+                continue;
+            }
             match (self.role(index), begun.primary_signal) {
                 (Role::Primary, Some(received)) if !begun.hurry => self.ask_primary(index, received, now, actions),
                 _ => self.stop(index, now, actions),

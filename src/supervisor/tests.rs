@@ -43,6 +43,18 @@ fn exited(pid: i32, code: i32) -> Event {
 
 const GONE: Event = Event::Reaped { children_left: false };
 
+/// The last primary's exit, then the world's answer that the primaries left nothing in
+/// their groups: what the supervisor does about both (the sidecars' stop). Before that
+/// answer, no sidecar is asked to stop.
+fn last_primary_exits(sup: &mut Supervisor, event: Event, now: Time) -> Vec<Action> {
+    let mut actions = sup.handle(event, now);
+    let asked = actions.iter().position(|a| matches!(a, Action::SignalLeftovers { .. }));
+    actions.remove(asked.expect("the primaries' groups are signalled first"));
+    assert!(actions.iter().all(|a| !matches!(a, Action::Stop { .. } | Action::StartCheck(_))), "{actions:?}");
+    actions.extend(sup.handle(Event::Leftovers { members: Vec::new() }, now));
+    actions
+}
+
 #[test]
 fn starts_sidecars_one_after_another_then_the_primary() {
     let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar), ("log", Role::Sidecar)]);
@@ -57,7 +69,7 @@ fn starts_sidecars_one_after_another_then_the_primary() {
 fn primary_exit_stops_sidecars_and_exit_code_is_the_primarys() {
     let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
     let mut sup = started(&plan);
-    assert_eq!(sup.handle(exited(101, 3), SEC), [term(100)]);
+    assert_eq!(last_primary_exits(&mut sup, exited(101, 3), SEC), [term(100)]);
     assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE));
     assert_eq!(sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, 2 * SEC), [Action::Reap]);
     assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(3)]);
@@ -77,7 +89,7 @@ fn sidecar_ignoring_its_stop_signal_is_killed_at_the_grace_deadline() {
     let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
     plan.processes[0].grace_period = 3 * SEC;
     let mut sup = started(&plan);
-    sup.handle(exited(101, 0), SEC);
+    last_primary_exits(&mut sup, exited(101, 0), SEC);
     assert_eq!(sup.next_deadline(), Some(4 * SEC));
     assert_eq!(sup.handle(Event::Tick, 3 * SEC), []);
     assert_eq!(sup.handle(Event::Tick, 4 * SEC), [kill(100)]);
@@ -107,7 +119,8 @@ fn first_failing_primary_stops_the_others_and_sets_the_status() {
     let mut sup = started(&plan);
     // side=100, a=101, b=102
     assert_eq!(sup.handle(exited(101, 5), SEC), [term(102)]);
-    assert_eq!(sup.handle(Event::Exited { pid: 102, status: ExitStatus::Signal(SIGTERM) }, SEC), [term(100)]);
+    let last = Event::Exited { pid: 102, status: ExitStatus::Signal(SIGTERM) };
+    assert_eq!(last_primary_exits(&mut sup, last, SEC), [term(100)]);
     sup.handle(exited(100, 0), SEC);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(5)]);
 }
@@ -407,7 +420,7 @@ fn stop_hook_replaces_the_stop_signal_and_a_failed_hook_falls_through_at_once() 
     plan.processes[0].stop_hook = Some(Check::Exec(vec!["quit".into()]));
     plan.processes[0].grace_period = 5 * SEC;
     let mut sup = started(&plan);
-    assert_eq!(sup.handle(exited(101, 0), SEC), [Action::StartCheck(check(0, Purpose::Stop))]);
+    assert_eq!(last_primary_exits(&mut sup, exited(101, 0), SEC), [Action::StartCheck(check(0, Purpose::Stop))]);
     assert_eq!(sup.next_deadline(), Some(6 * SEC));
     assert_eq!(sup.handle(done(0, Purpose::Stop, Err("refused")), 2 * SEC), [term(100)]);
     assert_eq!(sup.next_deadline(), Some(7 * SEC), "the stop signal gets a whole grace period");
@@ -418,7 +431,7 @@ fn process_that_exits_during_its_stop_hook_cancels_the_hook() {
     let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
     plan.processes[0].stop_hook = Some(Check::Exec(vec!["quit".into()]));
     let mut sup = started(&plan);
-    sup.handle(exited(101, 0), SEC);
+    last_primary_exits(&mut sup, exited(101, 0), SEC);
     assert_eq!(sup.handle(exited(100, 0), SEC), [Action::CancelCheck(check(0, Purpose::Stop)), Action::Reap]);
 }
 
@@ -427,7 +440,7 @@ fn sidecars_stop_in_reverse_start_order_each_after_the_next_exited() {
     let plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar), ("c", Role::Sidecar)]);
     let mut sup = started(&plan);
     // a=100, b=101, c=102, job=103
-    assert_eq!(sup.handle(exited(103, 0), SEC), [term(102)]);
+    assert_eq!(last_primary_exits(&mut sup, exited(103, 0), SEC), [term(102)]);
     assert_eq!(sup.handle(exited(102, 0), SEC), [term(101)]);
     assert_eq!(sup.handle(exited(101, 0), SEC), [term(100)]);
 }
@@ -437,7 +450,7 @@ fn parallel_shutdown_stops_every_sidecar_at_once() {
     let mut plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar)]);
     plan.shutdown = ShutdownOrder::Parallel;
     let mut sup = started(&plan);
-    assert_eq!(sup.handle(exited(102, 0), SEC), [term(100), term(101)]);
+    assert_eq!(last_primary_exits(&mut sup, exited(102, 0), SEC), [term(100), term(101)]);
 }
 
 #[test]
@@ -558,7 +571,10 @@ fn a_sidecar_of_another_container_is_looked_for_until_it_appears() {
     assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 50 }, 100 * MS), [Action::Spawn(1)]);
     // Once the primary is done, the stop signal carries its status to that container.
     sup.handle(Event::Spawned { index: 1, pid: 51 }, 100 * MS);
-    assert_eq!(sup.handle(exited(51, 3), SEC), [Action::SignalWithStatus { pid: 50, signo: SIGTERM, status: 3 }]);
+    assert_eq!(
+        last_primary_exits(&mut sup, exited(51, 3), SEC),
+        [Action::SignalWithStatus { pid: 50, signo: SIGTERM, status: 3 }]
+    );
     assert_eq!(sup.handle(Event::Exited { pid: 50, status: ExitStatus::Unknown }, SEC), [Action::Reap]);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(3)]);
 }
@@ -591,3 +607,54 @@ fn a_sidecar_of_another_container_that_never_appears_fails_the_start() {
 }
 
 mod forwarding;
+
+fn leftover(pid: i32) -> crate::events::Member {
+    crate::events::Member { pid, name: "psql".into() }
+}
+
+#[test]
+fn the_primarys_leftovers_get_its_stop_signal_and_the_sidecars_wait_until_they_are_gone() {
+    let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+    plan.processes[1].stop_signal = Signo(libc::SIGINT);
+    let mut sup = started(&plan);
+    // db=100, job=101
+    let groups = vec![(101, Signo(libc::SIGINT))];
+    assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalLeftovers { groups }]);
+    assert_eq!(sup.handle(Event::Leftovers { members: vec![leftover(300), leftover(301)] }, SEC), []);
+    assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE), "the primary's grace period");
+    assert_eq!(sup.handle(exited(300, 0), 2 * SEC), [], "one leftover is still there");
+    assert_eq!(sup.handle(exited(301, 0), 2 * SEC), [term(100)]);
+    assert_eq!(sup.handle(exited(100, 0), 2 * SEC), [Action::Reap]);
+    assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(0)]);
+}
+
+#[test]
+fn leftovers_still_there_after_the_primarys_grace_period_are_killed_and_the_sidecars_go() {
+    let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+    plan.processes[1].grace_period = 3 * SEC;
+    let mut sup = started(&plan);
+    sup.handle(exited(101, 0), SEC);
+    sup.handle(Event::Leftovers { members: vec![leftover(300)] }, SEC);
+    assert_eq!(sup.handle(Event::Tick, 4 * SEC - MS), []);
+    assert_eq!(sup.handle(Event::Tick, 4 * SEC), [Action::SignalLeftovers { groups: vec![(101, SIGKILL)] }, term(100)]);
+}
+
+#[test]
+fn a_second_stop_signal_kills_the_leftovers_at_once_when_hurrying_is_asked_for() {
+    let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+    plan.kill_on_second_signal = true;
+    let mut sup = started(&plan);
+    sup.handle(Event::Signal(SIGTERM), SEC);
+    sup.handle(exited(101, 143), SEC);
+    sup.handle(Event::Leftovers { members: vec![leftover(300)] }, SEC);
+    let actions = sup.handle(Event::Signal(SIGTERM), 2 * SEC);
+    assert!(actions.contains(&Action::SignalLeftovers { groups: vec![(101, SIGKILL)] }), "{actions:?}");
+    assert!(actions.contains(&kill(100)), "{actions:?}");
+}
+
+#[test]
+fn without_a_running_sidecar_the_leftovers_are_left_to_the_final_sweep() {
+    let plan = plan(&[("job", Role::Primary)]);
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(exited(100, 0), SEC), [Action::Reap]);
+}

@@ -12,7 +12,8 @@ fn a_stop_signal_reaches_each_primary_as_its_stop_signal_and_the_sidecars_only_a
     assert_eq!(sup.handle(Event::Signal(int), SEC), [Action::Signal { pid: 101, signo: quit, group: false }]);
     assert_eq!(sup.next_deadline(), None, "the runtime keeps the deadline, not exeunt");
     assert_eq!(sup.handle(Event::Tick, 3600 * SEC), [], "no kill, however long the primary drains");
-    assert_eq!(sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(quit) }, 3600 * SEC), [term(100)]);
+    let exit = Event::Exited { pid: 101, status: ExitStatus::Signal(quit) };
+    assert_eq!(last_primary_exits(&mut sup, exit, 3600 * SEC), [term(100)]);
     sup.handle(exited(100, 0), 3600 * SEC);
     assert_eq!(sup.handle(GONE, 3600 * SEC), [Action::Exit(131)]);
 }
@@ -95,7 +96,7 @@ fn a_stop_signal_is_held_for_the_stop_delay_while_everything_runs_on() {
     assert_eq!(sup.handle(Event::Tick, 3 * SEC + 100 * MS), [Action::Spawn(0)]);
     sup.handle(Event::Spawned { index: 0, pid: 200 }, 3 * SEC + 100 * MS);
     assert_eq!(sup.handle(Event::Tick, 6 * SEC), [Action::Signal { pid: 101, signo: SIGTERM, group: false }]);
-    assert_eq!(sup.handle(exited(101, 0), 7 * SEC), [term(200)]);
+    assert_eq!(last_primary_exits(&mut sup, exited(101, 0), 7 * SEC), [term(200)]);
 }
 
 #[test]

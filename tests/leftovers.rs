@@ -1,0 +1,108 @@
+//! What a primary leaves running in its process group is stopped before any sidecar,
+//! so that a database or a proxy outlives its clients.
+
+mod common;
+use common::{Scratch, Stream, free_port, position, process, run_pid1};
+
+/// A primary that starts a client of the server on `port` in the background and exits
+/// once the client is connected (it says so through the FIFO `connected`); the client
+/// holds its connection until it is signalled.
+fn client_left_behind(port: u16, connected: &str) -> String {
+    format!(
+        "python3 -c 'import socket,time; s=socket.create_connection((\"127.0.0.1\", {port})); \
+         open(\"{connected}\", \"w\").write(\"x\\n\"); time.sleep(1000)' & read x < {connected}; echo job done"
+    )
+}
+
+fn python3() -> &'static str {
+    assert!(std::path::Path::new("/usr/bin/python3").exists(), "python3 is missing: apt-get install python3");
+    "/usr/bin/python3"
+}
+
+#[test]
+fn a_client_the_primary_left_goes_first_and_the_server_it_holds_up_stops_cleanly() {
+    let scratch = Scratch::new("leftover-client");
+    let port = free_port();
+    let connected = scratch.fifo("connected");
+    let server = format!("exec {} {}/tests/helpers/draining_server.py {port}", python3(), env!("CARGO_MANIFEST_DIR"));
+    let map = format!(
+        "grace_period = \"5s\"\n\n{}{}",
+        process("db", "sidecar", &server, &format!("ready = {{ tcp = \"127.0.0.1:{port}\" }}")),
+        process("job", "primary", &client_left_behind(port, &connected), ""),
+    );
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let err = &outcome.stderr;
+    assert!(err.contains("stopping 1 process left behind by primary job before the sidecars (grace 5s): "), "{err}");
+    assert!(err.contains("(python3)"), "the leftover is named: {err}");
+    let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
+    assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
+    assert!(!err.contains("killing"), "nothing needed SIGKILL: {err}");
+    assert!(outcome.stdout.contains("db: SIGTERM, waiting for 0 clients"), "the client had gone: {outcome:?}");
+    assert!(outcome.stdout.contains("db: clean shutdown"), "{outcome:?}");
+    let stopped = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar db");
+    println!("the server stopped {:?} after its SIGTERM", outcome.elapsed.saturating_sub(stopped));
+}
+
+/// The directory of PostgreSQL's server programs (Debian's postgresql package).
+fn postgresql_bin() -> std::path::PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").ok().into_iter().flatten().filter_map(|e| e.ok());
+    versions
+        .map(|e| e.path().join("bin"))
+        .find(|bin| bin.join("postgres").exists())
+        .expect("PostgreSQL is missing: apt-get install postgresql (scripts/test does)")
+}
+
+#[test]
+fn postgresql_outlives_the_psql_its_primary_left_and_shuts_down_cleanly() {
+    let bin = postgresql_bin();
+    let scratch = Scratch::new("leftover-psql");
+    let data = scratch.path("data");
+    // The database's files belong to its own user, who runs it, as Debian has it.
+    let chown = std::process::Command::new("chown").args(["postgres:postgres", &scratch.path("")]).status();
+    assert!(chown.expect("chown").success());
+    let initdb = std::process::Command::new("setpriv")
+        .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+        .arg(bin.join("initdb"))
+        .args(["-D", &data, "-U", "postgres", "--auth=trust"])
+        .output()
+        .expect("run initdb");
+    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    let port = free_port();
+    let (postgres, pg_isready) = (bin.join("postgres"), bin.join("pg_isready"));
+    // A backend busy in pg_sleep learns that its client died only by checking the
+    // connection: client_connection_check_interval makes it check, as a server that
+    // must not run orphaned queries is set up.
+    let server = format!(
+        "exec {} -D {data} -k {data} -p {port} -c listen_addresses=127.0.0.1 -c client_connection_check_interval=100ms",
+        postgres.display()
+    );
+    let psql = format!("psql -h 127.0.0.1 -p {port} -U postgres -X");
+    // The primary leaves a long query running and exits once the server has it.
+    let job = format!(
+        "{psql} -c 'select pg_sleep(100)' >/dev/null 2>&1 &\n\
+         until {psql} -tAc \"select count(*) from pg_stat_activity where query like 'select pg_sleep(100)%'\" | grep -qx 1; \
+         do sleep 0.1; done; echo job done"
+    );
+    let ready =
+        format!("ready = {{ exec = [\"{}\", \"-h\", \"127.0.0.1\", \"-p\", \"{port}\"] }}", pg_isready.display());
+    let map = format!(
+        "{}{}",
+        process("db", "sidecar", &server, &format!("user = \"postgres\"\ngrace_period = \"20s\"\n{ready}")),
+        process("job", "primary", &job, "grace_period = \"10s\""),
+    );
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    let err = &outcome.stderr;
+    assert_eq!(outcome.code, 0, "{err}");
+    assert!(outcome.stdout.contains("job done"), "{outcome:?}");
+    assert!(err.contains("stopping 1 process left behind by primary job before the sidecars (grace 10s)"), "{err}");
+    assert!(err.contains("(psql)"), "the leftover is psql: {err}");
+    let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
+    assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
+    assert!(!err.contains("killing"), "no SIGKILL, for psql or PostgreSQL: {err}");
+    assert!(err.contains("received smart shutdown request"), "PostgreSQL's log: {err}");
+    assert!(err.contains("database system is shut down"), "a clean shutdown in PostgreSQL's log: {err}");
+    assert!(err.contains("sidecar db exited with exit code 0"), "{err}");
+    let stopped = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar db");
+    println!("PostgreSQL shut down {:?} after its SIGTERM", outcome.elapsed.saturating_sub(stopped));
+}
