@@ -139,10 +139,17 @@ pub fn command_line(data: &[u8]) {
 
 /// What a sidecar answers to an HTTP probe or stop hook.
 pub fn http_answer(data: &[u8]) {
-    match exeunt::checks::status_of(data) {
-        None => assert!(!data.windows(2).any(|w| w == b"\r\n"), "a complete status line was not judged"),
-        Some(Ok(())) => assert!(data.starts_with(b"HTTP/1."), "passed without an HTTP/1.x status line"),
-        Some(Err(e)) => assert_one_line(&e, ""),
+    use exeunt::checks::{Passing, status_of};
+    for passing in [Passing::SuccessOrRedirect, Passing::Success] {
+        match status_of(data, passing) {
+            None => assert!(!data.contains(&b'\n'), "a complete status line was not judged"),
+            Some(Ok(())) => assert!(data.starts_with(b"HTTP/1."), "passed without an HTTP/1.x status line"),
+            Some(Err(e)) => assert_one_line(&e, ""),
+        }
+    }
+    // What passes a stop hook passes a readiness probe.
+    if let Some(Ok(())) = status_of(data, Passing::Success) {
+        assert_eq!(status_of(data, Passing::SuccessOrRedirect), Some(Ok(())));
     }
 }
 

@@ -11,8 +11,8 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use log::debug;
 
 use crate::event_loop::{Events, Interest, Poller, Source, SourceId, Token};
-use crate::events::{CheckId, Event, ExitStatus};
-use crate::plan::{Check, HttpTarget};
+use crate::events::{CheckId, Event, ExitStatus, Purpose};
+use crate::plan::{Check, Endpoint, HttpTarget};
 
 /// An HTTP answer's status line must come within this many bytes.
 const MAX_STATUS_LINE: usize = 1024;
@@ -29,7 +29,29 @@ struct Conversation {
     request: Option<Vec<u8>>,
     /// What has been read of the answer; Some once the request is sent.
     answer: Option<Vec<u8>>,
+    /// The HTTP statuses that pass.
+    passing: Passing,
     addr: SocketAddr,
+    /// Why the other addresses of the same check failed (`localhost` tries two).
+    failures: Vec<String>,
+}
+
+/// Which HTTP statuses pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passing {
+    /// 200 to 399: a readiness probe, as the kubelet judges it.
+    SuccessOrRedirect,
+    /// 200 to 299: a stop hook, whose request must have been done, not sent elsewhere.
+    Success,
+}
+
+impl Passing {
+    fn passes(self, code: u16) -> bool {
+        match self {
+            Passing::SuccessOrRedirect => (200..=399).contains(&code),
+            Passing::Success => (200..=299).contains(&code),
+        }
+    }
 }
 
 /// The checks under way.
@@ -70,25 +92,47 @@ impl Checks {
         }
     }
 
+    /// Connects to every address of `endpoint` at once: the first to pass passes the
+    /// check, and it fails when all have failed.
     fn converse(
         &mut self,
         id: CheckId,
-        addr: SocketAddr,
+        endpoint: Endpoint,
         request: Option<Vec<u8>>,
         poller: &Poller,
     ) -> Option<Outcome> {
-        let stream = match connect(addr) {
-            Ok(stream) => stream,
-            Err(e) => return Some(Err(format!("connect to {addr}: {e}"))),
+        let passing = match id.purpose {
+            Purpose::Ready => Passing::SuccessOrRedirect,
+            Purpose::Stop => Passing::Success,
         };
-        // Keys wrap after four billion checks; by then the few under way are long unique.
-        let token = Token { source: self.source, key: self.next_key };
-        self.next_key = self.next_key.wrapping_add(1);
-        if let Err(e) = poller.watch(stream.as_fd(), token, Interest::Writable) {
-            return Some(Err(format!("cannot watch the connection to {addr}: {e}")));
+        let mut failures = Vec::new();
+        for addr in endpoint.addrs() {
+            let stream = match connect(addr) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    failures.push(format!("connect to {addr}: {e}"));
+                    continue;
+                }
+            };
+            // Keys wrap after four billion checks; by then the few under way are long unique.
+            let token = Token { source: self.source, key: self.next_key };
+            self.next_key = self.next_key.wrapping_add(1);
+            if let Err(e) = poller.watch(stream.as_fd(), token, Interest::Writable) {
+                failures.push(format!("cannot watch the connection to {addr}: {e}"));
+                continue;
+            }
+            let request = request.clone();
+            let conversation =
+                Conversation { id, token, stream, request, answer: None, passing, addr, failures: Vec::new() };
+            self.conversations.push(conversation);
         }
-        self.conversations.push(Conversation { id, token, stream, request, answer: None, addr });
-        None
+        match self.conversations.iter_mut().filter(|c| c.id == id).last() {
+            Some(last) => {
+                last.failures = failures;
+                None
+            }
+            None => Some(Err(failures.join("; "))),
+        }
     }
 
     /// The exits of check commands among the events from `from` on become their
@@ -126,12 +170,9 @@ impl Checks {
         Some(Some((id, outcome)))
     }
 
-    /// Abandons a check: closes its connection, or kills its command's process group.
+    /// Abandons a check: closes its connections, or kills its command's process group.
     pub fn cancel(&mut self, id: CheckId, poller: &Poller) {
-        if let Some(position) = self.conversations.iter().position(|c| c.id == id) {
-            let done = self.conversations.swap_remove(position);
-            poller.unwatch(done.stream.as_fd());
-        }
+        self.end_conversations(id, poller);
         if let Some(position) = self.commands.iter().position(|&(_, c)| c == id) {
             let (pid, _) = self.commands.swap_remove(position);
             // SAFETY: kill takes plain integers; the command leads its own process group.
@@ -144,14 +185,45 @@ impl Checks {
     }
 }
 
+impl Checks {
+    /// Closes every connection of check `id`; returns why those that failed did.
+    fn end_conversations(&mut self, id: CheckId, poller: &Poller) -> Vec<String> {
+        let mut failures = Vec::new();
+        self.conversations.retain_mut(|c| {
+            if c.id != id {
+                return true;
+            }
+            poller.unwatch(c.stream.as_fd());
+            failures.append(&mut c.failures);
+            false
+        });
+        failures
+    }
+}
+
 impl Source for Checks {
-    /// A check's socket is ready: once the check has its outcome, it is an event.
+    /// A check's socket is ready: once the check has its outcome, it is an event. One
+    /// address of several that fails hands its reason to another still under way.
     fn on_ready(&mut self, key: u32, poller: &Poller, events: &mut Events) {
         let Some(position) = self.conversations.iter().position(|c| c.token.key == key) else { return };
         let Some(result) = self.conversations[position].step(poller) else { return };
-        let done = self.conversations.swap_remove(position);
-        poller.unwatch(done.stream.as_fd());
-        events.push_back(Event::CheckDone { id: done.id, result });
+        let id = self.conversations[position].id;
+        if let Err(reason) = &result
+            && let Some(other) = self.conversations.iter().position(|c| c.id == id && c.token.key != key)
+        {
+            let mut done = self.conversations.swap_remove(position);
+            poller.unwatch(done.stream.as_fd());
+            let other = if other == self.conversations.len() { position } else { other };
+            self.conversations[other].failures.append(&mut done.failures);
+            self.conversations[other].failures.push(reason.clone());
+            return;
+        }
+        let mut failures = self.end_conversations(id, poller);
+        let result = result.map_err(|reason| {
+            failures.push(reason);
+            failures.join("; ")
+        });
+        events.push_back(Event::CheckDone { id, result });
     }
 }
 
@@ -180,13 +252,13 @@ impl Conversation {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     return Some(
-                        status_of(answer)
+                        status_of(answer, self.passing)
                             .unwrap_or_else(|| Err(format!("{addr} closed the connection without an HTTP answer"))),
                     );
                 }
                 Ok(n) => {
                     answer.extend_from_slice(&chunk[..n]);
-                    if let Some(outcome) = status_of(answer) {
+                    if let Some(outcome) = status_of(answer, self.passing) {
                         return Some(outcome);
                     }
                     if answer.len() > MAX_STATUS_LINE {
@@ -201,15 +273,17 @@ impl Conversation {
     }
 }
 
-/// The outcome of an HTTP answer once its status line is complete: 2xx passes.
-pub fn status_of(answer: &[u8]) -> Option<Outcome> {
-    let end = answer.windows(2).position(|w| w == b"\r\n")?;
-    let line = String::from_utf8_lossy(&answer[..end]);
+/// The outcome of an HTTP answer once its status line is complete. The line may end
+/// in a bare `\n`, as curl and Go's net/http (the kubelet's) accept.
+pub fn status_of(answer: &[u8], passing: Passing) -> Option<Outcome> {
+    let end = answer.iter().position(|&b| b == b'\n')?;
+    let line = answer[..end].strip_suffix(b"\r").unwrap_or(&answer[..end]);
+    let line = String::from_utf8_lossy(line);
     let mut words = line.split(' ');
     let version = words.next().unwrap_or_default();
     let code = words.next().and_then(|c| c.parse::<u16>().ok()).filter(|_| version.starts_with("HTTP/1."));
     Some(match code {
-        Some(200..=299) => Ok(()),
+        Some(code) if passing.passes(code) => Ok(()),
         Some(code) => Err(format!("HTTP status {code}")),
         None => Err(format!("not an HTTP status line: {:?}", line.chars().take(80).collect::<String>())),
     })
@@ -275,12 +349,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_2xx_status_lines_pass() {
-        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n"), Some(Ok(())));
-        assert_eq!(status_of(b"HTTP/1.0 204 No Content\r\nX: y\r\n"), Some(Ok(())));
-        assert_eq!(status_of(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(Err("HTTP status 503".into())));
-        assert_eq!(status_of(b"HTTP/1.1 200"), None, "incomplete line");
-        assert!(status_of(b"SSH-2.0-OpenSSH\r\n").is_some_and(|o| o.is_err()));
+    fn readiness_passes_200_to_399_as_the_kubelet_and_a_stop_hook_2xx_only() {
+        let ready = Passing::SuccessOrRedirect;
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n", ready), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.0 204 No Content\r\nX: y\r\n", ready), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.1 301 Moved Permanently\r\n", ready), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.1 399 Odd\r\n", ready), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.1 400 Bad Request\r\n", ready), Some(Err("HTTP status 400".into())));
+        assert_eq!(status_of(b"HTTP/1.1 503 Service Unavailable\r\n", ready), Some(Err("HTTP status 503".into())));
+        assert_eq!(status_of(b"HTTP/1.1 301 Moved\r\n", Passing::Success), Some(Err("HTTP status 301".into())));
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n", Passing::Success), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.1 200", ready), None, "incomplete line");
+        assert!(status_of(b"SSH-2.0-OpenSSH\r\n", ready).is_some_and(|o| o.is_err()));
+    }
+
+    #[test]
+    fn a_status_line_may_end_in_a_bare_newline() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\n\nok", Passing::SuccessOrRedirect), Some(Ok(())));
+        assert_eq!(status_of(b"HTTP/1.0 500 Oops\n", Passing::SuccessOrRedirect), Some(Err("HTTP status 500".into())));
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl fmt::Display for Role {
 /// An HTTP endpoint on a literal address (exeunt resolves no names: a lookup would block).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     /// The Host header: the URL's host as written.
     pub host: String,
     pub path: String,
@@ -42,12 +42,42 @@ pub struct HttpTarget {
     pub url: String,
 }
 
+/// Where a probe connects: an IP address and port, or `localhost`, which is tried on
+/// 127.0.0.1 and ::1 at once (a server may listen on either), and passes on either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Addr(SocketAddr),
+    Localhost(u16),
+}
+
+impl Endpoint {
+    /// The addresses to try.
+    pub fn addrs(self) -> Vec<SocketAddr> {
+        match self {
+            Endpoint::Addr(addr) => vec![addr],
+            Endpoint::Localhost(port) => {
+                vec![SocketAddr::from(([127, 0, 0, 1], port)), SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))]
+            }
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Addr(addr) => write!(f, "{addr}"),
+            Endpoint::Localhost(port) => write!(f, "localhost:{port}"),
+        }
+    }
+}
+
 /// Something exeunt does to learn about a process, or to ask it to stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     /// Succeeds when a TCP connection is accepted.
-    Tcp(SocketAddr),
-    /// Succeeds on a 2xx answer: GET for readiness, POST for a stop hook.
+    Tcp(Endpoint),
+    /// Succeeds on a 2xx or 3xx answer to a readiness GET (as the kubelet judges), on a
+    /// 2xx answer to a stop hook's POST.
     Http { method: &'static str, target: HttpTarget },
     /// Succeeds when the command exits with 0.
     Exec(Vec<OsString>),

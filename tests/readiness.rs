@@ -274,3 +274,46 @@ fn exeunt_waiting_for_readiness_wakes_up_only_for_its_probes() {
     assert!((15..=25).contains(&probes), "a probe every 100ms: {probes}");
     assert!(after - before <= probes + 2, "{} wake-ups for {probes} probes", after - before);
 }
+
+/// A run whose sidecar is `plain_http.py HOST PORT ANSWER`, probed with `ready`, and
+/// whose primary only says that it ran.
+fn probed(test: &str, host: &str, port: u16, answer: &str, ready: &str) -> common::Outcome {
+    assert!(std::path::Path::new("/usr/bin/python3").exists(), "python3 is missing: apt-get install python3");
+    let scratch = Scratch::new(test);
+    let server =
+        format!("exec python3 {}/tests/helpers/plain_http.py {host} {port} {answer}", env!("CARGO_MANIFEST_DIR"));
+    let ready = format!("ready = {{ {ready}, timeout = \"20s\" }}");
+    let map = process("web", "sidecar", &server, &ready) + &process("job", "primary", "echo job ran", "");
+    run_pid1(&["-c", &scratch.file("map.toml", &map)])
+}
+
+#[test]
+fn an_http_answer_whose_lines_end_in_a_bare_newline_counts_as_ready() {
+    let port = free_port();
+    let outcome =
+        probed("bare-newlines", "127.0.0.1", port, "bare-newlines", &format!("http = \"http://127.0.0.1:{port}/\""));
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stderr.contains("sidecar web is ready"), "{}", outcome.stderr);
+    assert!(outcome.stdout.contains("job ran"), "{outcome:?}");
+}
+
+#[test]
+fn a_301_counts_as_ready_as_the_kubelet_counts_200_to_399() {
+    let port = free_port();
+    let outcome = probed("redirect", "127.0.0.1", port, "redirect", &format!("http = \"http://127.0.0.1:{port}/\""));
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stderr.contains("sidecar web is ready"), "{}", outcome.stderr);
+    assert!(outcome.stdout.contains("answered redirect"), "the probe got the 301: {outcome:?}");
+}
+
+#[test]
+fn localhost_reaches_a_server_that_listens_on_ipv6_loopback_only() {
+    for (name, probe) in [("http", "http = \"http://localhost:{port}/\""), ("tcp", "tcp = \"localhost:{port}\"")] {
+        let port = free_port();
+        let ready = probe.replace("{port}", &port.to_string());
+        let outcome = probed(&format!("v6-only-{name}"), "::1", port, "bare-newlines", &ready);
+        assert_eq!(outcome.code, 0, "{name}: {outcome:?}");
+        assert!(outcome.stderr.contains("sidecar web is ready"), "{name}: {}", outcome.stderr);
+        assert!(outcome.stdout.contains("job ran"), "{name}: {outcome:?}");
+    }
+}

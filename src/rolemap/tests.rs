@@ -1,7 +1,7 @@
 //! The role map's rules, each pinned on a role map's text.
 
 use super::*;
-use crate::plan::{Check, OnExit, OnTimeout, UserSpec};
+use crate::plan::{Check, Endpoint, OnExit, OnTimeout, UserSpec};
 use crate::signo::{SIGTERM, Signo};
 
 const FULL: &str = r#"
@@ -135,8 +135,8 @@ fn sidecar(extra: &str) -> String {
 #[test]
 fn readiness_probes_of_every_kind_are_read_with_defaults() {
     let cases = [
-        ("ready = { tcp = \"127.0.0.1:5432\" }", Check::Tcp("127.0.0.1:5432".parse().expect("addr"))),
-        ("ready = { tcp = \"localhost:80\" }", Check::Tcp("127.0.0.1:80".parse().expect("addr"))),
+        ("ready = { tcp = \"127.0.0.1:5432\" }", Check::Tcp(Endpoint::Addr("127.0.0.1:5432".parse().expect("addr")))),
+        ("ready = { tcp = \"localhost:80\" }", Check::Tcp(Endpoint::Localhost(80))),
         (
             "ready = { exec = [\"pg_isready\", \"-h\", \"127.0.0.1\"] }",
             Check::Exec(vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into()]),
@@ -158,7 +158,7 @@ fn readiness_probes_of_every_kind_are_read_with_defaults() {
     let Check::Http { method: "GET", target } = ready.probe else { panic!("an http GET probe") };
     assert_eq!(
         (target.addr, target.host.as_str(), target.path.as_str()),
-        ("[::1]:15021".parse().expect("addr"), "[::1]:15021", "/healthz/ready")
+        (Endpoint::Addr("[::1]:15021".parse().expect("addr")), "[::1]:15021", "/healthz/ready")
     );
     assert_eq!(
         (ready.interval, ready.timeout, ready.on_timeout),

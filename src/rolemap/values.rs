@@ -5,16 +5,15 @@
 use std::net::SocketAddr;
 
 use crate::logger::Quoted;
-use crate::plan::{HttpTarget, UserSpec};
+use crate::plan::{Endpoint, HttpTarget, UserSpec};
 
-/// Reads `HOST:PORT`, where HOST is an IP address or `localhost` (127.0.0.1).
-pub fn read_addr(text: &str) -> Result<SocketAddr, String> {
+/// Reads `HOST:PORT`, where HOST is an IP address or `localhost` (127.0.0.1 and ::1).
+pub fn read_addr(text: &str) -> Result<Endpoint, String> {
     let bad = || format!("{} is not IP:PORT (an IP address or localhost, then a port)", Quoted(text));
     if let Some(port) = text.strip_prefix("localhost:") {
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        return port.parse().map(Endpoint::Localhost).map_err(|_| bad());
     }
-    text.parse().map_err(|_| bad())
+    text.parse::<SocketAddr>().map(Endpoint::Addr).map_err(|_| bad())
 }
 
 /// Reads `http://HOST[:PORT][/PATH]`, HOST an IP address (IPv6 in brackets) or `localhost`.
