@@ -186,10 +186,13 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         position: Some(line_and_column(text, span.start)),
         message,
     };
-    let raw: RawRoleMap = toml::from_str(text).map_err(|e| RoleMapError {
-        origin: origin.to_string(),
-        position: e.span().map(|span| line_and_column(text, span.start)),
-        message: e.message().trim_end().replace('`', "'"),
+    let raw: RawRoleMap = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim_end().replace('`', "'");
+        RoleMapError {
+            origin: origin.to_string(),
+            position: e.span().map(|span| line_and_column(text, span.start)),
+            message: e.span().and_then(|span| wrong_type(text, span.start, &message)).unwrap_or(message),
+        }
     })?;
 
     let grace_period = match &raw.grace_period {
@@ -432,6 +435,25 @@ fn restart_keys(p: &RawProcess) -> [(&'static str, Option<Range<usize>>); 3] {
         ("restart_delay", p.restart_delay.as_ref().map(Spanned::span)),
         ("max_restart_delay", p.max_restart_delay.as_ref().map(Spanned::span)),
     ]
+}
+
+/// A value of the wrong type, said with its key and the form it takes: serde knows
+/// neither the key nor an example (`invalid type: string "nginx", expected a sequence`).
+fn wrong_type(text: &str, at: usize, message: &str) -> Option<String> {
+    let (found, expected) = message.strip_prefix("invalid type: ")?.split_once(", expected ")?;
+    // The key is the last `key =` on the value's line before it (inline tables hold several).
+    let line = text.get(..at)?.rsplit('\n').next()?;
+    let key = line.trim_end().strip_suffix('=')?.trim_end();
+    let key = key.rsplit([' ', '{', ',', '\t']).next().filter(|k| !k.is_empty())?;
+    let form = match key {
+        "command" | "exec" => "a list such as [\"nginx\", \"-g\", \"daemon off;\"]".to_string(),
+        "env" => "a table such as { LOG_LEVEL = \"debug\" }".to_string(),
+        "birth_deps" | "death_deps" => "a list of names such as [\"db\"]".to_string(),
+        "process" => "[[process]] tables, one per process".to_string(),
+        _ => expected.replace("a sequence", "a list").replace("a map", "a table"),
+    };
+    let found = found.replace("sequence", "list").replace("map", "table");
+    Some(format!("{key}: expected {form}, not {found}"))
 }
 
 /// Reads a command line (`command`, `ready.exec`, `stop.exec`); `key` names it in errors.

@@ -88,7 +88,10 @@ fn bad_values_are_named_with_key_and_line() {
         ("command = [\"x\"]\nuser = \"a:b:c\"\n", "map.toml:5:8: user: 'a:b:c' is not USER[:GROUP]"),
         ("command = [\"x\"]\nworkdir = \"\"\n", "map.toml:5:11: workdir: must be a non-empty path"),
         ("command = [\"x\"]\nenv = { \"A=B\" = \"c\" }\n", "map.toml:5:7: env: 'A=B' cannot be set"),
-        ("command = \"x\"\n", "map.toml:4:11: invalid type: string \"x\", expected a sequence"),
+        (
+            "command = \"x\"\n",
+            "map.toml:4:11: command: expected a list such as [\"nginx\", \"-g\", \"daemon off;\"], not string \"x\"",
+        ),
     ];
     for (tail, expected) in cases {
         let err = error(&format!("{base}{tail}"));
@@ -211,7 +214,7 @@ fn bad_probes_hooks_and_policies_are_named_with_their_line() {
         ("stop_signal = 0", "m:5:15: stop_signal: unknown signal '0'"),
         (
             "stop_signal = true",
-            "m:5:15: invalid type: boolean 'true', expected a signal name such as \"SIGTERM\", or its number",
+            "m:5:15: stop_signal: expected a signal name such as \"SIGTERM\", or its number, not boolean 'true'",
         ),
         ("on_exit = \"explode\"", "m:5:11: unknown variant 'explode', expected one of 'restart', 'ignore', 'fail'"),
         ("exit_code = 256", "m:5:13: exit_code: 256 is not an exit code from 0 to 255"),
@@ -238,4 +241,22 @@ fn exit_policies_and_probes_belong_to_sidecars_only() {
         let err = parse(&primary(line), "m", None).expect_err(line).to_string();
         assert!(err.starts_with(expected), "{line}: {err}");
     }
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key_and_shows_the_right_form() {
+    let primary = "[[process]]\nname = \"web\"\nrole = \"primary\"\n";
+    assert_eq!(
+        error(&format!("{primary}command = \"nginx -g daemon\"\n")),
+        "map.toml:4:11: command: expected a list such as [\"nginx\", \"-g\", \"daemon off;\"], not string \"nginx -g daemon\""
+    );
+    assert_eq!(
+        error(&format!("{primary}command = [\"a\"]\nenv = [\"X=1\"]\n")),
+        "map.toml:5:7: env: expected a table such as { LOG_LEVEL = \"debug\" }, not list"
+    );
+    assert!(
+        error(&format!("{primary}command = [\"a\"]\nready = {{ exec = \"pg_isready\" }}\n"))
+            .contains(": exec: expected a list such as"),
+    );
+    assert_eq!(error("grace_period = 5\n"), "map.toml:1:16: grace_period: expected a string, not integer '5'");
 }
