@@ -224,6 +224,16 @@ pub struct Account {
     pub home: Option<PathBuf>,
 }
 
+impl fmt::Display for Account {
+    /// `user postgres (uid 105)`, or `uid 1000` for an account without a name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "user {name} (uid {})", self.uid),
+            None => write!(f, "uid {}", self.uid),
+        }
+    }
+}
+
 /// One process of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessSpec {

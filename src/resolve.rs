@@ -43,6 +43,12 @@ pub enum ResolveError {
         process: String,
         dir: String,
     },
+    /// A `workdir` that the process's `user` may not enter.
+    WorkdirDenied {
+        process: String,
+        dir: String,
+        user: String,
+    },
 }
 
 impl fmt::Display for ResolveError {
@@ -56,6 +62,9 @@ impl fmt::Display for ResolveError {
             }
             ResolveError::Workdir { process, dir } => {
                 write!(f, "process {process}: workdir {} is not a directory", Quoted(dir))
+            }
+            ResolveError::WorkdirDenied { process, dir, user } => {
+                write!(f, "process {process}: workdir {} cannot be entered by {user}", Quoted(dir))
             }
         }
     }
@@ -135,9 +144,13 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     }
     resolve_accounts(&mut plan, Uid::effective().as_raw())?;
     for process in &plan.processes {
-        if let Some(dir) = process.workdir.as_ref().filter(|dir| !dir.is_dir()) {
-            let dir = dir.display().to_string();
-            return Err(ResolveError::Workdir { process: process.name.clone(), dir });
+        let Some(dir) = &process.workdir else { continue };
+        let (name, shown) = (process.name.clone(), dir.display().to_string());
+        if !dir.is_dir() {
+            return Err(ResolveError::Workdir { process: name, dir: shown });
+        }
+        if let Some(account) = process.account.as_ref().filter(|a| !crate::spawn::may_enter(dir, a.uid, a.gid)) {
+            return Err(ResolveError::WorkdirDenied { process: name, dir: shown, user: account.to_string() });
         }
     }
     Ok(Resolved { plan, kubexit_api_variables: kubexit.api_variables_ignored })

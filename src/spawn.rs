@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::logger::Quoted;
@@ -26,6 +26,11 @@ pub enum SpawnError {
     Workdir {
         dir: PathBuf,
     },
+    /// Its `user` may not enter its `workdir`.
+    WorkdirDenied {
+        dir: PathBuf,
+        user: String,
+    },
     Other {
         program: String,
         error: std::io::Error,
@@ -38,7 +43,7 @@ impl SpawnError {
         match self {
             SpawnError::NotFound { .. } => 127,
             SpawnError::CannotExecute { .. } | SpawnError::Other { .. } => 126,
-            SpawnError::Workdir { .. } => 2,
+            SpawnError::Workdir { .. } | SpawnError::WorkdirDenied { .. } => 2,
         }
     }
 }
@@ -51,6 +56,9 @@ impl fmt::Display for SpawnError {
                 write!(f, "command {} cannot be executed: {error}", Quoted(program))
             }
             SpawnError::Workdir { dir } => write!(f, "workdir {} is not a directory", dir.display()),
+            SpawnError::WorkdirDenied { dir, user } => {
+                write!(f, "workdir {} cannot be entered by {user}", dir.display())
+            }
             SpawnError::Other { program, error } => write!(f, "command {}: {error}", Quoted(program)),
         }
     }
@@ -133,6 +141,9 @@ impl Launcher {
             if !dir.is_dir() {
                 return Err(SpawnError::Workdir { dir: dir.clone() });
             }
+            if let Some(account) = spec.account.as_ref().filter(|a| !may_enter(dir, a.uid, a.gid)) {
+                return Err(SpawnError::WorkdirDenied { dir: dir.clone(), user: account.to_string() });
+            }
             command.current_dir(dir);
         }
         if let Some(account) = &spec.account {
@@ -203,6 +214,24 @@ fn describe(program: &OsString, error: std::io::Error) -> SpawnError {
         Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM) => SpawnError::CannotExecute { program, error },
         _ => SpawnError::Other { program, error },
     }
+}
+
+/// Whether a process running as `uid` and `gid` alone (the standard library drops the
+/// supplementary groups) may search every directory on the way to `dir` and `dir`
+/// itself, by the permission bits, as the kernel will judge its chdir. Root may enter
+/// any directory.
+pub fn may_enter(dir: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if uid == 0 {
+        return true;
+    }
+    dir.ancestors().filter(|d| !d.as_os_str().is_empty()).all(|d| match std::fs::metadata(d) {
+        Ok(meta) if meta.uid() == uid => meta.mode() & 0o100 != 0,
+        Ok(meta) if meta.gid() == gid => meta.mode() & 0o010 != 0,
+        Ok(meta) => meta.mode() & 0o001 != 0,
+        // What exeunt cannot see is left for the chdir itself to judge.
+        Err(_) => true,
+    })
 }
 
 #[cfg(test)]

@@ -39,8 +39,16 @@ fn user_sets_gid_and_uid_and_drops_supplementary_groups() {
     // SAFETY: geteuid cannot fail.
     assert_eq!(unsafe { libc::geteuid() }, 0, "this test changes users: run it as root (CI does)");
     let scratch = Scratch::new("user-drop");
+    let printed = scratch.path("printed");
     let map = [
-        process("as-root", "sidecar", &format!("{}; exec sleep 1000", ids("root")), ""),
+        // Ready once it has printed: the primaries are quick, and its stop would come
+        // before its lines otherwise.
+        process(
+            "as-root",
+            "sidecar",
+            &format!("{}; touch {printed}; exec sleep 1000", ids("root")),
+            &format!("ready = {{ file = \"{printed}\" }}"),
+        ),
         process("as-nobody", "primary", &ids("nobody"), "user = \"nobody\""),
         process("as-daemon-adm", "primary", &ids("daemon"), "user = \"daemon:4\""),
     ]
@@ -97,4 +105,24 @@ fn user_sets_home_user_and_logname_from_the_passwd_entry_unless_env_sets_them() 
     assert_eq!(line(out, "nobody "), ["/nonexistent", "nobody", "nobody"], "{out}");
     assert_eq!(line(out, "given "), ["/srv", "svc", "nobody"], "the role map's env wins: {out}");
     assert_eq!(line(out, "numeric "), ["/root", "root", "root"], "no passwd entry: exeunt's own: {out}");
+}
+
+#[test]
+fn a_workdir_the_user_cannot_enter_is_a_workdir_error_naming_the_dir_and_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = common::Scratch::new("denied-workdir");
+    let private = scratch.path("private");
+    std::fs::create_dir(&private).expect("mkdir");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let map = scratch.file(
+        "map.toml",
+        &format!("[[process]]\nname = \"web\"\nrole = \"primary\"\ncommand = [\"/bin/echo\", \"hi\"]\nuser = \"nobody\"\nworkdir = \"{private}\"\n"),
+    );
+    let expected = format!("exeunt: process web: workdir '{private}' cannot be entered by user nobody (uid 65534)");
+    for args in [vec!["--check", map.as_str()], vec!["-c", map.as_str()]] {
+        let outcome = common::run_pid1(&args);
+        assert_eq!(outcome.code, 2, "{args:?}: {outcome:?}");
+        assert_eq!(outcome.stderr.trim(), expected, "{args:?}");
+        assert!(!outcome.stdout.contains("hi"), "nothing ran: {outcome:?}");
+    }
 }
