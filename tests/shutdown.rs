@@ -71,6 +71,13 @@ fn grandchild_left_behind_by_a_sidecar_is_stopped_as_pid1() {
         outcome.stderr
     );
     assert!(outcome.elapsed < Duration::from_secs(5), "SIGTERM, not the grace period: {outcome:?}");
+    assert!(
+        outcome.stderr.contains(
+            "info: processes the plan's processes left behind are still running: sending them SIGTERM (grace 10s)"
+        ),
+        "the sweep is said at info: {}",
+        outcome.stderr
+    );
 }
 
 #[test]

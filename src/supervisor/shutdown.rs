@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use log::warn;
+use log::{info, warn};
 
 use super::process::Proc;
 use crate::duration::Show;
@@ -138,8 +138,13 @@ impl Shutdown {
     /// the grace period (or SIGKILL at once, when hurried).
     pub fn sweep_leftovers(&mut self, grace: Duration, now: Time, actions: &mut Vec<Action>) {
         if self.hurried() {
+            info!("processes the plan's processes left behind are still running: sending them SIGKILL");
             self.kill_leftovers(now, actions);
         } else {
+            info!(
+                "processes the plan's processes left behind are still running: sending them SIGTERM (grace {})",
+                Show(grace)
+            );
             actions.push(Action::SignalDescendants(SIGTERM));
             self.sweep = Sweep::Terminating { deadline: now + grace };
         }
