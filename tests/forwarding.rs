@@ -172,8 +172,9 @@ fn the_stop_delay_holds_sigterm_back_while_a_real_server_still_answers() {
     let map = format!("stop_delay = \"2s\"\n{}", process("web", "primary", &common::http_sidecar(port, 0), ""));
     let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
     running.expect_line(&format!("http sidecar listening on {port}"));
-    running.signal(libc::SIGTERM);
+    // Taken before the signal: exeunt may act on it before this thread runs again.
     let asked = running.elapsed();
+    running.signal(libc::SIGTERM);
     running.expect_log("received SIGTERM: passing it on in 2s (stop_delay)");
     let answer = get(port, "/ready");
     let answered = running.elapsed() - asked;

@@ -33,7 +33,10 @@ fn a_client_the_primary_left_goes_first_and_the_server_it_holds_up_stops_cleanly
     let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
     let err = &outcome.stderr;
-    assert!(err.contains("stopping 1 process left behind by primary job before the sidecars (grace 5s): "), "{err}");
+    assert!(
+        err.contains("sending SIGTERM to 1 process left behind by primary job before the sidecars (grace 5s): "),
+        "{err}"
+    );
     assert!(err.contains("(python3)"), "the leftover is named: {err}");
     let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
     assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
@@ -95,7 +98,10 @@ fn postgresql_outlives_the_psql_its_primary_left_and_shuts_down_cleanly() {
     let err = &outcome.stderr;
     assert_eq!(outcome.code, 0, "{err}");
     assert!(outcome.stdout.contains("job done"), "{outcome:?}");
-    assert!(err.contains("stopping 1 process left behind by primary job before the sidecars (grace 10s)"), "{err}");
+    assert!(
+        err.contains("sending SIGTERM to 1 process left behind by primary job before the sidecars (grace 10s)"),
+        "{err}"
+    );
     assert!(err.contains("(psql)"), "the leftover is psql: {err}");
     let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
     assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");

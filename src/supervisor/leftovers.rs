@@ -1,9 +1,13 @@
 //! What the primaries leave behind in their process groups (a client started in the
 //! background, a worker they forked) is stopped before any sidecar, so that a database
 //! or a proxy outlives its clients, as Kubernetes stops main containers before their
-//! sidecars. Each group gets its primary's stop signal, then SIGKILL after its grace
-//! period; the sidecars wait until the leftovers are gone or killed. Whatever left its
-//! group (`setsid`) is still caught by the final sweep.
+//! sidecars. Each group gets SIGTERM, then SIGKILL after its primary's grace period;
+//! the sidecars wait until the leftovers are gone or killed. Whatever left its group
+//! (`setsid`) is still caught by the final sweep.
+//!
+//! SIGTERM, not the primary's `stop_signal`: that one is for the primary's own program
+//! (nginx's SIGQUIT), and the leftovers are other programs. A shell also starts its
+//! background jobs with SIGQUIT and SIGINT ignored, so those would wait out the grace.
 
 use std::time::Duration;
 
@@ -12,7 +16,7 @@ use log::{info, warn};
 use crate::duration::Show;
 use crate::events::{Action, Member, Time};
 use crate::plan::Plan;
-use crate::signo::SIGKILL;
+use crate::signo::{SIGKILL, SIGTERM};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -49,16 +53,16 @@ impl Leftovers {
     }
 
     /// Whether the sidecars must wait for the primaries' leftovers. The first time,
-    /// the groups are sent their primary's stop signal, and the world says who was in
-    /// them (`Event::Leftovers`).
-    pub fn hold_sidecars(&mut self, plan: &Plan, actions: &mut Vec<Action>) -> bool {
+    /// the groups are sent SIGTERM, and the world says who was in them
+    /// (`Event::Leftovers`).
+    pub fn hold_sidecars(&mut self, actions: &mut Vec<Action>) -> bool {
         match self.phase {
             Phase::NotYet if self.groups.is_empty() => {
                 self.phase = Phase::Done;
                 false
             }
             Phase::NotYet => {
-                let groups = self.groups.iter().map(|&(pgid, i)| (pgid, plan.processes[i].stop_signal)).collect();
+                let groups = self.groups.iter().map(|&(pgid, _)| (pgid, SIGTERM)).collect();
                 actions.push(Action::SignalLeftovers { groups });
                 self.phase = Phase::Asked;
                 true
@@ -81,7 +85,7 @@ impl Leftovers {
         let owners: Vec<&str> = self.groups.iter().map(|&(_, i)| plan.processes[i].name.as_str()).collect();
         let listed: Vec<String> = members.iter().map(|m| format!("{} ({})", m.pid, m.name)).collect();
         info!(
-            "stopping {} left behind by primary {} before the sidecars (grace {}): {}",
+            "sending SIGTERM to {} left behind by primary {} before the sidecars (grace {}): {}",
             plural(members.len()),
             owners.join(", "),
             Show(grace),
@@ -129,7 +133,7 @@ impl Leftovers {
     pub fn ring(&mut self, _: KillLeftovers, actions: &mut Vec<Action>) {
         if let Phase::Waiting { pids, grace, .. } = &self.phase {
             warn!(
-                "killing {} left behind by the primaries: still running {} after their stop signal",
+                "killing {} left behind by the primaries: still running {} after SIGTERM",
                 plural(pids.len()),
                 Show(*grace)
             );

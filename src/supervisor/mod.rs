@@ -511,7 +511,7 @@ impl<'p> Supervisor<'p> {
             && (0..self.procs.len())
                 .any(|i| self.role(i) == Role::Sidecar && matches!(self.procs[i].state, State::Running { .. }))
             && !begun.hurry
-            && self.leftovers.hold_sidecars(self.plan, actions);
+            && self.leftovers.hold_sidecars(actions);
         for index in shutdown::to_stop(self.plan, &self.procs) {
             if sidecars_wait && self.role(index) == Role::Sidecar {
                 continue;

@@ -613,12 +613,12 @@ fn leftover(pid: i32) -> crate::events::Member {
 }
 
 #[test]
-fn the_primarys_leftovers_get_its_stop_signal_and_the_sidecars_wait_until_they_are_gone() {
+fn the_primarys_leftovers_get_sigterm_and_the_sidecars_wait_until_they_are_gone() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
-    plan.processes[1].stop_signal = Signo(libc::SIGINT);
+    plan.processes[1].stop_signal = Signo(libc::SIGQUIT);
     let mut sup = started(&plan);
-    // db=100, job=101
-    let groups = vec![(101, Signo(libc::SIGINT))];
+    // db=100, job=101. SIGTERM, not the primary's own stop signal: they are other programs.
+    let groups = vec![(101, SIGTERM)];
     assert_eq!(sup.handle(exited(101, 0), SEC), [Action::SignalLeftovers { groups }]);
     assert_eq!(sup.handle(Event::Leftovers { members: vec![leftover(300), leftover(301)] }, SEC), []);
     assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE), "the primary's grace period");
