@@ -97,8 +97,11 @@ fn grandchild_that_escaped_with_setsid_is_stopped_when_not_pid1() {
 #[test]
 fn sigterm_to_exeunt_stops_the_primary_then_the_sidecars_and_keeps_the_primarys_status() {
     let scratch = Scratch::new("sigterm");
-    let sidecar = looping("echo queue got TERM; exit 0", "");
-    let primary = looping("echo job got TERM; exit 7", "echo job ready;");
+    // The primary says it is ready once the sidecar has set its trap: a SIGTERM before
+    // that would kill the sidecar's shell outright.
+    let trapped = scratch.fifo("trapped");
+    let sidecar = looping("echo queue got TERM; exit 0", &format!("echo > {trapped};"));
+    let primary = looping("echo job got TERM; exit 7", &format!("read x < {trapped}; echo job ready;"));
     let map = scratch.file("map.toml", &role_map("10s", &sidecar, &primary));
     let mut running = pid1(&["-c", &map]);
     running.expect_line("job ready");
