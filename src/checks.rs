@@ -126,7 +126,7 @@ impl Checks {
                 Conversation { id, token, stream, request, answer: None, passing, addr, failures: Vec::new() };
             self.conversations.push(conversation);
         }
-        match self.conversations.iter_mut().filter(|c| c.id == id).last() {
+        match self.conversations.iter_mut().rfind(|c| c.id == id) {
             Some(last) => {
                 last.failures = failures;
                 None
@@ -183,9 +183,7 @@ impl Checks {
             self.abandoned.push(pid);
         }
     }
-}
 
-impl Checks {
     /// Closes every connection of check `id`; returns why those that failed did.
     fn end_conversations(&mut self, id: CheckId, poller: &Poller) -> Vec<String> {
         let mut failures = Vec::new();
@@ -211,11 +209,11 @@ impl Source for Checks {
         if let Err(reason) = &result
             && let Some(other) = self.conversations.iter().position(|c| c.id == id && c.token.key != key)
         {
-            let mut done = self.conversations.swap_remove(position);
+            let mut failures = std::mem::take(&mut self.conversations[position].failures);
+            failures.push(reason.clone());
+            self.conversations[other].failures.append(&mut failures);
+            let done = self.conversations.swap_remove(position);
             poller.unwatch(done.stream.as_fd());
-            let other = if other == self.conversations.len() { position } else { other };
-            self.conversations[other].failures.append(&mut done.failures);
-            self.conversations[other].failures.push(reason.clone());
             return;
         }
         let mut failures = self.end_conversations(id, poller);

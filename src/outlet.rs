@@ -111,7 +111,8 @@ impl Outlet {
         let mut poll = libc::pollfd { fd: self.as_fd().as_raw_fd(), events: libc::POLLOUT, revents: 0 };
         let millis = i32::try_from(limit.as_millis().max(1)).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd, for the length given.
-        unsafe { libc::poll(&mut poll, 1, millis) >= 0 || *libc::__errno_location() == libc::EINTR }
+        let polled = unsafe { libc::poll(&mut poll, 1, millis) };
+        polled >= 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
     }
 
     /// Writes once; returns how much went out (0 when the stream is full). A stream
