@@ -21,6 +21,7 @@ use crate::logger::Quoted;
 use crate::plan::{Account, DEFAULT_GRACE, Plan, ProcessSpec, Role, UserSpec};
 use crate::pod::kubexit_env::{self, KUBEXIT_DEFAULT_GRACE, KubexitError};
 use crate::rolemap::{self, RoleMapError};
+use crate::spawn::{WorkdirProblem, workdir_problem};
 
 /// Why no plan could be made; each shown as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,11 +147,12 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     for process in &plan.processes {
         let Some(dir) = &process.workdir else { continue };
         let (name, shown) = (process.name.clone(), dir.display().to_string());
-        if !dir.is_dir() {
-            return Err(ResolveError::Workdir { process: name, dir: shown });
-        }
-        if let Some(account) = process.account.as_ref().filter(|a| !crate::spawn::may_enter(dir, a.uid, a.gid)) {
-            return Err(ResolveError::WorkdirDenied { process: name, dir: shown, user: account.to_string() });
+        match workdir_problem(dir, process.account.as_ref()) {
+            Some(WorkdirProblem::NotADirectory) => return Err(ResolveError::Workdir { process: name, dir: shown }),
+            Some(WorkdirProblem::Denied { user }) => {
+                return Err(ResolveError::WorkdirDenied { process: name, dir: shown, user });
+            }
+            None => {}
         }
     }
     Ok(Resolved { plan, kubexit_api_variables: kubexit.api_variables_ignored })

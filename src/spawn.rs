@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::logger::Quoted;
-use crate::plan::{Plan, Role};
+use crate::plan::{Account, Plan, Role};
 use crate::signals::Inherited;
 
 /// Why a process could not be started.
@@ -138,11 +138,12 @@ impl Launcher {
             command.process_group(0);
         }
         if let Some(dir) = &spec.workdir {
-            if !dir.is_dir() {
-                return Err(SpawnError::Workdir { dir: dir.clone() });
-            }
-            if let Some(account) = spec.account.as_ref().filter(|a| !may_enter(dir, a.uid, a.gid)) {
-                return Err(SpawnError::WorkdirDenied { dir: dir.clone(), user: account.to_string() });
+            match workdir_problem(dir, spec.account.as_ref()) {
+                Some(WorkdirProblem::NotADirectory) => return Err(SpawnError::Workdir { dir: dir.clone() }),
+                Some(WorkdirProblem::Denied { user }) => {
+                    return Err(SpawnError::WorkdirDenied { dir: dir.clone(), user });
+                }
+                None => {}
             }
             command.current_dir(dir);
         }
@@ -216,11 +217,32 @@ fn describe(program: &OsString, error: std::io::Error) -> SpawnError {
     }
 }
 
+/// Why a process cannot start in its `workdir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkdirProblem {
+    NotADirectory,
+    /// Its `user` (this account) may not enter it.
+    Denied {
+        user: String,
+    },
+}
+
+/// What stands between a process running as `account` (exeunt's own when None) and
+/// its workdir `dir`: judged once the plan is resolved, and again at each start, since
+/// the directory may have changed meanwhile.
+pub fn workdir_problem(dir: &Path, account: Option<&Account>) -> Option<WorkdirProblem> {
+    if !dir.is_dir() {
+        return Some(WorkdirProblem::NotADirectory);
+    }
+    let account = account.filter(|a| !may_enter(dir, a.uid, a.gid))?;
+    Some(WorkdirProblem::Denied { user: account.to_string() })
+}
+
 /// Whether a process running as `uid` and `gid` alone (the standard library drops the
 /// supplementary groups) may search every directory on the way to `dir` and `dir`
 /// itself, by the permission bits, as the kernel will judge its chdir. Root may enter
 /// any directory.
-pub fn may_enter(dir: &Path, uid: u32, gid: u32) -> bool {
+fn may_enter(dir: &Path, uid: u32, gid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     if uid == 0 {
         return true;
