@@ -14,6 +14,19 @@ fn client_left_behind(port: u16, connected: &str) -> String {
     )
 }
 
+/// exeunt's log says that primary `job`'s one leftover, the program `leftover`, got
+/// SIGTERM with the primary's grace period, and was gone before sidecar `db` was asked
+/// to stop; nothing, leftover or sidecar, needed SIGKILL.
+fn went_first(err: &str, leftover: &str, grace: &str) {
+    let asked =
+        format!("sending SIGTERM to 1 process left behind by primary job before the sidecars (grace {grace}): ");
+    assert!(err.contains(&asked), "{err}");
+    assert!(err.contains(&format!("({leftover})")), "the leftover is named: {err}");
+    let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
+    assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
+    assert!(!err.contains("killing"), "nothing needed SIGKILL: {err}");
+}
+
 fn python3() -> &'static str {
     assert!(std::path::Path::new("/usr/bin/python3").exists(), "python3 is missing: apt-get install python3");
     "/usr/bin/python3"
@@ -33,14 +46,7 @@ fn a_client_the_primary_left_goes_first_and_the_server_it_holds_up_stops_cleanly
     let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
     let err = &outcome.stderr;
-    assert!(
-        err.contains("sending SIGTERM to 1 process left behind by primary job before the sidecars (grace 5s): "),
-        "{err}"
-    );
-    assert!(err.contains("(python3)"), "the leftover is named: {err}");
-    let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
-    assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
-    assert!(!err.contains("killing"), "nothing needed SIGKILL: {err}");
+    went_first(err, "python3", "5s");
     assert!(outcome.stdout.contains("db: SIGTERM, waiting for 0 clients"), "the client had gone: {outcome:?}");
     assert!(outcome.stdout.contains("db: clean shutdown"), "{outcome:?}");
     let stopped = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar db");
@@ -98,14 +104,7 @@ fn postgresql_outlives_the_psql_its_primary_left_and_shuts_down_cleanly() {
     let err = &outcome.stderr;
     assert_eq!(outcome.code, 0, "{err}");
     assert!(outcome.stdout.contains("job done"), "{outcome:?}");
-    assert!(
-        err.contains("sending SIGTERM to 1 process left behind by primary job before the sidecars (grace 10s)"),
-        "{err}"
-    );
-    assert!(err.contains("(psql)"), "the leftover is psql: {err}");
-    let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
-    assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
-    assert!(!err.contains("killing"), "no SIGKILL, for psql or PostgreSQL: {err}");
+    went_first(err, "psql", "10s");
     assert!(err.contains("received smart shutdown request"), "PostgreSQL's log: {err}");
     assert!(err.contains("database system is shut down"), "a clean shutdown in PostgreSQL's log: {err}");
     assert!(err.contains("sidecar db exited with exit code 0"), "{err}");

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use common::{HANG, Scratch, exeunt, require_pid_namespaces};
+use common::{HANG, Scratch, children_of, exeunt, require_pid_namespaces};
 
 /// Bytes waiting in a pipe, read through its read end.
 fn waiting_in(pipe: &impl AsRawFd) -> usize {
@@ -54,7 +54,7 @@ fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drai
     };
     expect("job started");
     let unshare = child.id();
-    let pid = children_of(unshare as i32)[0];
+    let pid = *children_of(unshare as i32).first().expect("unshare has started exeunt");
     let flood = *children_of(pid)
         .iter()
         .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "yes"))
@@ -98,12 +98,6 @@ fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drai
     assert!(note < ended, "the count stands where the gap is: {}", tail(&log));
     // The children's stderr stayed blocking: the flood ended by the stop, not by EAGAIN.
     assert!(log.contains("sidecar flood exited with SIGTERM"), "{}", tail(&log));
-}
-
-/// The pids of `pid`'s children.
-fn children_of(pid: i32) -> Vec<i32> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).expect("children");
-    children.split_whitespace().map(|p| p.parse().expect("a pid")).collect()
 }
 
 /// The end of a long log, for a failure message.

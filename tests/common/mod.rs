@@ -250,8 +250,7 @@ impl Running {
         if !self.under_unshare {
             return me as i32;
         }
-        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
-        children.split_whitespace().next().expect("unshare has started exeunt").parse().expect("a pid")
+        *children_of(me as i32).first().expect("unshare has started exeunt")
     }
 
     /// Time since the run started, on the clock of the lines' `at`.
@@ -383,6 +382,12 @@ pub fn status_field(pid: i32, name: &str) -> u64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no number for {name} in /proc/{pid}/status"))
+}
+
+/// The pids of `pid`'s children, as /proc lists them (none when it is gone).
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children.split_whitespace().map(|p| p.parse().expect("a pid")).collect()
 }
 
 /// Whether a process with this pid exists (zombies included) in this namespace.
