@@ -25,6 +25,7 @@ pub mod signals;
 pub mod signo;
 pub mod spawn;
 pub mod supervisor;
+pub mod utc;
 pub mod world;
 
 use std::ffi::OsString;
