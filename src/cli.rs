@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::logger::{Level, Quoted};
-use crate::plan::ZeroCodes;
+use crate::plan::{LogFormat, ZeroCodes};
 use crate::signo::Signo;
 
 pub const USAGE: &str = "\
@@ -45,9 +45,10 @@ options:
 `exeunt install PATH` copies exeunt to PATH, or PATH/exeunt for a directory (for an
 init container that puts exeunt into a shared volume).
 
-environment: EXEUNT_CONFIG, EXEUNT_LOG, TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP,
-TINI_VERBOSITY, and kubexit's KUBEXIT_NAME, KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEPS,
-KUBEXIT_BIRTH_DEPS, KUBEXIT_BIRTH_TIMEOUT, KUBEXIT_GRACE_PERIOD
+environment: EXEUNT_CONFIG, EXEUNT_LOG, EXEUNT_LOG_FORMAT (text or json),
+TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP, TINI_VERBOSITY, and kubexit's KUBEXIT_NAME,
+KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEPS, KUBEXIT_BIRTH_DEPS, KUBEXIT_BIRTH_TIMEOUT,
+KUBEXIT_GRACE_PERIOD
 ";
 
 pub const DUMB_INIT_USAGE: &str = "\
@@ -101,6 +102,8 @@ pub struct Options {
     /// The log level asked for by EXEUNT_LOG or TINI_VERBOSITY; None leaves the
     /// choice to the run.
     pub log_level: Option<Level>,
+    /// EXEUNT_LOG_FORMAT: how exeunt writes its log, unless the role map says.
+    pub log_format: LogFormat,
     /// How many levels `-v` raises logging above that.
     pub verbose: u8,
     /// COMMAND and its arguments; with `--check`, the role maps to check.
@@ -208,6 +211,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         })?),
         None => verbosity.map(Level::from_tini_verbosity),
     };
+    options.log_format = log_format(env)?;
     if check {
         return Ok(Invocation::Check(options));
     }
@@ -348,9 +352,25 @@ pub fn parse_dumb_init(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>
     }
     options.command = rest;
     options.log_level = verbose.then_some(Level::Debug);
+    options.log_format = log_format(env)?;
     options.signal_groups = setsid;
     options.dumb_init = Some(DumbInit { setsid });
     Ok(Invocation::Run(options))
+}
+
+/// EXEUNT_LOG_FORMAT: `text` (or unset) or `json`.
+fn log_format(env: &dyn Fn(&str) -> Option<OsString>) -> Result<LogFormat, UsageError> {
+    match env("EXEUNT_LOG_FORMAT").filter(|v| !v.is_empty()) {
+        None => Ok(LogFormat::Text),
+        Some(value) => match value.to_string_lossy().trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(UsageError(format!(
+                "EXEUNT_LOG_FORMAT must be text or json, got {}",
+                Quoted(&value.to_string_lossy())
+            ))),
+        },
+    }
 }
 
 fn read_duration(option: &str, value: &OsStr) -> Result<Duration, UsageError> {

@@ -71,6 +71,38 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// Where a process's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Straight to exeunt's own stdout and stderr, as the process found them: no copy,
+    /// and a terminal stays a terminal.
+    Inherit,
+    /// Through exeunt, line by line, each line after the process's name: `web | line`.
+    Prefix,
+    /// Through exeunt, one JSON object per line.
+    Json,
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Output::Inherit => "inherit",
+            Output::Prefix => "prefix",
+            Output::Json => "json",
+        })
+    }
+}
+
+/// How exeunt writes its own log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `[exeunt] info: message`
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Something exeunt does to learn about a process, or to ask it to stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
@@ -267,6 +299,7 @@ pub struct ProcessSpec {
     /// Signals exeunt receives that this process gets as another one (Some) or not at
     /// all (None): primaries only.
     pub rewrite: Vec<(Signo, Option<Signo>)>,
+    pub output: Output,
 }
 
 impl ProcessSpec {
@@ -297,6 +330,7 @@ impl ProcessSpec {
             user: None,
             account: None,
             rewrite: Vec::new(),
+            output: Output::Inherit,
         }
     }
 }
@@ -356,6 +390,8 @@ pub struct Plan {
     /// As dumb-init: exeunt leaves its working directory for `/` once the first process
     /// runs, so that it pins no mount.
     pub leave_cwd: bool,
+    /// The role map's `log_format`; None leaves it to EXEUNT_LOG_FORMAT.
+    pub log_format: Option<LogFormat>,
 }
 
 impl Plan {
@@ -379,6 +415,7 @@ impl Plan {
             setsid: false,
             job_control: false,
             leave_cwd: false,
+            log_format: None,
         }
     }
 
@@ -418,6 +455,9 @@ impl fmt::Display for Plan {
         }
         if self.kill_on_second_signal {
             writeln!(f, "a second stop signal kills what is left at once")?;
+        }
+        if self.log_format == Some(LogFormat::Json) {
+            writeln!(f, "exeunt logs JSON lines")?;
         }
         if let Some(pod) = &self.pod {
             writeln!(
@@ -474,6 +514,9 @@ impl fmt::Display for Plan {
             }
             if let Some(user) = &p.user {
                 write!(f, ", user {user}")?;
+            }
+            if p.output != Output::Inherit {
+                write!(f, ", output {}", p.output)?;
             }
             for (key, _) in &p.env {
                 write!(f, ", env {key}")?;

@@ -16,7 +16,8 @@ use crate::duration::{self, Show};
 use crate::logger::Quoted;
 use crate::plan::{
     Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, DEFAULT_INTERVAL,
-    DEFAULT_READY_TIMEOUT, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder,
+    DEFAULT_READY_TIMEOUT, LogFormat, Matcher, OnExit, OnTimeout, Output, Plan, Pod, ProcessSpec, Readiness, Role,
+    ShutdownOrder,
 };
 use crate::signo::Signo;
 
@@ -56,6 +57,8 @@ struct RawRoleMap {
     kill_primaries_after: Option<Spanned<String>>,
     kill_on_second_signal: Option<bool>,
     stop_delay: Option<Spanned<String>>,
+    output: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
     pod: Option<RawPod>,
     #[serde(default)]
     process: Vec<RawProcess>,
@@ -82,6 +85,7 @@ struct RawProcess {
     max_restart_delay: Option<Spanned<String>>,
     exit_code: Option<Spanned<i64>>,
     rewrite: Option<Spanned<BTreeMap<String, RawSignal>>>,
+    output: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +203,10 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
         Some(value) => read_duration(value, "grace_period", &at)?,
         None => DEFAULT_GRACE,
     };
+    let output = match &raw.output {
+        Some(value) => read_output(value, &at)?,
+        None => Output::Inherit,
+    };
     let mut processes = Vec::with_capacity(raw.process.len() + 1);
     for (index, p) in raw.process.iter().enumerate() {
         check_name(&p.name, &at)?;
@@ -209,7 +217,7 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
                 format!("name: {} is already the name of the process on line {line}", Quoted(p.name.get_ref())),
             ));
         }
-        processes.push(read_process(p, grace_period, &at)?);
+        processes.push(read_process(p, grace_period, output, &at)?);
     }
 
     let primaries: Vec<&RawProcess> = raw.process.iter().filter(|p| *p.role.get_ref() == RawRole::Primary).collect();
@@ -234,6 +242,7 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
                 .unwrap_or_default();
             let mut primary = ProcessSpec::new(&name, Role::Primary, command.to_vec());
             primary.grace_period = grace_period;
+            primary.output = output;
             processes.push(primary);
         }
         (None, []) => {
@@ -269,12 +278,17 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
     if let Some(value) = &raw.stop_delay {
         plan.stop_delay = read_duration(value, "stop_delay", &at)?;
     }
+    if let Some(value) = &raw.log_format {
+        plan.log_format =
+            Some(read_choice(value, "log_format", &[("text", LogFormat::Text), ("json", LogFormat::Json)], &at)?);
+    }
     Ok(plan)
 }
 
 type At<'a> = dyn Fn(Range<usize>, String) -> RoleMapError + 'a;
 
-fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<ProcessSpec, RoleMapError> {
+/// Reads one `[[process]]`; `global_grace` and `output` are the role map's defaults.
+fn read_process(p: &RawProcess, global_grace: Duration, output: Output, at: &At) -> Result<ProcessSpec, RoleMapError> {
     let role = match p.role.get_ref() {
         RawRole::Primary => Role::Primary,
         RawRole::Sidecar => Role::Sidecar,
@@ -308,6 +322,7 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
             ("user", p.user.as_ref().map(Spanned::span)),
             ("workdir", p.workdir.as_ref().map(Spanned::span)),
             ("env", p.env.as_ref().map(Spanned::span)),
+            ("output", p.output.as_ref().map(Spanned::span)),
         ]);
         if let Some((key, Some(span))) = not_for_matched.into_iter().find(|(_, span)| span.is_some()) {
             return Err(at(
@@ -322,6 +337,13 @@ fn read_process(p: &RawProcess, global_grace: Duration, at: &At) -> Result<Proce
         Some(value) => read_duration(value, "grace_period", at)?,
         None => global_grace,
     };
+    if spec.matcher.is_none() {
+        // Another container's process writes where its own container put its output.
+        spec.output = match &p.output {
+            Some(value) => read_output(value, at)?,
+            None => output,
+        };
+    }
     if let Some(value) = &p.stop_signal {
         spec.stop_signal = read_stop_signal(value, "stop_signal", at)?;
     }
@@ -564,6 +586,21 @@ fn read_stop_signal(value: &Spanned<RawSignal>, key: &str, at: &At) -> Result<Si
         ));
     }
     Ok(signo)
+}
+
+fn read_output(value: &Spanned<String>, at: &At) -> Result<Output, RoleMapError> {
+    let choices = [("inherit", Output::Inherit), ("prefix", Output::Prefix), ("json", Output::Json)];
+    read_choice(value, "output", &choices, at)
+}
+
+/// One of a few words. Read from a string rather than derived as an enum: each derived
+/// enum costs the static binary kilobytes of deserializer code.
+fn read_choice<T: Copy>(value: &Spanned<String>, key: &str, choices: &[(&str, T)], at: &At) -> Result<T, RoleMapError> {
+    if let Some((_, choice)) = choices.iter().find(|(name, _)| name == value.get_ref()) {
+        return Ok(*choice);
+    }
+    let names: Vec<String> = choices.iter().map(|(name, _)| format!("\"{name}\"")).collect();
+    Err(at(value.span(), format!("{key}: {} is not one of {}", Quoted(value.get_ref()), names.join(", "))))
 }
 
 fn read_duration(value: &Spanned<String>, key: &str, at: &At) -> Result<Duration, RoleMapError> {

@@ -260,3 +260,26 @@ fn a_value_of_the_wrong_type_names_its_key_and_shows_the_right_form() {
     );
     assert_eq!(error("grace_period = 5\n"), "map.toml:1:16: grace_period: expected a string, not integer '5'");
 }
+
+#[test]
+fn the_top_level_output_is_every_process_default_and_a_process_may_choose_its_own() {
+    let text = "output = \"prefix\"\nlog_format = \"json\"\n\n\
+                [[process]]\nname = \"proxy\"\nrole = \"sidecar\"\ncommand = [\"proxy\"]\noutput = \"inherit\"\n\n\
+                [[process]]\nname = \"shipper\"\nrole = \"sidecar\"\ncommand = [\"ship\"]\noutput = \"json\"\n";
+    let plan = parse(text, "m", Some(&["job".into()])).expect("valid");
+    let outputs: Vec<_> = plan.processes.iter().map(|p| (p.name.as_str(), p.output)).collect();
+    assert_eq!(outputs, [("proxy", Output::Inherit), ("shipper", Output::Json), ("main", Output::Prefix)]);
+    assert_eq!(plan.log_format, Some(LogFormat::Json));
+    let plain = parse("[[process]]\nname = \"a\"\nrole = \"primary\"\ncommand = [\"a\"]\n", "m", None).unwrap();
+    assert_eq!((plain.processes[0].output, plain.log_format), (Output::Inherit, None));
+}
+
+#[test]
+fn a_sidecar_of_another_container_keeps_the_output_its_container_gave_it() {
+    let text = "output = \"prefix\"\n[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"job\"]\n\
+                [[process]]\nname = \"proxy\"\nrole = \"sidecar\"\nmatch = { comm = \"envoy\" }\n";
+    let plan = parse(text, "m", None).expect("valid");
+    assert_eq!(plan.processes[0].output, Output::Inherit, "the default does not reach another container");
+    let err = error(&format!("{text}output = \"json\"\n"));
+    assert!(err.starts_with("map.toml:10:10: output: a sidecar found by match belongs to another container"), "{err}");
+}
