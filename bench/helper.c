@@ -15,6 +15,9 @@
  *   helper sidecar                   leaves at once on SIGTERM; says it is ready on fd 4
  *   helper primary                   waits for the sidecar (fd 5), notes the time on
  *                                    fd 3, and exits 0
+ *   helper lines BYTES               write BYTES of 100-byte lines (99 letters and a
+ *                                    newline) to stdout, 64 KiB per write: a producer
+ *                                    that costs next to nothing, for output throughput
  *   helper orphans N                 run as an init's child in a new PID namespace:
  *                                    make N orphans, let them all exit at once, and
  *                                    print ns until none is left unreaped (the machine
@@ -208,6 +211,24 @@ static int orphans(int n) {
     return 0;
 }
 
+/* BYTES of 100-byte lines to stdout, in 64 KiB writes (65,500 bytes: whole lines). */
+static int lines(long long bytes) {
+    static char block[65500];
+    for (size_t i = 0; i < sizeof block; i++) block[i] = (i % 100 == 99) ? '\n' : (char)('a' + i % 26);
+    while (bytes > 0) {
+        size_t want = bytes < (long long)sizeof block ? (size_t)bytes : sizeof block;
+        size_t done = 0;
+        while (done < want) {
+            ssize_t n = write(1, block + done, want - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) die("write");
+            done += (size_t)n;
+        }
+        bytes -= (long long)want;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "spawn") == 0) return spawn(atoi(argv[2]), argv + 3);
     if (argc >= 4 && strcmp(argv[1], "signal-latency") == 0) return signal_latency(atoi(argv[2]), argv + 3);
@@ -216,6 +237,7 @@ int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "sidecar") == 0) return sidecar();
     if (argc == 2 && strcmp(argv[1], "primary") == 0) return primary();
     if (argc == 3 && strcmp(argv[1], "orphans") == 0) return orphans(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "lines") == 0) return lines(atoll(argv[2]));
     fprintf(stderr, "usage: see the comment at the top of bench/helper.c\n");
     return 2;
 }

@@ -14,8 +14,10 @@ pub mod cli;
 pub mod duration;
 pub mod event_loop;
 pub mod events;
+pub mod json;
 pub mod logger;
 pub mod outlet;
+pub mod output;
 pub mod plan;
 pub mod pod;
 pub mod reaper;
@@ -75,15 +77,17 @@ pub fn main(args: &[OsString]) -> i32 {
 fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     // Without a role map or a pod, exeunt stands in for tini, which is quiet unless asked.
     let level = |default: Level| options.log_level.unwrap_or(default).raised(options.verbose);
-    logger::init(level(if options.config.is_some() { Level::Info } else { Level::Warn }));
+    logger::init(level(if options.config.is_some() { Level::Info } else { Level::Warn }), options.log_format);
     let resolve::Resolved { plan, kubexit_api_variables } = match resolve::resolve(&options, env) {
         Ok(resolved) => resolved,
         Err(e) => return complain(USAGE_ERROR, &e.to_string()),
     };
+    let log_format = plan.log_format.unwrap_or(options.log_format);
     if plan.pod.is_some() {
         // A container of a pod says what it waits for and why it stops, as kubexit did.
-        logger::init(level(Level::Info));
+        logger::init(level(Level::Info), log_format);
     }
+    logger::set_format(log_format);
     if kubexit_api_variables {
         info!("KUBEXIT_POD_NAME and KUBEXIT_NAMESPACE are not needed: readiness comes from the graveyard");
     }
@@ -133,14 +137,13 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     let known = world.known();
     let mut supervisor = supervisor::Supervisor::new(&plan, event_loop::now());
     let code = event_loop::run(&mut supervisor, &mut world, poller, known);
-    // The last lines say why exeunt stopped; a stderr that takes none of them in this
-    // time does not keep the container from ending.
-    logger::drain(LAST_LINES_WAIT);
+    // The processes' last lines, and exeunt's own, which say why it stopped; streams
+    // that take none of them in this time do not keep the container from ending.
+    let until = std::time::Instant::now() + output::LAST_LINES_WAIT;
+    world.finish(until);
+    output::drain(until);
     code
 }
-
-/// How long exeunt, done, waits for a full stderr to take its last log lines.
-pub const LAST_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `--check`: resolves the role map of `-c` (with COMMAND as its primary), or each role
 /// map named on the command line, as a run would, and prints the plans.
@@ -197,8 +200,9 @@ fn say(text: &str) -> i32 {
     0
 }
 
-/// Prints `exeunt: message` to stderr and returns `code`.
+/// Prints `exeunt: message` to stderr (a JSON line when the log is JSON) and returns
+/// `code`.
 fn complain(code: i32, message: &str) -> i32 {
-    let _ = std::io::stderr().write_all(format!("exeunt: {message}\n").as_bytes());
+    let _ = std::io::stderr().write_all(&logger::error_line(message));
     code
 }

@@ -1,23 +1,18 @@
-//! Logging to stderr, one line per event, prefixed `[exeunt]`.
+//! exeunt's own log: one line per event on stderr, as text (`[exeunt] info: …`) or as
+//! JSON objects. A message about one process names it as its `subject`
+//! (`info!(subject = name; "…")`), which the JSON form gives a key of its own.
 //!
-//! Each line is formatted first and offered whole to stderr's [`Outlet`], so that
-//! lines from exeunt and its children never interleave mid-line, and a full stderr
-//! never blocks exeunt: lines wait in a bounded queue, and past it they are dropped
-//! and counted, the count said as soon as stderr takes lines again. The queue is
-//! written out as stderr has room ([`LogDrain`], a source of the event loop). A closed
-//! stderr is ignored: an init must not stop because nobody reads its log.
+//! Each line is formatted whole and handed to [`output::log`], which writes it without
+//! ever blocking, beside the processes' lines and never inside one.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::io::Write;
-use std::os::fd::AsFd;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use crate::event_loop::{Events, Interest, Poller, Source, Token};
-use crate::outlet::Outlet;
+use crate::json;
+use crate::output;
+use crate::plan::LogFormat;
 
 /// How much exeunt says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,85 +55,51 @@ impl Level {
     }
 }
 
-/// How many bytes of log lines may wait for a full stderr: about a thousand lines.
-const WAITING_LIMIT: usize = 64 * 1024;
+/// How exeunt's lines are written: 0 for text, 1 for JSON.
+static FORMAT: AtomicU8 = AtomicU8::new(0);
 
-/// stderr as the log writes to it. The outlet holds at most the line being written;
-/// the lines behind it wait here, where the oldest make room for the newest: the last
-/// lines (why exeunt stops, what it exits with) matter most.
-struct LogStream {
-    outlet: Outlet,
-    waiting: VecDeque<Box<[u8]>>,
-    waiting_bytes: usize,
-    /// Lines dropped since the last one written: the gap is always right behind the
-    /// line being written, so the count is said there.
-    dropped: u64,
+/// Sets how exeunt's lines are written from now on.
+pub fn set_format(format: LogFormat) {
+    FORMAT.store(u8::from(format == LogFormat::Json), Ordering::Relaxed);
 }
 
-impl LogStream {
-    fn new() -> LogStream {
-        let outlet = Outlet::open(libc::STDERR_FILENO, usize::MAX);
-        LogStream { outlet, waiting: VecDeque::new(), waiting_bytes: 0, dropped: 0 }
-    }
+fn format() -> LogFormat {
+    if FORMAT.load(Ordering::Relaxed) == 1 { LogFormat::Json } else { LogFormat::Text }
+}
 
-    fn offer(&mut self, line: &[u8]) {
-        if !self.is_waiting() {
-            self.outlet.offer(line);
-            return;
-        }
-        self.waiting.push_back(line.into());
-        self.waiting_bytes += line.len();
-        while self.waiting_bytes > WAITING_LIMIT {
-            let oldest = self.waiting.pop_front().expect("bytes wait, so a line does");
-            self.waiting_bytes -= oldest.len();
-            self.dropped += 1;
-        }
-        self.flush();
-    }
-
-    /// Whether lines wait for stderr (which never holds when nobody reads it).
-    fn is_waiting(&self) -> bool {
-        !self.outlet.is_broken() && (self.outlet.is_waiting() || !self.waiting.is_empty() || self.dropped > 0)
-    }
-
-    /// Writes as much as stderr takes now: the line begun, the count of lines dropped
-    /// behind it, then the lines that wait.
-    fn flush(&mut self) {
-        self.outlet.flush();
-        while !self.outlet.is_waiting() && !self.outlet.is_broken() {
-            if self.dropped > 0 {
-                let note = format!("[exeunt] warn: {} log lines dropped while stderr was full\n", self.dropped);
-                self.dropped = 0;
-                self.outlet.offer(note.as_bytes());
-            } else if let Some(line) = self.waiting.pop_front() {
-                self.waiting_bytes -= line.len();
-                self.outlet.offer(&line);
-            } else {
-                return;
+/// One of exeunt's lines, newline included: `[exeunt] warn: message`, or as JSON
+/// `{"time":…,"level":"warn","process":"exeunt","message":…,"subject":…}`, where the
+/// subject is the process the message is about, if it is about one.
+pub fn line(level: &str, message: &fmt::Arguments, subject: Option<&dyn fmt::Display>) -> Vec<u8> {
+    match format() {
+        LogFormat::Text => format!("[exeunt] {level}: {message}\n").into_bytes(),
+        LogFormat::Json => {
+            let mut out = Vec::with_capacity(160);
+            let mut object = json::Object::new(&mut out);
+            object.time_now();
+            object.string("level", level.as_bytes());
+            object.string("process", b"exeunt");
+            object.string("message", message.to_string().as_bytes());
+            if let Some(subject) = subject {
+                object.string("subject", subject.to_string().as_bytes());
             }
-        }
-    }
-
-    /// Waits up to `limit` for stderr to take every line.
-    fn drain(&mut self, limit: Duration) {
-        let until = std::time::Instant::now() + limit;
-        loop {
-            self.flush();
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            if !self.is_waiting() || left.is_zero() || !self.outlet.wait_for_room(left) {
-                return;
-            }
+            object.end();
+            out
         }
     }
 }
 
-/// The log's stream, once [`init`] has opened it. One thread uses it; the lock is
-/// what the `log` crate's `Sync` bound asks for.
-static STREAM: Mutex<Option<LogStream>> = Mutex::new(None);
+/// The line said where log lines were dropped while stderr was full.
+pub fn drops_note(count: u64) -> Vec<u8> {
+    line("warn", &format_args!("{count} log lines dropped while stderr was full"), None)
+}
 
-fn stream() -> MutexGuard<'static, Option<LogStream>> {
-    // A panic cannot happen while the lock is held; if it did, the stream is still whole.
-    STREAM.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// An error said before or instead of a run, as the log would say it.
+pub fn error_line(message: &str) -> Vec<u8> {
+    match format() {
+        LogFormat::Text => format!("exeunt: {message}\n").into_bytes(),
+        LogFormat::Json => line("error", &format_args!("{message}"), None),
+    }
 }
 
 struct StderrLogger;
@@ -159,68 +120,19 @@ impl Log for StderrLogger {
             log::Level::Debug => "debug",
             log::Level::Trace => "trace",
         };
-        let line = format!("[exeunt] {level}: {}\n", record.args());
-        match stream().as_mut() {
-            Some(stream) => stream.offer(line.as_bytes()),
-            None => {
-                let _ = std::io::stderr().write_all(line.as_bytes());
-            }
-        }
+        let subject = record.key_values().get(log::kv::Key::from_str("subject"));
+        output::log(&line(level, record.args(), subject.as_ref().map(|s| s as &dyn fmt::Display)));
     }
 
     fn flush(&self) {}
 }
 
-/// Installs the logger; later calls only change the level.
-pub fn init(level: Level) {
+/// Installs the logger; later calls only change the level and format.
+pub fn init(level: Level, format: LogFormat) {
     static LOGGER: StderrLogger = StderrLogger;
-    if log::set_logger(&LOGGER).is_ok() {
-        *stream() = Some(LogStream::new());
-    }
+    let _ = log::set_logger(&LOGGER);
     log::set_max_level(level.filter());
-}
-
-/// Gives stderr up to `limit` to take the lines that still wait, when exeunt is about
-/// to exit: its last lines (why it stopped, what it exits with) matter most.
-pub fn drain(limit: Duration) {
-    if let Some(stream) = stream().as_mut() {
-        stream.drain(limit);
-    }
-}
-
-/// The event loop's side of the log: stderr is watched for room while lines wait.
-pub struct LogDrain {
-    token: Token,
-    watched: bool,
-}
-
-impl LogDrain {
-    pub fn new(token: Token) -> LogDrain {
-        LogDrain { token, watched: false }
-    }
-
-    /// Watches stderr while lines wait for it, and stops once none do: an idle stderr
-    /// costs no wake-ups.
-    pub fn settle(&mut self, poller: &Poller) {
-        let mut guard = stream();
-        let Some(stream) = guard.as_mut() else { return };
-        let waiting = stream.is_waiting();
-        if waiting && !self.watched {
-            self.watched = poller.watch(stream.outlet.as_fd(), self.token, Interest::Writable).is_ok();
-        } else if !waiting && self.watched {
-            poller.unwatch(stream.outlet.as_fd());
-            self.watched = false;
-        }
-    }
-}
-
-impl Source for LogDrain {
-    fn on_ready(&mut self, _key: u32, poller: &Poller, _events: &mut Events) {
-        if let Some(stream) = stream().as_mut() {
-            stream.flush();
-        }
-        self.settle(poller);
-    }
+    set_format(format);
 }
 
 /// Text from outside (a role map value, a variable, a tombstone line) as a message

@@ -67,12 +67,13 @@ impl Outlet {
 
     /// Writes `bytes` as far as the stream takes them now, and queues the rest behind
     /// anything that waits. Bytes are offered whole (a line): either all of them are
-    /// written or queued, or, when the queue has no room, none.
+    /// written or queued, or, when the queue has no room for them, none. When nothing
+    /// waits, a line is taken whatever its size, so that every line can go out.
     pub fn offer(&mut self, bytes: &[u8]) -> Offer {
         if self.broken {
             return Offer::Broken;
         }
-        if self.queue.len() - self.start + bytes.len() > self.limit {
+        if self.is_waiting() && self.queue.len() - self.start + bytes.len() > self.limit {
             return Offer::Full;
         }
         let written = if self.is_waiting() { 0 } else { self.write(bytes) };
@@ -83,6 +84,66 @@ impl Outlet {
             self.queue.extend_from_slice(&bytes[written..]);
         }
         Offer::Taken
+    }
+
+    /// Offers whole lines at once, each made of parts: line `i` is the parts up to
+    /// `ends[i]`. When nothing waits they are written in one `writev` (a few, past
+    /// IOV_MAX parts), straight from where they lie; a line the stream took only part
+    /// of is queued whole from there on. The lines behind it are queued while the
+    /// queue has room. Returns how many lines were taken, written or queued (all of
+    /// them when the stream is gone: nobody will read them).
+    ///
+    /// # Safety
+    /// Each iovec must point to `iov_len` readable bytes, for as long as the call lasts.
+    pub unsafe fn offer_lines(&mut self, parts: &[libc::iovec], ends: &[usize]) -> usize {
+        let length = |line: &[libc::iovec]| line.iter().map(|part| part.iov_len).sum::<usize>();
+        self.flush();
+        // Lines before `taken` are written or queued; their parts end at `first`.
+        let (mut taken, mut first) = (0, 0);
+        while !self.is_waiting() && !self.broken && taken < ends.len() {
+            let mut last = taken + 1;
+            while last < ends.len() && ends[last] - first <= IOV_MAX {
+                last += 1;
+            }
+            let mut written = self.write_vectored(&parts[first..ends[last - 1]]);
+            while taken < last && !self.broken {
+                let line = &parts[first..ends[taken]];
+                if written < length(line) {
+                    if written > 0 {
+                        self.queue_from(line, written);
+                        (taken, first) = (taken + 1, ends[taken]);
+                    }
+                    break;
+                }
+                written -= length(line);
+                (taken, first) = (taken + 1, ends[taken]);
+            }
+            if taken < last {
+                break;
+            }
+        }
+        if self.broken {
+            return ends.len();
+        }
+        while taken < ends.len() {
+            let line = &parts[first..ends[taken]];
+            if self.is_waiting() && self.queue.len() - self.start + length(line) > self.limit {
+                break;
+            }
+            self.queue_from(line, 0);
+            (taken, first) = (taken + 1, ends[taken]);
+        }
+        taken
+    }
+
+    /// Queues the bytes of `parts` from `skip` on.
+    fn queue_from(&mut self, parts: &[libc::iovec], mut skip: usize) {
+        for part in parts {
+            // SAFETY: offer_lines' caller promises readable bytes behind every iovec.
+            let part = unsafe { std::slice::from_raw_parts(part.iov_base.cast::<u8>(), part.iov_len) };
+            self.queue.extend_from_slice(&part[skip.min(part.len())..]);
+            skip -= skip.min(part.len());
+        }
     }
 
     /// Writes what waits, as far as the stream takes it now.
@@ -118,15 +179,25 @@ impl Outlet {
     /// Writes once; returns how much went out (0 when the stream is full). A stream
     /// whose reader is gone is marked broken and forgets what waits.
     fn write(&mut self, bytes: &[u8]) -> usize {
+        self.write_vectored(&[libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() }])
+    }
+
+    /// Writes the parts once, in order, in one system call. The iovecs must point to
+    /// readable bytes (writev only reads through them).
+    fn write_vectored(&mut self, parts: &[libc::iovec]) -> usize {
+        let (iov, count) = (parts.as_ptr(), parts.len().min(IOV_MAX) as libc::c_int);
         loop {
-            // SAFETY: the pointer and length are one valid slice; the descriptor is open.
+            // SAFETY: `count` iovecs of valid slices; the descriptor is open.
             let result = unsafe {
                 match &self.way {
-                    Way::Private(fd) => libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()),
+                    Way::Private(fd) => libc::writev(fd.as_raw_fd(), iov, count),
                     Way::Socket(fd) => {
-                        libc::send(*fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                        let mut message: libc::msghdr = std::mem::zeroed();
+                        message.msg_iov = iov.cast_mut();
+                        message.msg_iovlen = count as _;
+                        libc::sendmsg(*fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
                     }
-                    Way::Shared(fd) => libc::write(*fd, bytes.as_ptr().cast(), bytes.len()),
+                    Way::Shared(fd) => libc::writev(*fd, iov, count),
                 }
             };
             if result >= 0 {
@@ -144,6 +215,9 @@ impl Outlet {
         }
     }
 }
+
+/// The most parts one writev takes (Linux's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
 
 impl AsFd for Outlet {
     /// The descriptor to watch for room.

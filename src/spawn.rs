@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -97,14 +98,18 @@ impl Launcher {
         }
     }
 
-    /// Starts the process at `index` of the plan in its own process group.
-    pub fn spawn(&self, plan: &Plan, index: usize) -> Result<i32, SpawnError> {
+    /// Starts the process at `index` of the plan in its own process group; `output`,
+    /// when given, becomes its stdout and stderr.
+    pub fn spawn(&self, plan: &Plan, index: usize, output: Option<(OwnedFd, OwnedFd)>) -> Result<i32, SpawnError> {
         let spec = &plan.processes[index];
         let session = self.setsid && spec.role == Role::Primary;
         let mut command = self.command(plan, index, &spec.command, self.foreground == Some(index), session)?;
         if spec.role == Role::Sidecar {
             // Sidecars must not compete with the primary for a terminal's input.
             command.stdin(Stdio::null());
+        }
+        if let Some((stdout, stderr)) = output {
+            command.stdout(stdout).stderr(stderr);
         }
         let pid = start(command, &spec.command[0])?;
         if !self.left_cwd.replace(true) {

@@ -1,17 +1,18 @@
 //! The operating system as a run sees it: the event sources (signals, children, check
-//! sockets, the graveyard, other containers' processes, room in stderr for the log) and the means to carry the
+//! sockets, the graveyard, other containers' processes, the processes' output and room
+//! for it in stdout and stderr) and the means to carry the
 //! supervisor's actions out (start, signal, probe, record). A new source is one more
 //! field and one more arm here; the event loop does not change.
 
 use std::os::fd::AsFd;
 
-use log::debug;
+use log::{debug, warn};
 use nix::errno::Errno;
 
 use crate::checks::Checks;
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Action, Event, Milestone, Purpose};
-use crate::logger::LogDrain;
+use crate::output::Output;
 use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
 use crate::pod::shared_pid::OtherContainers;
@@ -25,7 +26,7 @@ const CHILDREN: SourceId = SourceId(2);
 const CHECKS: SourceId = SourceId(3);
 const GRAVEYARD: SourceId = SourceId(4);
 const OTHER_CONTAINERS: SourceId = SourceId(5);
-const LOG: SourceId = SourceId(6);
+const OUTPUT: SourceId = SourceId(6);
 
 /// The sources of one run, and what carries its actions out.
 pub struct Os<'p> {
@@ -36,7 +37,7 @@ pub struct Os<'p> {
     checks: Checks,
     graveyard: Option<Graveyard>,
     others: OtherContainers,
-    log: LogDrain,
+    output: Output,
 }
 
 impl<'p> Os<'p> {
@@ -55,13 +56,33 @@ impl<'p> Os<'p> {
             poller.watch(graveyard.as_fd(), Token { source: GRAVEYARD, key: 0 }, Interest::Readable)?;
         }
         let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
-        let log = LogDrain::new(Token { source: LOG, key: 0 });
-        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, log })
+        let output = Output::new(plan, OUTPUT);
+        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output })
     }
 
     /// What the pod says before anything starts: the deps' tombstones as they are.
     pub fn known(&mut self) -> Vec<Event> {
         self.graveyard.as_mut().map(Graveyard::scan).unwrap_or_default()
+    }
+
+    /// Carries, once the run is over, what the processes' pipes still hold, giving the
+    /// streams until `until` to take it.
+    pub fn finish(&mut self, until: std::time::Instant) {
+        self.output.finish(until);
+    }
+
+    /// The pipes for the output of the process at `index`, when exeunt carries it. When
+    /// they cannot be had, the process writes to exeunt's stdout and stderr itself.
+    fn carried_output(
+        &mut self,
+        index: usize,
+        poller: &Poller,
+    ) -> Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+        self.output.pipes_for(index, poller).unwrap_or_else(|e| {
+            let name = &self.plan.processes[index].name;
+            warn!(subject = name.as_str(); "cannot open pipes for the output of {name} ({e}): it writes to exeunt's stdout and stderr itself");
+            None
+        })
     }
 
     /// Collects every dead child; a check's command becomes the check's outcome.
@@ -81,7 +102,7 @@ impl event_loop::World for Os<'_> {
             CHECKS => Some(&mut self.checks),
             GRAVEYARD => self.graveyard.as_mut().map(|g| g as &mut dyn Source),
             OTHER_CONTAINERS => Some(&mut self.others),
-            LOG => Some(&mut self.log),
+            OUTPUT => Some(&mut self.output),
             _ => None,
         };
         match source {
@@ -100,12 +121,16 @@ impl event_loop::World for Os<'_> {
                 }
             }
             Action::Spawn(index) => {
-                let event = match &self.plan.processes[index].matcher {
+                let plan = self.plan;
+                let event = match &plan.processes[index].matcher {
                     Some(matcher) => self.others.adopt(index, matcher, poller),
-                    None => match self.launcher.spawn(self.plan, index) {
-                        Ok(pid) => Event::Spawned { index, pid },
-                        Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
-                    },
+                    None => {
+                        let output = self.carried_output(index, poller);
+                        match self.launcher.spawn(plan, index, output) {
+                            Ok(pid) => Event::Spawned { index, pid },
+                            Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
+                        }
+                    }
                 };
                 events.push_back(event);
             }
@@ -167,7 +192,7 @@ impl event_loop::World for Os<'_> {
     }
 
     fn before_wait(&mut self, poller: &Poller) {
-        self.log.settle(poller);
+        self.output.settle(poller);
     }
 }
 

@@ -1,6 +1,7 @@
 //! An idle exeunt makes no wake-ups: it blocks in epoll_wait with no timeout.
 
 mod common;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{HANG, pid1, status_field};
@@ -35,4 +36,40 @@ fn idle_exeunt_with_a_sleeping_child_makes_no_wakeups_over_10s() {
     let outcome = running.finish();
     assert_eq!(after - before, 0, "exeunt woke up {} times in 10s", after - before);
     assert_eq!(outcome.code, 143, "sleep died of the forwarded SIGTERM: {outcome:?}");
+}
+
+#[test]
+fn idle_exeunt_carrying_output_in_prefix_mode_makes_no_wakeups_over_10s_with_its_pipes_open() {
+    let scratch = common::Scratch::new("idle-prefix");
+    let map = scratch.file(
+        "map.toml",
+        &format!(
+            "output = \"prefix\"\n\n{}{}",
+            common::process("side", "sidecar", &common::until_term("side", "echo side up;"), ""),
+            common::process("job", "primary", "echo ready; exec sleep 1000", ""),
+        ),
+    );
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("job  | ready");
+    running.expect_line("side | side up");
+    let pid = running.exeunt_pid();
+    wait_until_parked(pid);
+    // The read ends of pipes: a descriptor's link is mode r-x when it is open for reading only.
+    let feeds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("exeunt's descriptors")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let read_only = std::fs::symlink_metadata(&path).ok()?.permissions().mode() & 0o200 == 0;
+            let pipe = std::fs::read_link(&path).ok()?.display().to_string().starts_with("pipe:");
+            (pipe && read_only).then_some(())
+        })
+        .count();
+    let before = context_switches(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = context_switches(pid);
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(after - before, 0, "exeunt woke up {} times in 10s", after - before);
+    assert_eq!(feeds, 4, "exeunt holds the read ends of both processes' stdout and stderr pipes while idle");
+    assert!(outcome.stdout.contains("side | side got TERM"), "{outcome:?}");
 }

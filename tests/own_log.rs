@@ -55,10 +55,16 @@ fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drai
     expect("job started");
     let unshare = child.id();
     let pid = *children_of(unshare as i32).first().expect("unshare has started exeunt");
-    let flood = *children_of(pid)
-        .iter()
-        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "yes"))
-        .expect("the flooding sidecar");
+    // The sidecar started first, but its shell may not have become `yes` yet.
+    let is_yes = |p: &i32| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "yes");
+    let deadline = Instant::now() + HANG;
+    let flood = loop {
+        if let Some(flood) = children_of(pid).into_iter().find(is_yes) {
+            break flood;
+        }
+        assert!(Instant::now() < deadline, "the flooding sidecar never ran yes");
+        std::thread::sleep(Duration::from_millis(5));
+    };
     // Full: the sidecar waits in its write.
     let started = Instant::now();
     while !std::fs::read_to_string(format!("/proc/{flood}/wchan")).unwrap_or_default().contains("pipe_write") {

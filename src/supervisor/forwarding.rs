@@ -120,23 +120,23 @@ impl Supervisor<'_> {
         let how = match (&spec.stop_hook, self.plan.forward_stop_signals) {
             _ if spec.rewritten(received).is_some() => match self.as_rewritten(index, received) {
                 Some(signo) => {
-                    info!("{received}: sending {signo} to primary {} (rewrite){then}", spec.name);
+                    info!(subject = spec.name.as_str(); "{received}: sending {signo} to primary {} (rewrite){then}", spec.name);
                     actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
                     How::Signal(signo)
                 }
                 None => {
-                    info!("{received}: nothing for primary {}: its rewrite table ignores it", spec.name);
+                    info!(subject = spec.name.as_str(); "{received}: nothing for primary {}: its rewrite table ignores it", spec.name);
                     How::Nothing
                 }
             },
             (Some(hook), false) => {
-                info!("{received}: stopping primary {} with its stop hook {hook}{then}", spec.name);
+                info!(subject = spec.name.as_str(); "{received}: stopping primary {} with its stop hook {hook}{then}", spec.name);
                 actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
                 How::Hook { running: true }
             }
             (_, forward) => {
                 let signo = if forward { received } else { spec.stop_signal };
-                info!("{received}: sending {signo} to primary {}{then}", spec.name);
+                info!(subject = spec.name.as_str(); "{received}: sending {signo} to primary {}{then}", spec.name);
                 actions.push(Action::Signal { pid, signo, group: self.plan.signal_groups });
                 How::Signal(signo)
             }

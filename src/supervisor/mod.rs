@@ -110,7 +110,7 @@ impl<'p> Supervisor<'p> {
         match event {
             Event::Spawned { index, pid } => self.on_spawned(index, pid, now, actions),
             Event::SpawnFailed { index, code, reason } => {
-                error!("cannot start {}: {reason}", self.name(index));
+                error!(subject = self.name(index); "cannot start {}: {reason}", self.name(index));
                 self.procs[index].state = State::Gone;
                 self.verdict.fail(code);
                 self.begin_shutdown(None, actions);
@@ -197,7 +197,7 @@ impl<'p> Supervisor<'p> {
                     How::Signal(signo) => signo.to_string(),
                     How::Nothing => "a stop signal it ignores".to_string(),
                 };
-                warn!("killing {}: still running {} after {how}", spec.name, Show(deadline.saturating_sub(asked)));
+                warn!(subject = spec.name.as_str(); "killing {}: still running {} after {how}", spec.name, Show(deadline.saturating_sub(asked)));
                 self.kill(index, pid, since, actions);
             }
             (Duty::Start, _) => {
@@ -272,12 +272,14 @@ impl<'p> Supervisor<'p> {
         let proc = &mut self.procs[index];
         proc.state = State::Running { pid, since: now };
         if proc.restarts > 0 {
-            info!("restarted sidecar {} (pid {pid}, restart {})", spec.name, proc.restarts);
+            info!(subject = spec.name.as_str(); "restarted sidecar {} (pid {pid}, restart {})", spec.name, proc.restarts);
             return;
         }
         match &spec.matcher {
-            Some(matcher) => info!("found sidecar {} of another container: pid {pid}, {matcher}", spec.name),
-            None => info!("started {} {} (pid {pid})", spec.role, spec.name),
+            Some(matcher) => {
+                info!(subject = spec.name.as_str(); "found sidecar {} of another container: pid {pid}, {matcher}", spec.name)
+            }
+            None => info!(subject = spec.name.as_str(); "started {} {} (pid {pid})", spec.role, spec.name),
         }
         if !self.shutdown.is_begun() {
             // Its first probe attempt is due at once.
@@ -337,11 +339,13 @@ impl<'p> Supervisor<'p> {
         let on_timeout = spec.ready.as_ref().map_or(OnTimeout::Fail, |r| r.on_timeout);
         match on_timeout {
             OnTimeout::Fail => {
-                error!("sidecar {} is {reason}: stopping", spec.name);
+                error!(subject = spec.name.as_str(); "sidecar {} is {reason}: stopping", spec.name);
                 self.verdict.fail(NOT_READY);
                 self.begin_shutdown(None, actions);
             }
-            OnTimeout::Start => warn!("sidecar {} is {reason}: starting the rest anyway", spec.name),
+            OnTimeout::Start => {
+                warn!(subject = spec.name.as_str(); "sidecar {} is {reason}: starting the rest anyway", spec.name)
+            }
         }
     }
 
@@ -361,7 +365,7 @@ impl<'p> Supervisor<'p> {
                 let interval = spec.ready.as_ref().map_or(Duration::ZERO, |r| r.interval);
                 if let Some((took, attempts)) = proc.probe_answered(result, interval, now) {
                     let took = Show(Duration::from_millis(took.as_millis() as u64));
-                    info!("sidecar {} is ready after {took} ({attempts} probes)", spec.name);
+                    info!(subject = spec.name.as_str(); "sidecar {} is ready after {took} ({attempts} probes)", spec.name);
                 }
             }
             (Purpose::Stop, State::Stopping { pid, since, asked, how: How::Hook { running: true }, deadline }) => {
@@ -372,7 +376,7 @@ impl<'p> Supervisor<'p> {
                         // A hook that failed will not stop the process: the stop signal
                         // goes now, with a whole grace period of its own (when exeunt
                         // keeps a deadline for it at all).
-                        warn!("stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
+                        warn!(subject = spec.name.as_str(); "stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
                         let (signo, group) = (spec.stop_signal, plan.signal_groups);
                         actions.push(match from_outside {
                             true => Action::Signal { pid, signo, group },
@@ -413,7 +417,7 @@ impl<'p> Supervisor<'p> {
         let ran = Show(Duration::from_millis(ran_for.as_millis() as u64));
         let name = &spec.name;
         if spec.role == Role::Primary {
-            info!("primary {name} exited with {status} after {ran}");
+            info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}");
             if spec.matcher.is_none() {
                 // It led a process group of its own; what it left there goes before the sidecars.
                 self.leftovers.primary_exited(pid, index);
@@ -427,7 +431,7 @@ impl<'p> Supervisor<'p> {
             self.verdict.primary_exited(status);
             let primaries_left = self.primary_alive();
             if status.code() != 0 && primaries_left && !self.shutdown.is_begun() {
-                warn!("primary {name} failed: stopping the other primaries");
+                warn!(subject = name.as_str(); "primary {name} failed: stopping the other primaries");
             }
             if status.code() != 0 || !primaries_left {
                 self.begin_shutdown(None, actions);
@@ -435,7 +439,7 @@ impl<'p> Supervisor<'p> {
             return;
         }
         if self.shutdown.is_begun() {
-            info!("sidecar {name} exited with {status} after {ran}");
+            info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}");
             return;
         }
         if matches!(self.procs[index].ready, Ready::Probing { .. } | Ready::No) {
@@ -449,16 +453,18 @@ impl<'p> Supervisor<'p> {
         match spec.on_exit {
             OnExit::Restart if proc.may_restart(spec) => {
                 let delay = proc.back_off(spec, ran_for, now);
-                warn!("sidecar {name} exited with {status} after {ran}: restarting it in {}", Show(delay));
+                warn!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: restarting it in {}", Show(delay));
             }
-            OnExit::Ignore => warn!("sidecar {name} exited with {status} after {ran}: ignored, the primaries run on"),
+            OnExit::Ignore => {
+                warn!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: ignored, the primaries run on")
+            }
             OnExit::Restart | OnExit::Fail => {
                 let after = if spec.on_exit == OnExit::Restart {
                     format!(" and {} restarts", proc.restarts)
                 } else {
                     String::new()
                 };
-                error!("sidecar {name} exited with {status} after {ran}{after}: stopping everything");
+                error!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}{after}: stopping everything");
                 self.verdict.sidecar_failed(status, spec.exit_code);
                 self.begin_shutdown(None, actions);
             }
@@ -539,13 +545,13 @@ impl<'p> Supervisor<'p> {
         let grace = Show(spec.grace_period);
         let how = match &spec.stop_hook {
             Some(hook) => {
-                info!("stopping {} {} with its stop hook {hook} (grace {grace})", spec.role, spec.name);
+                info!(subject = spec.name.as_str(); "stopping {} {} with its stop hook {hook} (grace {grace})", spec.role, spec.name);
                 actions.push(Action::StartCheck(CheckId { index, purpose: Purpose::Stop }));
                 How::Hook { running: true }
             }
             None => {
                 let signo = spec.stop_signal;
-                info!("sending {signo} to {} {} (grace {grace})", spec.role, spec.name);
+                info!(subject = spec.name.as_str(); "sending {signo} to {} {} (grace {grace})", spec.role, spec.name);
                 if spec.matcher.is_some() {
                     // An exeunt in that container exits with this container's status.
                     let status = self.verdict.code(&self.plan.zero_codes);
