@@ -18,7 +18,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory.
 #[allow(dead_code)] // The fuzz targets use one function each; the corpus test uses this.
-pub const TARGETS: [(&str, Check); 10] = [
+pub const TARGETS: [(&str, Check); 11] = [
     ("rolemap", rolemap),
     ("duration", duration),
     ("signal_name", signal_name),
@@ -29,7 +29,83 @@ pub const TARGETS: [(&str, Check); 10] = [
     ("http_answer", http_answer),
     ("probe_target", probe_target),
     ("supervisor", supervisor),
+    ("output_line", output_line),
 ];
+
+/// A process's line as exeunt carries it, whatever its bytes: as a JSON string, one
+/// line that gives the bytes back by the README's rule (`\xNN` for a byte that is not
+/// UTF-8, a doubled backslash, when `escaped`); plain text passed as it is; and a
+/// piece of a long line that never ends inside a character.
+pub fn output_line(data: &[u8]) {
+    use exeunt::json;
+    let mut out = Vec::new();
+    let escaped = json::push_string(&mut out, data);
+    let text = std::str::from_utf8(&out).expect("a JSON string is UTF-8");
+    assert!(!text.contains(['\n', '\r']), "a JSON line held a line break: {text:?}");
+    let decoded = decode_json_string(text);
+    let restored = if escaped { restore_escaped(&decoded) } else { decoded.into_bytes() };
+    assert_eq!(restored, data, "the JSON string does not give the bytes back: {text:?}");
+    assert_eq!(escaped, std::str::from_utf8(data).is_err(), "escaped is set exactly for bytes that are not UTF-8");
+    if json::is_plain(data) {
+        assert_eq!(&out[1..out.len() - 1], data, "plain text went out changed");
+    }
+    let cut = exeunt::output::piece_end(data);
+    assert!(cut <= data.len() && data.len() - cut <= 3, "a piece of {} bytes ended at {cut}", data.len());
+    if cut < data.len() {
+        assert!(data[cut] >= 0xc2 && data[cut] <= 0xf4, "a piece ended before a byte that starts no character");
+        assert!(cut > 0, "a piece was empty");
+    }
+}
+
+/// A JSON string, quotes included, decoded by the rules of RFC 8259.
+fn decode_json_string(text: &str) -> String {
+    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).expect("a quoted string");
+    let mut decoded = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        assert!(c != '"' && u32::from(c) >= 0x20, "{c:?} unescaped in {text:?}");
+        if c != '\\' {
+            decoded.push(c);
+            continue;
+        }
+        match chars.next().expect("an escape") {
+            'n' => decoded.push('\n'),
+            'r' => decoded.push('\r'),
+            't' => decoded.push('\t'),
+            'b' => decoded.push('\u{8}'),
+            'f' => decoded.push('\u{c}'),
+            c @ ('"' | '\\' | '/') => decoded.push(c),
+            'u' => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let code = u32::from_str_radix(&hex, 16).expect("four hex digits");
+                decoded.push(char::from_u32(code).expect("no lone surrogate"));
+            }
+            other => panic!("\\{other} is no JSON escape, in {text:?}"),
+        }
+    }
+    decoded
+}
+
+/// The bytes an escaped message stands for: `\xNN` a byte, `\\` a backslash.
+fn restore_escaped(message: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut rest = message;
+    while let Some(at) = rest.find('\\') {
+        bytes.extend_from_slice(rest[..at].as_bytes());
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("\\\\") {
+            bytes.push(b'\\');
+            rest = after;
+        } else {
+            let hex = rest.get(2..4).expect("\\x and two digits");
+            assert!(rest.starts_with("\\x"), "a lone backslash in an escaped message: {message:?}");
+            bytes.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+            rest = &rest[4..];
+        }
+    }
+    bytes.extend_from_slice(rest.as_bytes());
+    bytes
+}
 
 /// A role map's text, with and without a command line that supplies the primary.
 pub fn rolemap(data: &[u8]) {

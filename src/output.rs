@@ -428,7 +428,7 @@ fn find_newline(data: &[u8]) -> Option<usize> {
 
 /// Where a piece of a long line ends: at its full length, unless that would cut a
 /// UTF-8 character in two; then before that character, which starts the next piece.
-fn piece_end(data: &[u8]) -> usize {
+pub fn piece_end(data: &[u8]) -> usize {
     for back in 1..=3.min(data.len()) {
         let at = data.len() - back;
         let byte = data[at];
