@@ -91,7 +91,7 @@ fn restore_escaped(message: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut rest = message;
     while let Some(at) = rest.find('\\') {
-        bytes.extend_from_slice(rest[..at].as_bytes());
+        bytes.extend_from_slice(&rest.as_bytes()[..at]);
         rest = &rest[at..];
         if let Some(after) = rest.strip_prefix("\\\\") {
             bytes.push(b'\\');
