@@ -23,18 +23,23 @@ fn wait_until_parked(pid: i32) {
     }
 }
 
+/// How often exeunt was scheduled over the next 10 s.
+fn wakeups_over_10s(pid: i32) -> u64 {
+    let before = context_switches(pid);
+    std::thread::sleep(Duration::from_secs(10));
+    context_switches(pid) - before
+}
+
 #[test]
 fn idle_exeunt_with_a_sleeping_child_makes_no_wakeups_over_10s() {
     let mut running = pid1(&["sh", "-c", "echo ready; exec sleep 1000"]);
     running.expect_line("ready");
     let pid = running.exeunt_pid();
     wait_until_parked(pid);
-    let before = context_switches(pid);
-    std::thread::sleep(Duration::from_secs(10));
-    let after = context_switches(pid);
+    let wakeups = wakeups_over_10s(pid);
     running.signal(libc::SIGTERM);
     let outcome = running.finish();
-    assert_eq!(after - before, 0, "exeunt woke up {} times in 10s", after - before);
+    assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
     assert_eq!(outcome.code, 143, "sleep died of the forwarded SIGTERM: {outcome:?}");
 }
 
@@ -64,12 +69,10 @@ fn idle_exeunt_carrying_output_in_prefix_mode_makes_no_wakeups_over_10s_with_its
             (pipe && read_only).then_some(())
         })
         .count();
-    let before = context_switches(pid);
-    std::thread::sleep(Duration::from_secs(10));
-    let after = context_switches(pid);
+    let wakeups = wakeups_over_10s(pid);
     running.signal(libc::SIGTERM);
     let outcome = running.finish();
-    assert_eq!(after - before, 0, "exeunt woke up {} times in 10s", after - before);
+    assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
     assert_eq!(feeds, 4, "exeunt holds the read ends of both processes' stdout and stderr pipes while idle");
     assert!(outcome.stdout.contains("side | side got TERM"), "{outcome:?}");
 }

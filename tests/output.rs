@@ -70,6 +70,18 @@ fn run(args: &[&str]) -> Run {
     Run { code, stdout: stdout.join().expect("reader"), stderr: stderr.join().expect("reader") }
 }
 
+/// A role map in prefix mode (the top-level default) for these `[[process]]` tables.
+fn prefix_map(scratch: &Scratch, processes: &[String]) -> String {
+    scratch.file("map.toml", &format!("output = \"prefix\"\n\n{}", processes.concat()))
+}
+
+/// A primary that runs a Python script, its output carried in prefix mode by its own key.
+fn python_primary(name: &str, script: &str) -> String {
+    format!(
+        "[[process]]\nname = \"{name}\"\nrole = \"primary\"\noutput = \"prefix\"\ncommand = [\"python3\", \"-c\", {script:?}]\n"
+    )
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -115,13 +127,12 @@ fn two_processes_writing_200000_lines_at_once_arrive_as_json_each_line_once_and_
 #[test]
 fn prefixed_names_are_padded_to_one_width_and_each_stream_keeps_its_lines() {
     let scratch = Scratch::new("prefix-width");
-    let map = scratch.file(
-        "map.toml",
-        &format!(
-            "output = \"prefix\"\n\n{}{}",
+    let map = prefix_map(
+        &scratch,
+        &[
             process("db", "sidecar", &until_term("db", "echo db up; echo db warns >&2;"), ""),
             process("long-name", "primary", "sleep 0.2; echo job out; echo job err >&2", ""),
-        ),
+        ],
     );
     let outcome = run(&["-c", &map]);
     let (stdout, stderr) = (text(&outcome.stdout), text(&outcome.stderr));
@@ -140,10 +151,7 @@ fn everything_written_before_a_sigkill_of_10_mb_is_on_stdout_when_exeunt_exits()
     let script = "import os, sys\n\
                   data = b''.join(b'%07d ' % i + b'k' * 91 + b'\\n' for i in range(100000))\n\
                   sys.stdout.buffer.write(data)\nsys.stdout.flush()\nos.kill(os.getpid(), 9)\n";
-    let map = scratch.file(
-        "map.toml",
-        &format!("[[process]]\nname = \"big\"\nrole = \"primary\"\noutput = \"prefix\"\ncommand = [\"python3\", \"-c\", {script:?}]\n"),
-    );
+    let map = scratch.file("map.toml", &python_primary("big", script));
     let outcome = run(&["-c", &map]);
     assert_eq!(outcome.code, 137, "the primary died of SIGKILL: {}", text(&outcome.stderr));
     let stdout = text(&outcome.stdout);
@@ -160,10 +168,7 @@ fn a_last_line_without_newline_appears_and_a_1_mib_line_comes_in_64_kib_pieces_t
     let script = "import sys\n\
                   line = bytes(97 + i % 26 for i in range(1 << 20))\n\
                   sys.stdout.buffer.write(line + b'\\n' + b'the end, no newline')\n";
-    let map = scratch.file(
-        "map.toml",
-        &format!("[[process]]\nname = \"long\"\nrole = \"primary\"\noutput = \"prefix\"\ncommand = [\"python3\", \"-c\", {script:?}]\n"),
-    );
+    let map = scratch.file("map.toml", &python_primary("long", script));
     let outcome = run(&["-c", &map]);
     assert_eq!(outcome.code, 0, "{}", text(&outcome.stderr));
     let stdout = text(&outcome.stdout);
@@ -187,13 +192,9 @@ fn a_sidecar_printing_1000_lines_in_its_sigterm_handler_after_the_primary_exited
     let scratch = Scratch::new("goodbye");
     let goodbye = "trap 'i=0; while [ $i -lt 1000 ]; do echo bye $i; i=$((i+1)); done; exit 0' TERM; \
                    echo side up; while :; do sleep 1000 & wait $!; done";
-    let map = scratch.file(
-        "map.toml",
-        &format!(
-            "output = \"prefix\"\n\n{}{}",
-            process("side", "sidecar", goodbye, ""),
-            process("job", "primary", "sleep 0.2; echo job done", "")
-        ),
+    let map = prefix_map(
+        &scratch,
+        &[process("side", "sidecar", goodbye, ""), process("job", "primary", "sleep 0.2; echo job done", "")],
     );
     let outcome = run(&["-c", &map]);
     let stdout = text(&outcome.stdout);
@@ -209,10 +210,7 @@ fn a_sidecar_printing_1000_lines_in_its_sigterm_handler_after_the_primary_exited
 fn a_grandchild_holding_the_pipe_does_not_hold_exeunt_up() {
     let scratch = Scratch::new("grandchild-pipe");
     // The primary leaves a background sleep behind that keeps its stdout open.
-    let map = scratch.file(
-        "map.toml",
-        &format!("output = \"prefix\"\n\n{}", process("job", "primary", "sleep 1000 & echo job done", "")),
-    );
+    let map = prefix_map(&scratch, &[process("job", "primary", "sleep 1000 & echo job done", "")]);
     let started = Instant::now();
     let outcome = run(&["-c", &map, "--grace", "1s"]);
     assert_eq!(outcome.code, 0, "{}", text(&outcome.stderr));
@@ -239,10 +237,7 @@ fn a_slow_reader_holds_a_50_mb_writer_back_with_bounded_memory_and_sigterm_still
          chunk = b'x' * 1023 + b'\\n'\n\
          for _ in range(50 * 1024):\n    sys.stdout.buffer.write(chunk)\n"
     );
-    let map = scratch.file(
-        "map.toml",
-        &format!("[[process]]\nname = \"flood\"\nrole = \"primary\"\noutput = \"prefix\"\ncommand = [\"python3\", \"-c\", {script:?}]\n"),
-    );
+    let map = scratch.file("map.toml", &python_primary("flood", &script));
     let mut child = spawn(&["-c", &map]);
     let mut stdout = child.stdout.take().expect("piped");
     let stderr = read_all(child.stderr.take().expect("piped"));
@@ -305,12 +300,9 @@ fn a_slow_reader_holds_a_50_mb_writer_back_with_bounded_memory_and_sigterm_still
 #[test]
 fn a_reader_that_closed_stdout_costs_one_warning_and_exeunt_exits_with_the_primarys_status() {
     let scratch = Scratch::new("closed-stdout");
-    let map = scratch.file(
-        "map.toml",
-        &format!(
-            "output = \"prefix\"\n\n{}",
-            process("job", "primary", "for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done; exit 7", "")
-        ),
+    let map = prefix_map(
+        &scratch,
+        &[process("job", "primary", "for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done; exit 7", "")],
     );
     let mut child = spawn(&["-c", &map]);
     drop(child.stdout.take());
