@@ -95,13 +95,17 @@ fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drai
     assert_eq!(status.code(), Some(3), "the primary's status, after the stop: {}", tail(&log));
     let notes: Vec<&str> = log.lines().filter(|l| l.contains("log lines dropped while stderr was full")).collect();
     println!("{notes:?}");
-    assert_eq!(notes.len(), 1, "one count once stderr drained: {}", tail(&log));
-    let dropped: u64 = notes[0].split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect("a count");
-    assert!(dropped > 0, "{}", notes[0]);
-    // The oldest lines made room: the last ones, after the gap, say how the run ended.
-    let note = log.find("log lines dropped while stderr was full").expect("the note");
+    // The sidecar's flood races exeunt for the drained pipe, so a line logged after
+    // the first count may find the queue full again: a second gap, with its own count.
+    assert!(!notes.is_empty(), "a count once stderr drained: {}", tail(&log));
+    for note in &notes {
+        let dropped: u64 = note.split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect("a count");
+        assert!(dropped > 0, "{note}");
+    }
+    // The oldest lines made room: the last ones, after the gaps, say how the run ended.
+    let last_note = log.rfind("log lines dropped while stderr was full").expect("the note");
     let ended = log.find("primary job exited with exit code 3").expect("the primary's end is logged");
-    assert!(note < ended, "the count stands where the gap is: {}", tail(&log));
+    assert!(last_note < ended, "each count stands where its gap is: {}", tail(&log));
     // The children's stderr stayed blocking: the flood ended by the stop, not by EAGAIN.
     assert!(log.contains("sidecar flood exited with SIGTERM"), "{}", tail(&log));
 }
