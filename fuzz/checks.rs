@@ -313,7 +313,7 @@ mod world {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use exeunt::events::{Action, CheckId, Death, Event, ExitStatus, Member, Purpose, Time};
+    use exeunt::events::{Action, CheckId, Death, Event, ExitStatus, Member, Purpose, Request, Time};
     use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
     use exeunt::signo::Signo;
     use exeunt::supervisor::Supervisor;
@@ -411,6 +411,9 @@ mod world {
         asked: Vec<i32>,
         /// The status the primaries alone call for, while nothing else had a say.
         oracle: Option<Oracle>,
+        /// Control requests not answered yet.
+        unanswered: Vec<u32>,
+        next_client: u32,
     }
 
     /// The statuses of the primaries that exited on their own, in order.
@@ -438,6 +441,8 @@ mod world {
                 asked: Vec::new(),
                 oracle: (plan.pod.is_none() && plan.processes.iter().all(|p| p.ready.is_none() && p.matcher.is_none()))
                     .then(Oracle::default),
+                unanswered: Vec::new(),
+                next_client: 0,
             }
         }
 
@@ -532,6 +537,11 @@ mod world {
                         assert!(self.checks.contains(&id), "{id:?} cancelled but not under way");
                         self.checks.retain(|c| *c != id);
                     }
+                    Action::Answer { client, answer } => {
+                        assert!(self.unanswered.contains(&client), "an answer to {client}, which asked nothing");
+                        self.unanswered.retain(|c| *c != client);
+                        assert!(answer.body.ends_with('\n') && answer.body.len() > 1, "{answer:?}");
+                    }
                     Action::Exit(code) => {
                         assert_eq!(i + 1, count, "Exit is not the last action of its batch");
                         assert!((0..=255).contains(&code), "exit code {code}");
@@ -584,7 +594,7 @@ mod world {
         pub fn choose(&mut self, byte: u8, next: &mut dyn FnMut() -> Option<u8>, deadline: Option<Time>) -> Event {
             let mut more = || next().unwrap_or(0);
             self.spawn_choice = more();
-            match byte % 9 {
+            match byte % 10 {
                 0 => {
                     self.now = deadline.map_or(self.now + MS, |d| d.max(self.now));
                     Event::Tick
@@ -645,6 +655,24 @@ mod world {
                     self.stop_requested = true;
                     Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) }
                 }
+                8 => {
+                    // A client of the control socket asks something.
+                    let name = |b: u8| format!("p{}", b % 5);
+                    let request = match more() % 6 {
+                        0 => Request::Status { json: more() % 2 == 0 },
+                        1 => Request::Ready { names: (0..more() % 3).map(|_| name(more())).collect() },
+                        2 => Request::Live,
+                        3 => Request::Restart { name: name(more()) },
+                        4 => Request::Signal { signo: Signo(libc::SIGHUP), name: name(more()), group: more() % 2 == 0 },
+                        _ => Request::Signal { signo: Signo(libc::SIGUSR1), name: name(more()), group: false },
+                    };
+                    if matches!(request, Request::Restart { .. } | Request::Signal { .. }) {
+                        self.oracle = None;
+                    }
+                    self.next_client += 1;
+                    self.unanswered.push(self.next_client);
+                    Event::Request { client: self.next_client, request }
+                }
                 _ => {
                     // An orphan that was never seen alive is reaped.
                     let pid = self.new_pid();
@@ -667,8 +695,10 @@ mod world {
                     return;
                 }
                 let tick = event == Event::Tick;
+                let request = matches!(event, Event::Request { .. });
                 let actions = supervisor.handle(event, self.now);
                 self.carry_out(actions);
+                assert!(!request || self.unanswered.is_empty(), "a request without an answer in its turn");
                 if tick && self.exit.is_none() {
                     // A deadline left in the past would make the event loop's timer fire
                     // again and again: a busy loop.

@@ -10,13 +10,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
+use crate::events::Request;
 use crate::logger::{Level, Quoted};
-use crate::plan::{LogFormat, ZeroCodes};
+use crate::plan::{ControlSocket, LogFormat, ZeroCodes};
 use crate::signo::Signo;
 
 pub const USAGE: &str = "\
 usage: exeunt [OPTIONS] [--] [COMMAND [ARG]...]
        exeunt --check [ROLEMAP...]
+       exeunt --status [--json] | --ready [NAME...] | --live
+       exeunt --restart NAME | --signal SIGNAL [-g] NAME
        exeunt install PATH
 
 Runs COMMAND, or the processes of a role map, as an init: reaps zombies, forwards
@@ -42,10 +45,21 @@ options:
   -h, --help          show this help
       --version       show the version
 
+asking the exeunt that runs in this container (exit 0 yes or done, 1 no, 2 error):
+      --status        every process: role, pid, state, restarts, time in state
+      --json          with --status: one JSON document
+      --ready         exit 0 when every sidecar passed its probe and every primary
+                      runs; names given after it narrow that down to them
+      --live          exit 0 when exeunt's loop answers
+      --restart NAME  stop sidecar NAME with its stop action, then start it again
+      --signal SIGNAL NAME
+                      send SIGNAL to process NAME (to its process group with -g)
+
 `exeunt install PATH` copies exeunt to PATH, or PATH/exeunt for a directory (for an
 init container that puts exeunt into a shared volume).
 
 environment: EXEUNT_CONFIG, EXEUNT_LOG, EXEUNT_LOG_FORMAT (text or json),
+EXEUNT_CONTROL_SOCKET (@NAME, a path, or off),
 TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP, TINI_VERBOSITY, and kubexit's KUBEXIT_NAME,
 KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEPS, KUBEXIT_BIRTH_DEPS, KUBEXIT_BIRTH_TIMEOUT,
 KUBEXIT_GRACE_PERIOD
@@ -82,6 +96,8 @@ pub enum Invocation {
     Run(Options),
     /// Validate role maps: `-c FILE` and/or the files named as arguments.
     Check(Options),
+    /// Ask the exeunt that runs in this container; the options say where it listens.
+    Ask(Request, Options),
     Help,
     Version,
 }
@@ -110,6 +126,8 @@ pub struct Options {
     pub command: Vec<OsString>,
     /// Started by the name `dumb-init`.
     pub dumb_init: Option<DumbInit>,
+    /// EXEUNT_CONTROL_SOCKET, unless the role map says.
+    pub control_socket: Option<ControlSocket>,
 }
 
 /// A command line that cannot be used.
@@ -140,6 +158,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         None => None,
     };
     let mut check = false;
+    let mut ask = Asking::default();
     let mut words = Words::new(args);
     while let Some(option) = words.next_option() {
         match option {
@@ -154,6 +173,12 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 }
                 "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &words.long_value(name, inline, "S:R")?)?),
                 "check" => check = true,
+                "status" | "json" | "ready" | "live" => ask.verb(name, None)?,
+                "restart" | "signal" => {
+                    let what = if name == "signal" { "a signal" } else { "a process name" };
+                    let value = words.long_value(name, inline, what)?;
+                    ask.verb(name, Some(value))?;
+                }
                 // dumb-init's: exeunt's children never share its session anyway.
                 "single-child" => {}
                 "help" => return Ok(Invocation::Help),
@@ -165,7 +190,10 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                     let joined = &flags[i + flag.len_utf8()..];
                     match flag {
                         's' => {}
-                        'g' => options.signal_groups = true,
+                        'g' => {
+                            options.signal_groups = true;
+                            ask.group = true;
+                        }
                         'w' => options.report_reaped = true,
                         'v' => options.verbose = options.verbose.saturating_add(1),
                         'h' => return Ok(Invocation::Help),
@@ -212,6 +240,10 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         None => verbosity.map(Level::from_tini_verbosity),
     };
     options.log_format = log_format(env)?;
+    options.control_socket = crate::control::from_env(env).map_err(UsageError)?;
+    if let Some(request) = ask.request(&options.command)? {
+        return Ok(Invocation::Ask(request, options));
+    }
     if check {
         return Ok(Invocation::Check(options));
     }
@@ -219,6 +251,73 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         return Err(UsageError("nothing to run: give a COMMAND or a role map with -c".to_string()));
     }
     Ok(Invocation::Run(options))
+}
+
+/// The options of a client form, as they come.
+#[derive(Default)]
+struct Asking {
+    /// The option that says what to ask, with its value.
+    verb: Option<(&'static str, Option<OsString>)>,
+    json: bool,
+    group: bool,
+}
+
+impl Asking {
+    fn verb(&mut self, name: &str, value: Option<OsString>) -> Result<(), UsageError> {
+        let name = match name {
+            "json" => {
+                self.json = true;
+                return Ok(());
+            }
+            "status" => "status",
+            "ready" => "ready",
+            "live" => "live",
+            "restart" => "restart",
+            _ => "signal",
+        };
+        if let Some((first, _)) = &self.verb {
+            return Err(UsageError(format!("--{first} and --{name} cannot be asked at once")));
+        }
+        self.verb = Some((name, value));
+        Ok(())
+    }
+
+    /// The request, once the options have ended; `words` are the words after them.
+    fn request(self, words: &[OsString]) -> Result<Option<Request>, UsageError> {
+        let text = |word: &OsString| {
+            word.to_str()
+                .map(str::to_string)
+                .ok_or_else(|| UsageError(format!("{} is not UTF-8", Quoted(&word.to_string_lossy()))))
+        };
+        let Some((verb, value)) = self.verb else {
+            if self.json {
+                return Err(UsageError("--json goes with --status".to_string()));
+            }
+            return Ok(None);
+        };
+        if self.json && verb != "status" {
+            return Err(UsageError(format!("--json goes with --status, not --{verb}")));
+        }
+        let no_words = |request: Request| match words {
+            [] => Ok(Some(request)),
+            [word, ..] => Err(UsageError(format!("--{verb} takes no {}", Quoted(&word.to_string_lossy())))),
+        };
+        match (verb, value) {
+            ("status", _) => no_words(Request::Status { json: self.json }),
+            ("ready", _) => Ok(Some(Request::Ready { names: words.iter().map(text).collect::<Result<_, _>>()? })),
+            ("live", _) => no_words(Request::Live),
+            ("restart", Some(name)) => no_words(Request::Restart { name: text(&name)? }),
+            (_, Some(signal)) => {
+                let signo =
+                    Signo::parse(&signal.to_string_lossy()).map_err(|e| UsageError(format!("--signal: {e}")))?;
+                match words {
+                    [name] => Ok(Some(Request::Signal { signo, name: text(name)?, group: self.group })),
+                    _ => Err(UsageError("--signal SIGNAL takes one process name after it".to_string())),
+                }
+            }
+            (_, None) => Err(UsageError(format!("--{verb} needs a value"))),
+        }
+    }
 }
 
 /// One option of a command line, as [`Words`] finds it.

@@ -84,6 +84,46 @@ pub struct Member {
     pub name: String,
 }
 
+/// What a client of the control socket asks the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Every process and the container's phase, as a table or one JSON document.
+    Status { json: bool },
+    /// Whether every process (or only these) is ready.
+    Ready { names: Vec<String> },
+    /// Whether the supervisor answers at all.
+    Live,
+    /// Stop a sidecar with its stop action, then start it again.
+    Restart { name: String },
+    /// Send one signal to one process, or to its process group.
+    Signal { signo: Signo, name: String, group: bool },
+}
+
+/// How a request went, which becomes the client's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, or yes (0).
+    Ok,
+    /// Understood, and the answer is no: not ready, or refused (1).
+    No,
+    /// Not understood: an unknown process, a request this exeunt does not speak (2).
+    Error,
+}
+
+/// The supervisor's answer to a request: the outcome and text for the client to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub outcome: Outcome,
+    /// Whole lines, each ending in a newline.
+    pub body: String,
+}
+
+impl Answer {
+    pub fn new(outcome: Outcome, line: impl fmt::Display) -> Answer {
+        Answer { outcome, body: format!("{line}\n") }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -108,6 +148,8 @@ pub enum Event {
     Leftovers { members: Vec<Member> },
     /// A check finished: Ok when it passed, else why not.
     CheckDone { id: CheckId, result: Result<(), String> },
+    /// A client of the control socket asks something; the answer names `client`.
+    Request { client: u32, request: Request },
     /// The clock passed the deadline the supervisor asked for.
     Tick,
 }
@@ -143,6 +185,8 @@ pub enum Action {
     StartCheck(CheckId),
     /// Abandon a check that is under way; no CheckDone will follow.
     CancelCheck(CheckId),
+    /// Answer a client of the control socket.
+    Answer { client: u32, answer: Answer },
     /// Exit with this code: nothing is left running.
     Exit(i32),
 }

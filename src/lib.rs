@@ -11,6 +11,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod control;
 pub mod duration;
 pub mod event_loop;
 pub mod events;
@@ -60,7 +61,7 @@ pub fn main(args: &[OsString]) -> i32 {
         return match cli::parse_dumb_init(words, &env) {
             Ok(Invocation::Run(options)) => run(options, &env),
             Ok(Invocation::Version) => say(&format!("exeunt {}, as dumb-init\n", env!("CARGO_PKG_VERSION"))),
-            Ok(Invocation::Help | Invocation::Check(_)) => say(cli::DUMB_INIT_USAGE),
+            Ok(Invocation::Help | Invocation::Check(_) | Invocation::Ask(..)) => say(cli::DUMB_INIT_USAGE),
             // dumb-init's own code for a bad command line.
             Err(e) => complain(SETUP_ERROR, &e.to_string().replace("exeunt --help", "dumb-init --help")),
         };
@@ -69,6 +70,7 @@ pub fn main(args: &[OsString]) -> i32 {
         Ok(Invocation::Help) => say(cli::USAGE),
         Ok(Invocation::Version) => say(&format!("exeunt {}\n", env!("CARGO_PKG_VERSION"))),
         Ok(Invocation::Check(options)) => check(&options, &env),
+        Ok(Invocation::Ask(request, options)) => ask(&request, &options),
         Ok(Invocation::Run(options)) => run(options, &env),
         Err(e) => complain(USAGE_ERROR, &e.to_string()),
     }
@@ -170,6 +172,43 @@ fn check(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
         }
     }
     code
+}
+
+/// `--status` and the other client forms: asks the exeunt of this container, prints its
+/// answer, and exits 0 for yes or done, 1 for no, 2 for a request it did not take.
+fn ask(request: &events::Request, options: &Options) -> i32 {
+    // Where it listens: as the role map says, when one is given (-c or EXEUNT_CONFIG),
+    // else as EXEUNT_CONTROL_SOCKET says, else at the default for this container.
+    let configured = match &options.config {
+        Some(path) => match rolemap::load(path, None)
+            .or_else(|e| rolemap::load(path, Some(&[OsString::from("true")])).map_err(|_| e))
+        {
+            Ok(plan) => plan.control_socket.or_else(|| options.control_socket.clone()),
+            Err(e) => return complain(USAGE_ERROR, &e.to_string()),
+        },
+        None => options.control_socket.clone(),
+    };
+    let address = match control::address(configured.as_ref()) {
+        Ok(Some(address)) => address,
+        Ok(None) => return complain(SETUP_ERROR, &format!("{}: the control socket is off", control::client::NOBODY)),
+        Err(e) => return complain(SETUP_ERROR, &format!("{}: {e}", control::client::NOBODY)),
+    };
+    match control::client::ask(&address, request) {
+        Ok(answer) => {
+            let code = match answer.outcome {
+                events::Outcome::Ok => 0,
+                events::Outcome::No => 1,
+                events::Outcome::Error => USAGE_ERROR,
+            };
+            if code == 0 {
+                say(&answer.body);
+            } else {
+                let _ = std::io::stderr().write_all(answer.body.as_bytes());
+            }
+            code
+        }
+        Err(e) => complain(SETUP_ERROR, &e),
+    }
 }
 
 /// `exeunt install PATH`: copies the running binary to PATH/exeunt when PATH is a

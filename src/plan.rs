@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::Show;
+use crate::logger::Quoted;
 use crate::signo::{SIGTERM, Signo};
 
 /// The default time between a process's stop signal and SIGKILL.
@@ -101,6 +102,44 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Where exeunt's control socket listens, when not at its default: an abstract name
+/// (`@NAME`), a path, or nowhere (`off`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlSocket {
+    Abstract(String),
+    Path(PathBuf),
+    Off,
+}
+
+impl ControlSocket {
+    /// Reads `@NAME`, a path, or `off`, as the role map and EXEUNT_CONTROL_SOCKET write it.
+    pub fn parse(text: &str) -> Result<ControlSocket, String> {
+        // sun_path holds 108 bytes, the terminating zero or the leading one included.
+        const ROOM: usize = 107;
+        let too_long = || format!("{} is longer than {ROOM} bytes, which a socket address holds", Quoted(text));
+        match text {
+            "" | "@" => Err("an empty control socket: give @NAME, a path, or off".to_string()),
+            "off" => Ok(ControlSocket::Off),
+            _ if text.len() > ROOM => Err(too_long()),
+            _ if text.contains('\0') => Err(format!("{} holds a NUL byte", Quoted(text))),
+            _ => Ok(match text.strip_prefix('@') {
+                Some(name) => ControlSocket::Abstract(name.to_string()),
+                None => ControlSocket::Path(PathBuf::from(text)),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ControlSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlSocket::Abstract(name) => write!(f, "@{name}"),
+            ControlSocket::Path(path) => write!(f, "{}", path.display()),
+            ControlSocket::Off => f.write_str("off"),
+        }
+    }
 }
 
 /// Something exeunt does to learn about a process, or to ask it to stop.
@@ -392,6 +431,9 @@ pub struct Plan {
     pub leave_cwd: bool,
     /// The role map's `log_format`; None leaves it to EXEUNT_LOG_FORMAT.
     pub log_format: Option<LogFormat>,
+    /// Where the control socket listens: the role map's `control_socket`, else
+    /// EXEUNT_CONTROL_SOCKET; None is the default, named after the mount namespace.
+    pub control_socket: Option<ControlSocket>,
 }
 
 impl Plan {
@@ -416,6 +458,7 @@ impl Plan {
             job_control: false,
             leave_cwd: false,
             log_format: None,
+            control_socket: None,
         }
     }
 
@@ -458,6 +501,9 @@ impl fmt::Display for Plan {
         }
         if self.log_format == Some(LogFormat::Json) {
             writeln!(f, "exeunt logs JSON lines")?;
+        }
+        if let Some(socket) = &self.control_socket {
+            writeln!(f, "control socket: {socket}")?;
         }
         if let Some(pod) = &self.pod {
             writeln!(

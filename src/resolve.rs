@@ -113,6 +113,10 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         plan.override_grace(grace);
     }
     plan.signal_groups = options.signal_groups;
+    // The role map's `control_socket` wins, as its `log_format` does.
+    if plan.control_socket.is_none() {
+        plan.control_socket = options.control_socket.clone();
+    }
     plan.zero_codes = options.zero_codes.clone();
     plan.report_reaped = options.report_reaped;
     // Without a role map, exeunt stands in for tini: signals go on as they came.

@@ -6,10 +6,11 @@
 
 use std::os::fd::AsFd;
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use nix::errno::Errno;
 
 use crate::checks::Checks;
+use crate::control::{self, listener::Control, listener::OpenError};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Action, Event, Milestone, Purpose};
 use crate::output::Output;
@@ -27,6 +28,7 @@ const CHECKS: SourceId = SourceId(3);
 const GRAVEYARD: SourceId = SourceId(4);
 const OTHER_CONTAINERS: SourceId = SourceId(5);
 const OUTPUT: SourceId = SourceId(6);
+const CONTROL: SourceId = SourceId(7);
 
 /// The sources of one run, and what carries its actions out.
 pub struct Os<'p> {
@@ -38,6 +40,7 @@ pub struct Os<'p> {
     graveyard: Option<Graveyard>,
     others: OtherContainers,
     output: Output,
+    control: Option<Control>,
 }
 
 impl<'p> Os<'p> {
@@ -57,7 +60,8 @@ impl<'p> Os<'p> {
         }
         let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
         let output = Output::new(plan, OUTPUT);
-        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output })
+        let control = listen(plan, poller);
+        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output, control })
     }
 
     /// What the pod says before anything starts: the deps' tombstones as they are.
@@ -103,6 +107,7 @@ impl event_loop::World for Os<'_> {
             GRAVEYARD => self.graveyard.as_mut().map(|g| g as &mut dyn Source),
             OTHER_CONTAINERS => Some(&mut self.others),
             OUTPUT => Some(&mut self.output),
+            CONTROL => self.control.as_mut().map(|c| c as &mut dyn Source),
             _ => None,
         };
         match source {
@@ -187,12 +192,36 @@ impl event_loop::World for Os<'_> {
                 }
             }
             Action::CancelCheck(id) => self.checks.cancel(id, poller),
+            Action::Answer { client, answer } => {
+                if let Some(control) = &mut self.control {
+                    control.answer(client, &answer, poller);
+                }
+            }
             Action::Reap => self.reap(events),
         }
     }
 
     fn before_wait(&mut self, poller: &Poller) {
         self.output.settle(poller);
+    }
+}
+
+/// Opens the control socket where the plan says. A run goes on without one: being
+/// asked is a convenience, and supervising is the job.
+fn listen(plan: &Plan, poller: &Poller) -> Option<Control> {
+    let opened = control::address(plan.control_socket.as_ref())
+        .map_err(OpenError::Failed)
+        .and_then(|address| address.map(|a| Control::open(&a, CONTROL, poller)).transpose());
+    match opened {
+        Ok(control) => control,
+        Err(OpenError::Taken(line)) => {
+            info!("{line}");
+            None
+        }
+        Err(OpenError::Failed(line)) => {
+            warn!("{line}: exeunt cannot be asked how it stands");
+            None
+        }
     }
 }
 

@@ -15,9 +15,9 @@ use toml::Spanned;
 use crate::duration::{self, Show};
 use crate::logger::Quoted;
 use crate::plan::{
-    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, DEFAULT_INTERVAL,
-    DEFAULT_READY_TIMEOUT, LogFormat, Matcher, OnExit, OnTimeout, Output, Plan, Pod, ProcessSpec, Readiness, Role,
-    ShutdownOrder,
+    Check, ControlSocket, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD,
+    DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, LogFormat, Matcher, OnExit, OnTimeout, Output, Plan, Pod, ProcessSpec,
+    Readiness, Role, ShutdownOrder,
 };
 use crate::signo::Signo;
 
@@ -59,6 +59,7 @@ struct RawRoleMap {
     stop_delay: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
     log_format: Option<Spanned<String>>,
+    control_socket: Option<Spanned<String>>,
     pod: Option<RawPod>,
     #[serde(default)]
     process: Vec<RawProcess>,
@@ -281,6 +282,11 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<P
     if let Some(value) = &raw.log_format {
         plan.log_format =
             Some(read_choice(value, "log_format", &[("text", LogFormat::Text), ("json", LogFormat::Json)], &at)?);
+    }
+    if let Some(value) = &raw.control_socket {
+        let socket =
+            ControlSocket::parse(value.get_ref()).map_err(|e| at(value.span(), format!("control_socket: {e}")))?;
+        plan.control_socket = Some(socket);
     }
     Ok(plan)
 }

@@ -16,6 +16,7 @@ mod leftovers;
 mod pod;
 mod process;
 mod shutdown;
+mod status;
 mod verdict;
 
 use std::time::Duration;
@@ -50,18 +51,23 @@ pub struct Supervisor<'p> {
     leftovers: Leftovers,
     verdict: Verdict,
     pod: PodGate<'p>,
+    /// Where the container stands, and since when, for `--status`.
+    phase: (status::Phase, Time),
 }
 
 impl<'p> Supervisor<'p> {
     /// A supervisor of `plan`, created at `now` (the birth deps' wait starts then).
     pub fn new(plan: &'p Plan, now: Time) -> Supervisor<'p> {
+        let mut proc = Proc::new();
+        proc.shown.1 = now;
         Supervisor {
             plan,
-            procs: vec![Proc::new(); plan.processes.len()],
+            procs: vec![proc; plan.processes.len()],
             shutdown: Shutdown::new(),
             leftovers: Leftovers::new(),
             verdict: Verdict::default(),
             pod: PodGate::new(plan.pod.as_ref(), now),
+            phase: (status::Phase::Starting, now),
         }
     }
 
@@ -84,25 +90,30 @@ impl<'p> Supervisor<'p> {
     /// Takes one event at time `now` and returns what to do about it.
     pub fn handle(&mut self, event: Event, now: Time) -> Vec<Action> {
         let mut actions = Vec::new();
-        if self.shutdown.is_done() {
-            return actions;
+        if !self.shutdown.is_done() {
+            self.turn(event, now, &mut actions);
+            self.observe(now);
         }
-        if self.on(event, now, &mut actions) {
-            return actions;
+        actions
+    }
+
+    /// One event, and everything that follows from it at `now`.
+    fn turn(&mut self, event: Event, now: Time, actions: &mut Vec<Action>) {
+        if self.on(event, now, actions) {
+            return;
         }
-        self.do_what_is_due(now, &mut actions);
+        self.do_what_is_due(now, actions);
         let done = actions.len();
         if !self.shutdown.is_begun() {
-            self.start_next(&mut actions);
-            self.note_ready(&mut actions);
+            self.start_next(actions);
+            self.note_ready(actions);
         }
-        self.advance(now, &mut actions);
+        self.advance(now, actions);
         // A stop action of no grace at all is due at once. What is new since the pass
         // above came with an action, or with the shutdown.
         if actions.len() > done || self.shutdown.is_begun() {
-            self.do_what_is_due(now, &mut actions);
+            self.do_what_is_due(now, actions);
         }
-        actions
     }
 
     /// The event itself. Returns true when the run is over.
@@ -142,6 +153,10 @@ impl<'p> Supervisor<'p> {
             }
             Event::Leftovers { members } => self.leftovers.found(&members, self.plan, now),
             Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
+            Event::Request { client, request } => {
+                let answer = self.answer(request, now, actions);
+                actions.push(Action::Answer { client, answer });
+            }
             // Time passed: what fell due is done below, as after any event.
             Event::Tick => {}
         }
@@ -226,9 +241,8 @@ impl<'p> Supervisor<'p> {
             !matches!(p.state, State::Waiting | State::Starting | State::Searching { .. })
                 && (p.ready != Ready::No || p.state == State::Gone)
         };
-        let sidecars_ready = (0..self.procs.len())
-            .filter(|&i| self.role(i) == Role::Sidecar)
-            .all(|i| matches!(self.procs[i].ready, Ready::Yes | Ready::GaveUp));
+        let sidecars_ready =
+            (0..self.procs.len()).filter(|&i| self.role(i) == Role::Sidecar).all(|i| self.procs[i].settled());
         if sidecars_ready && self.procs.iter().all(settled) {
             self.pod.ready(actions);
         }
@@ -257,9 +271,8 @@ impl<'p> Supervisor<'p> {
             return;
         }
         let Some(index) = self.procs.iter().position(|p| p.state == State::Waiting) else { return };
-        let settled = |p: &Proc| matches!(p.ready, Ready::Yes | Ready::GaveUp);
         let sidecars_before_ready =
-            (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| settled(&self.procs[j]));
+            (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| self.procs[j].settled());
         if sidecars_before_ready {
             self.procs[index].state = State::Starting;
             actions.push(Action::Spawn(index));
@@ -271,8 +284,15 @@ impl<'p> Supervisor<'p> {
         self.pod.born(actions);
         let proc = &mut self.procs[index];
         proc.state = State::Running { pid, since: now };
-        if proc.restarts > 0 {
-            info!(subject = spec.name.as_str(); "restarted sidecar {} (pid {pid}, restart {})", spec.name, proc.restarts);
+        let restarts = proc.restarts + proc.asked_restarts;
+        if restarts > 0 {
+            info!(subject = spec.name.as_str(); "restarted sidecar {} (pid {pid}, restart {restarts})", spec.name);
+            if !self.shutdown.is_begun() {
+                // Probed again, to tell its readiness; only a first probing holds the
+                // start of the rest up.
+                let first = proc.first_probing();
+                proc.start_probing(spec.ready.as_ref(), first, now);
+            }
             return;
         }
         match &spec.matcher {
@@ -283,7 +303,7 @@ impl<'p> Supervisor<'p> {
         }
         if !self.shutdown.is_begun() {
             // Its first probe attempt is due at once.
-            proc.start_probing(spec.ready.as_ref(), now);
+            proc.start_probing(spec.ready.as_ref(), true, now);
         }
     }
 
@@ -413,6 +433,7 @@ impl<'p> Supervisor<'p> {
             actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
         }
         self.procs[index].state = State::Gone;
+        self.procs[index].exit = Some(status);
         let ran_for = now.saturating_sub(since);
         let ran = Show(Duration::from_millis(ran_for.as_millis() as u64));
         let name = &spec.name;
@@ -442,14 +463,24 @@ impl<'p> Supervisor<'p> {
             info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}");
             return;
         }
-        if matches!(self.procs[index].ready, Ready::Probing { .. } | Ready::No) {
-            if self.procs[index].probing_now() {
-                actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
-            }
+        if self.procs[index].probing_now() {
+            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
+        }
+        if std::mem::take(&mut self.procs[index].restart_asked) {
+            info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: starting it again, as asked");
+            let proc = &mut self.procs[index];
+            proc.asked_restarts += 1;
+            proc.state = State::Starting;
+            actions.push(Action::Spawn(index));
+            return;
+        }
+        if self.procs[index].first_probing() {
             self.not_ready(index, &format!("not ready: it exited with {status} after {ran}"), actions);
             return;
         }
         let proc = &mut self.procs[index];
+        // Its probe runs again once it has started again.
+        proc.ready = Ready::Lost;
         match spec.on_exit {
             OnExit::Restart if proc.may_restart(spec) => {
                 let delay = proc.back_off(spec, ran_for, now);

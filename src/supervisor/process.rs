@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::duration::Show;
-use crate::events::{Action, CheckId, Time};
+use crate::events::{Action, CheckId, ExitStatus, Time};
 use crate::plan::{ProcessSpec, Readiness};
 use crate::signo::Signo;
 
@@ -77,7 +77,9 @@ pub enum Ready {
     No,
     Probing {
         since: Time,
-        deadline: Time,
+        /// When it gives up: the first probing, which the start waits for, has one; the
+        /// probing after a restart only tells readiness and tries until it passes.
+        deadline: Option<Time>,
         attempts: u32,
         /// When the next attempt starts, once none is under way.
         next: Time,
@@ -88,6 +90,26 @@ pub enum Ready {
     Yes,
     /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went on.
     GaveUp,
+    /// It was ready (or the start went on without it), and it is being restarted: its
+    /// probe runs again once it has started, and nothing waits for it.
+    Lost,
+}
+
+/// What `exeunt --status` shows of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Waiting,
+    /// Started or looked for, and not ready yet.
+    Starting,
+    Ready,
+    /// Runs: a primary, or a sidecar without a passed probe.
+    Running,
+    /// Stopped to be started again, or waiting out its back-off.
+    Restarting,
+    Stopping,
+    Exited,
+    /// The run ended before it started.
+    NotStarted,
 }
 
 /// What falls due at one of a process's deadlines.
@@ -112,6 +134,14 @@ pub struct Proc {
     pub ready: Ready,
     /// Restarts so far, for `max_restarts`.
     pub restarts: u32,
+    /// Restarts asked for on the control socket (they count against no limit).
+    pub asked_restarts: u32,
+    /// A restart was asked for: once it has stopped, it starts again.
+    pub restart_asked: bool,
+    /// How it ended last.
+    pub exit: Option<ExitStatus>,
+    /// What its status shows, and since when.
+    pub shown: (Shown, Time),
     /// Quick exits in a row, for the back-off.
     streak: u32,
     /// For a sidecar of another container: until when it may take to appear, counted
@@ -121,7 +151,58 @@ pub struct Proc {
 
 impl Proc {
     pub fn new() -> Proc {
-        Proc { state: State::Waiting, ready: Ready::No, restarts: 0, streak: 0, search_deadline: None }
+        Proc {
+            state: State::Waiting,
+            ready: Ready::No,
+            restarts: 0,
+            asked_restarts: 0,
+            restart_asked: false,
+            exit: None,
+            shown: (Shown::Waiting, Time::ZERO),
+            streak: 0,
+            search_deadline: None,
+        }
+    }
+
+    /// What its status shows now.
+    pub fn showing(&self) -> Shown {
+        match (self.state, &self.ready) {
+            (State::Waiting, _) => Shown::Waiting,
+            (State::Starting | State::Searching { .. }, _) => Shown::Starting,
+            (State::Running { .. }, Ready::Probing { .. }) => Shown::Starting,
+            (State::Running { .. }, Ready::Yes) => Shown::Ready,
+            (State::Running { .. }, Ready::No | Ready::GaveUp | Ready::Lost) => Shown::Running,
+            (State::Stopping { .. } | State::Killed { .. }, _) if self.restart_asked => Shown::Restarting,
+            (State::Backoff { .. }, _) => Shown::Restarting,
+            (State::Stopping { .. } | State::Killed { .. }, _) => Shown::Stopping,
+            (State::Gone, _) if self.exit.is_some() => Shown::Exited,
+            (State::Gone, _) => Shown::NotStarted,
+        }
+    }
+
+    /// Notes when what its status shows changes.
+    pub fn observe(&mut self, now: Time) {
+        let showing = self.showing();
+        if showing != self.shown.0 {
+            self.shown = (showing, now);
+        }
+    }
+
+    /// Whether it runs and has passed its probe since it started.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Running { .. }) && self.ready == Ready::Yes
+    }
+
+    /// Whether the processes after it may start, as far as it is concerned: it passed
+    /// its first probing, or the start went on without it.
+    pub fn settled(&self) -> bool {
+        !self.first_probing()
+    }
+
+    /// Whether its first probing is still under way (or has not begun): the start of
+    /// what follows waits for it.
+    pub fn first_probing(&self) -> bool {
+        matches!(self.ready, Ready::No | Ready::Probing { deadline: Some(_), .. })
     }
 
     /// Every deadline of this process with its duty, in the order the duties are done
@@ -137,7 +218,7 @@ impl Proc {
         let [abandon, give_up, attempt] = match &self.ready {
             Ready::Probing { deadline, next, attempt_deadline, .. } => [
                 attempt_deadline.map(|at| (at, Duty::AbandonAttempt)),
-                Some((*deadline, Duty::GiveUp)),
+                deadline.map(|at| (at, Duty::GiveUp)),
                 attempt_deadline.is_none().then_some((*next, Duty::Attempt)),
             ],
             _ => [None, None, None],
@@ -156,11 +237,12 @@ impl Proc {
     }
 
     /// It runs now: its probe starts at once (or it is ready at once, without one).
-    pub fn start_probing(&mut self, ready: Option<&Readiness>, now: Time) {
+    /// `first` is the probing the start waits for, which gives up after its timeout.
+    pub fn start_probing(&mut self, ready: Option<&Readiness>, first: bool, now: Time) {
         self.ready = match ready {
             Some(ready) => Ready::Probing {
                 since: now,
-                deadline: now + ready.timeout,
+                deadline: first.then_some(now + ready.timeout),
                 attempts: 0,
                 next: now,
                 attempt_deadline: None,
@@ -285,7 +367,7 @@ mod tests {
     fn a_probe_attempts_at_once_then_waits_for_its_answer_or_its_attempt_timeout() {
         let (ready, id) = (readiness(), CheckId { index: 0, purpose: Purpose::Ready });
         let mut proc = Proc::new();
-        proc.start_probing(Some(&ready), Time::ZERO);
+        proc.start_probing(Some(&ready), true, Time::ZERO);
         assert_eq!(proc.due(Time::ZERO), Some(Duty::Attempt));
         let mut actions = Vec::new();
         proc.attempt(&ready, id, Time::ZERO, &mut actions);
@@ -301,7 +383,7 @@ mod tests {
     fn an_answer_after_the_attempt_was_abandoned_changes_nothing() {
         let (ready, id) = (readiness(), CheckId { index: 0, purpose: Purpose::Ready });
         let mut proc = Proc::new();
-        proc.start_probing(Some(&ready), Time::ZERO);
+        proc.start_probing(Some(&ready), true, Time::ZERO);
         proc.attempt(&ready, id, Time::ZERO, &mut Vec::new());
         proc.abandon_attempt(&ready, id, 1000 * MS, &mut Vec::new());
         assert_eq!(proc.probe_answered(Ok(()), ready.interval, 1001 * MS), None);
