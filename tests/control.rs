@@ -1,0 +1,455 @@
+//! The control socket: `exeunt --status`, `--ready`, `--live`, `--restart` and
+//! `--signal`, asked of a real exeunt that runs as PID 1 of its own PID and mount
+//! namespaces, by clients that enter them as `kubectl exec` would, and by clients that
+//! may not ask: another uid, another mount namespace, another PID namespace.
+
+mod common;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Scratch, count, exeunt, free_port, pid1, process, status_field, until_term};
+
+/// What a client run printed, and its exit code.
+#[derive(Debug)]
+struct Asked {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `exeunt ARGS` in the PID and mount namespaces of the exeunt with host pid `pid`,
+/// as `kubectl exec` runs a command in a container; `wrap` comes between nsenter and
+/// exeunt (setpriv, unshare, env).
+fn ask_as(pid: i32, enter: &[&str], wrap: &[&str], args: &[&str]) -> Asked {
+    let output = Command::new("timeout")
+        .args(["20", "nsenter", "-t", &pid.to_string()])
+        .args(enter)
+        .args(wrap)
+        .arg(exeunt())
+        .args(args)
+        .output()
+        .expect("run nsenter (util-linux) and timeout (coreutils)");
+    let code = output.status.code().expect("the client exited");
+    assert_ne!(code, 124, "the client hung: exeunt {args:?}");
+    Asked {
+        code,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A client in the same container as exeunt.
+fn ask(pid: i32, args: &[&str]) -> Asked {
+    ask_as(pid, &["-m", "-p"], &[], args)
+}
+
+/// The line of a `--status` table that starts with `name`.
+fn row<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row for {name} in:\n{status}"))
+}
+
+/// A `--status --json` document, parsed by Python's json module and handed back as
+/// `key=value` lines for the fields the tests look at.
+fn json_fields(document: &str) -> String {
+    let script = "import json,sys\n\
+        d=json.load(sys.stdin)\n\
+        print('version=%s' % d['version'])\n\
+        print('phase=%s' % d['phase'])\n\
+        print('ready=%s' % d['ready'])\n\
+        for p in d['processes']:\n\
+        \x20   print('%s=%s/%s/%s/%s/%s' % (p['name'], p['role'], p['state'], p['ready'], p['restarts'], p['pid']))\n";
+    let mut python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is missing: apt-get install python3");
+    python.stdin.take().expect("stdin").write_all(document.as_bytes()).expect("feed python");
+    let output = python.wait_with_output().expect("python3");
+    assert!(output.status.success(), "not JSON: {document}\n{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The pid of process `name`, as `--status` shows it.
+fn pid_of(pid1: i32, name: &str) -> i32 {
+    let status = ask(pid1, &["--status"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    row(&status.stdout, name).split_whitespace().nth(2).and_then(|p| p.parse().ok()).unwrap_or_else(|| {
+        panic!("no pid for {name} in:\n{}", status.stdout);
+    })
+}
+
+/// An HTTP sidecar whose probe fails until the file `gate` exists.
+fn gated_http(port: u16, gate: &str) -> String {
+    let sidecar = common::http_sidecar(port, 0);
+    format!("{sidecar} {gate}")
+}
+
+#[test]
+fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_and_the_shutdown() {
+    let scratch = Scratch::new("control-status");
+    let gate = scratch.path("web-may-answer");
+    let drained = scratch.fifo("job-drained");
+    let port = free_port();
+    let map = [
+        process(
+            "web",
+            "sidecar",
+            &gated_http(port, &gate),
+            &format!(
+                "ready = {{ http = \"http://127.0.0.1:{port}/ready\", interval = \"50ms\" }}\nstop_signal = \"SIGUSR1\""
+            ),
+        ),
+        process(
+            "job",
+            "primary",
+            &format!(
+                "trap 'kill -9 $! 2>/dev/null; echo job draining; read x < {drained}; echo job drained; exit 0' TERM; \
+                 echo job started; while :; do sleep 1000 & wait $!; done"
+            ),
+            "",
+        ),
+    ]
+    .concat();
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("answered 503");
+    let pid = running.exeunt_pid();
+
+    // The readiness wait: the sidecar runs but has not passed its probe; the primary
+    // waits for it.
+    let status = ask(pid, &["--status"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(status.stdout.starts_with("exeunt: starting for "), "{}", status.stdout);
+    assert!(row(&status.stdout, "NAME").contains("RESTARTS"), "{}", status.stdout);
+    let web = row(&status.stdout, "web");
+    assert!(web.contains(" sidecar ") && web.contains(" starting (") && web.contains("503"), "{web}");
+    let job = row(&status.stdout, "job");
+    assert!(job.contains(" primary ") && job.contains(" - ") && job.contains(" waiting "), "{job}");
+    let fields = json_fields(&ask(pid, &["--status", "--json"]).stdout);
+    assert!(fields.contains("version=1\nphase=starting\nready=False\n"), "{fields}");
+    assert!(fields.contains("web=sidecar/starting/False/0/") && fields.contains("job=primary/waiting/False/0/None"));
+    let ready = ask(pid, &["--ready"]);
+    assert_eq!(ready.code, 1, "{ready:?}");
+    assert!(ready.stderr.starts_with("not ready: web is starting (") && ready.stderr.contains("job is waiting"));
+    assert_eq!(ask(pid, &["--ready", "web"]).code, 1);
+    let live = ask(pid, &["--live"]);
+    assert_eq!((live.code, live.stdout.as_str()), (0, "exeunt is starting\n"), "{live:?}");
+
+    // The probe passes: the sidecar is ready and the primary starts.
+    std::fs::write(&gate, "").expect("open the gate");
+    running.expect_line("job started");
+    let ready = ask(pid, &["--ready"]);
+    assert_eq!((ready.code, ready.stdout.as_str()), (0, "ready: web, job\n"), "{ready:?}");
+    assert_eq!(ask(pid, &["--ready", "web"]).stdout, "ready: web\n");
+    let status = ask(pid, &["--status"]);
+    assert!(status.stdout.starts_with("exeunt: running for "), "{}", status.stdout);
+    assert!(row(&status.stdout, "web").contains(" ready "), "{}", status.stdout);
+    assert!(row(&status.stdout, "job").contains(" running "), "{}", status.stdout);
+    let fields = json_fields(&ask(pid, &["--status", "--json"]).stdout);
+    assert!(fields.contains("phase=running\nready=True\n"), "{fields}");
+    assert!(fields.contains("web=sidecar/ready/True/0/") && fields.contains("job=primary/running/True/0/"));
+
+    // A restart: the old web gets its stop signal, a new one starts and is probed again,
+    // and the container is not ready until it passes.
+    let (old_web, job_pid) = (pid_of(pid, "web"), pid_of(pid, "job"));
+    std::fs::remove_file(&gate).expect("close the gate");
+    let restart = ask(pid, &["--restart", "web"]);
+    assert_eq!(restart.code, 0, "{restart:?}");
+    assert!(restart.stdout.starts_with("restarting web: stopping pid "), "{}", restart.stdout);
+    assert!(restart.stdout.contains("with SIGUSR1"), "{}", restart.stdout);
+    let ready = ask(pid, &["--ready"]);
+    assert_eq!(ready.code, 1, "not ready while web restarts: {ready:?}");
+    assert!(ready.stderr.starts_with("not ready: web is "), "{ready:?}");
+    running.expect_log("sidecar web exited with SIGUSR1");
+    running.expect_log("starting it again, as asked");
+    let new_web = loop {
+        let web = pid_of(pid, "web");
+        if web != old_web && web != 0 {
+            break web;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ready = ask(pid, &["--ready", "web"]);
+    assert_eq!(ready.code, 1, "the new web has not passed its probe: {ready:?}");
+    let status = ask(pid, &["--status"]);
+    let web = row(&status.stdout, "web");
+    // The state holds the probe's words; RESTARTS and FOR are the last two columns.
+    assert!(web.contains(" starting (") && web.split_whitespace().rev().nth(1) == Some("1"), "{web}");
+    std::fs::write(&gate, "").expect("open the gate again");
+    while ask(pid, &["--ready"]).code != 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pid_of(pid, "job"), job_pid, "the primary ran on");
+    assert_ne!(new_web, old_web);
+
+    // A primary is not restarted: that would end the run.
+    let refused = ask(pid, &["--restart", "job"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("job cannot be restarted: it is a primary"), "{refused:?}");
+    let unknown = ask(pid, &["--restart", "nobody"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(unknown.stderr.contains("no process is named \"nobody\" (there are: web, job)"), "{unknown:?}");
+
+    // The shutdown: the primary drains as long as it needs.
+    running.signal(libc::SIGTERM);
+    running.expect_line("job draining");
+    let status = ask(pid, &["--status"]);
+    assert!(status.stdout.starts_with("exeunt: stopping for "), "{}", status.stdout);
+    assert!(row(&status.stdout, "job").contains(" stopping "), "{}", status.stdout);
+    assert!(json_fields(&ask(pid, &["--status", "--json"]).stdout).contains("phase=stopping\nready=False\n"));
+    assert_eq!(ask(pid, &["--ready"]).code, 1);
+    assert_eq!(ask(pid, &["--live"]).stdout, "exeunt is stopping\n");
+    std::fs::OpenOptions::new().write(true).open(&drained).expect("open the fifo").write_all(b"\n").expect("drain");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert_eq!(count(&outcome.stdout, "job started"), 1, "the primary started once: {}", outcome.stdout);
+    assert_eq!(count(&outcome.stdout, "http sidecar listening"), 2, "{}", outcome.stdout);
+}
+
+#[test]
+fn signal_by_name_reaches_only_that_process() {
+    let scratch = Scratch::new("control-signal");
+    let hup = |name: &str| format!("trap 'echo {name} got HUP' HUP; {}", until_term(name, &format!("echo {name} up;")));
+    let map = [
+        process("side", "sidecar", &hup("side"), ""),
+        process("other", "sidecar", &hup("other"), ""),
+        process("job", "primary", &hup("job"), ""),
+    ]
+    .concat();
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("job up");
+    let pid = running.exeunt_pid();
+    let sent = ask(pid, &["--signal", "SIGHUP", "side"]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    assert!(sent.stdout.starts_with("sent SIGHUP to side (pid "), "{sent:?}");
+    running.expect_line("side got HUP");
+    let sent = ask(pid, &["--signal", "HUP", "-g", "job"]);
+    assert!(sent.stdout.starts_with("sent SIGHUP to the process group of job (pid "), "{sent:?}");
+    running.expect_line("job got HUP");
+    let bad = ask(pid, &["--signal", "SIGNOPE", "side"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert_eq!(count(&outcome.stdout, "got HUP"), 2, "one HUP each for side and job: {}", outcome.stdout);
+    assert_eq!(count(&outcome.stdout, "other got HUP"), 0, "{}", outcome.stdout);
+}
+
+#[test]
+fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one_warning_each() {
+    let scratch = Scratch::new("control-peers");
+    let map = [
+        process("side", "sidecar", &until_term("side", "echo side up;"), ""),
+        process("job", "primary", &until_term("job", "echo job up;"), ""),
+    ]
+    .concat();
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("job up");
+    let pid = running.exeunt_pid();
+    assert_eq!(ask(pid, &["--live"]).code, 0, "the same container is answered");
+    let nobody = "no exeunt answers in this container";
+
+    let other_uid =
+        ask_as(pid, &["-m", "-p"], &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], &["--status"]);
+    assert_eq!(other_uid.code, 1, "{other_uid:?}");
+    assert!(other_uid.stderr.contains(nobody) && other_uid.stdout.is_empty(), "{other_uid:?}");
+    running.expect_log("refused a control client: pid ");
+    running.expect_log("runs as uid 65534, and only uid 0 or root may ask");
+
+    // Another container: a mount namespace of its own, told the address of this one.
+    let mount = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino()
+    });
+    let address = format!("EXEUNT_CONTROL_SOCKET=@exeunt/mnt:{}", mount.expect("exeunt's mount namespace"));
+    let other_mount = ask_as(pid, &["-m", "-p"], &["unshare", "--mount", "env", &address], &["--status"]);
+    assert_eq!(other_mount.code, 1, "{other_mount:?}");
+    assert!(other_mount.stderr.contains(nobody), "{other_mount:?}");
+    running.expect_log("is in another mount namespace: another container");
+
+    // Another PID namespace in the same network namespace: the host's, here.
+    let other_pid_ns = ask_as(pid, &["-m"], &["env", &address], &["--status"]);
+    assert_eq!(other_pid_ns.code, 1, "{other_pid_ns:?}");
+    assert!(other_pid_ns.stderr.contains(nobody), "{other_pid_ns:?}");
+    running.expect_log("refused a control client: uid 0, from another PID namespace");
+
+    // Without the container's namespaces, the default address is another one, where
+    // nothing listens.
+    let outside = Command::new(exeunt()).arg("--status").output().expect("run exeunt");
+    assert_eq!(outside.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&outside.stderr).contains(nobody));
+
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert_eq!(count(&outcome.stderr, "refused a control client"), 3, "one warning each: {}", outcome.stderr);
+}
+
+/// The number of descriptors `pid` has open.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd").count()
+}
+
+/// Opens 1,000 connections that send nothing, and 100 that send garbage and read what
+/// comes back, from inside the container; prints one line of counts when done.
+const FLOOD: &str = r#"
+import os, random, resource, socket, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+address = "\0" + sys.argv[1]
+idle = []
+for _ in range(1000):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(address)
+    idle.append(s)
+errors = closes = 0
+rng = random.Random(7)
+for i in range(100):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(address)
+    junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))
+    if i % 3 == 0:
+        junk = b"exeunt/1 " + junk[:200].replace(b"\n", b" ") + b"\n"
+    try:
+        s.sendall(junk)
+    except OSError:
+        pass
+    got = b""
+    try:
+        while True:
+            part = s.recv(4096)
+            if not part:
+                break
+            got += part
+    except OSError:
+        pass
+    if got.startswith(b"exeunt/1 error\n"):
+        errors += 1
+    elif got == b"":
+        closes += 1
+    else:
+        print("unexpected answer: %r" % got[:200], flush=True)
+        sys.exit(1)
+    s.close()
+for s in idle:
+    s.close()
+print("flood done: %d errors, %d closes" % (errors, closes), flush=True)
+"#;
+
+#[test]
+fn a_flood_of_idle_and_garbage_clients_during_a_crash_loop_leaves_memory_and_descriptors_as_they_were() {
+    let scratch = Scratch::new("control-flood");
+    let map = [
+        process(
+            "flaky",
+            "sidecar",
+            "exit 3",
+            "on_exit = \"restart\"\nrestart_delay = \"20ms\"\nmax_restart_delay = \"20ms\"",
+        ),
+        process("job", "primary", &until_term("job", "echo job up;"), ""),
+    ]
+    .concat();
+    let flood_script = scratch.file("flood.py", FLOOD);
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("job up");
+    let pid = running.exeunt_pid();
+    assert_eq!(ask(pid, &["--live"]).code, 0);
+    let fds_before = open_fds(pid);
+    let mount = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt")).expect("exeunt's mount namespace").ino()
+    };
+    let address = format!("exeunt/mnt:{mount}");
+    let flood = |round: u32| {
+        let output = Command::new("timeout")
+            .args(["120", "nsenter", "-t", &pid.to_string(), "-m", "-p", "python3", &flood_script, &address])
+            .output()
+            .expect("run the flood");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
+        let errors: u32 = said.split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect("counts");
+        assert!(errors >= 34, "every request in the protocol's frame got an error answer: {said}");
+        // The idle clients are dropped after their time: the descriptors return.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while open_fds(pid) != fds_before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (rss, fds) = (status_field(pid, "VmRSS"), open_fds(pid));
+        println!("flood {round}: {}; exeunt after it: {rss} kB, {fds} fds", said.trim());
+        assert_eq!(fds, fds_before, "descriptors back to their starting count after flood {round}");
+        rss
+    };
+    let rss_before = status_field(pid, "VmRSS");
+    // The first flood brings the allocator's heap to the size of 32 clients, which it
+    // keeps; from then on, a flood leaves the memory where it found it.
+    let warmed = flood(1);
+    let after = flood(2);
+    let again = flood(3);
+    println!("exeunt's RSS: {rss_before} kB at the start, {warmed} / {after} / {again} kB after each flood");
+    assert!(warmed <= rss_before + 256, "the first flood's clients are bounded: {rss_before} -> {warmed} kB");
+    assert!(after.max(again) <= warmed + 8, "a flood keeps nothing: {warmed} -> {after} -> {again} kB");
+    assert_eq!(ask(pid, &["--live"]).code, 0, "still answers");
+
+    // A second flood, with a SIGTERM in the middle of it: acted on at once.
+    let mut flood_again = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "-p", "python3", &flood_script, &address])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the flood");
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = running.elapsed();
+    running.signal(libc::SIGTERM);
+    running.expect_log("received SIGTERM");
+    let outcome = running.finish();
+    let _ = flood_again.kill();
+    let _ = flood_again.wait();
+    let acted = outcome.time_of(common::Stream::Stderr, "received SIGTERM").saturating_sub(sent);
+    println!("SIGTERM during a flood of control clients acted on after {acted:?}");
+    assert!(acted < Duration::from_millis(100), "SIGTERM waited {acted:?}");
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(count(&outcome.stderr, "sidecar flaky exited with exit code 3") >= 2, "it crash-looped meanwhile");
+}
+
+#[test]
+fn idle_exeunt_with_its_control_socket_open_makes_no_wakeups_over_10s() {
+    let scratch = Scratch::new("control-idle");
+    let map = process("job", "primary", "echo ready; exec sleep 1000", "");
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("ready");
+    let pid = running.exeunt_pid();
+    assert_eq!(ask(pid, &["--live"]).code, 0, "the socket is open and answers");
+    // Let the one exchange settle before counting.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = status_field(pid, "voluntary_ctxt_switches") + status_field(pid, "nonvoluntary_ctxt_switches");
+    std::thread::sleep(Duration::from_secs(10));
+    let after = status_field(pid, "voluntary_ctxt_switches") + status_field(pid, "nonvoluntary_ctxt_switches");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(after - before, 0, "exeunt woke up {} times in 10s", after - before);
+    assert_eq!(outcome.code, 143, "{outcome:?}");
+}
+
+#[test]
+fn a_client_without_a_running_exeunt_fails_at_once_with_one_line() {
+    let started = Instant::now();
+    let output = Command::new("unshare")
+        .args(["--mount", "--"])
+        .arg(exeunt())
+        .arg("--ready")
+        .output()
+        .expect("run unshare (util-linux)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no exeunt answers in this container (@exeunt/mnt:"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(3), "no wait for an answer that cannot come");
+    let off = Command::new(exeunt()).arg("--status").env("EXEUNT_CONTROL_SOCKET", "off").output().expect("run exeunt");
+    assert_eq!(off.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("the control socket is off"));
+}
