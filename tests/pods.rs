@@ -69,12 +69,12 @@ fn base_images() {
             &context.to_string_lossy(),
         ]);
         std::fs::copy("/bin/busybox", context.join("busybox")).expect("busybox");
-        for app in ["forwarder", "queue", "migrate", "pilot-agent"] {
+        for app in ["forwarder", "queue", "migrate", "pilot-agent", "cache", "web"] {
             std::fs::copy(manifest_dir().join("tests/pods").join(app), context.join(app)).expect("stand-in");
         }
         let containerfile = format!(
             "FROM {EXEUNT_IMAGE}\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY forwarder migrate /app/\nCOPY queue /usr/bin/queue\nCOPY pilot-agent /usr/local/bin/pilot-agent\n\
+             COPY forwarder migrate cache web /app/\nCOPY web /app/shipper\nCOPY queue /usr/bin/queue\nCOPY pilot-agent /usr/local/bin/pilot-agent\n\
              ARG STANDIN=\nRUN echo \"$STANDIN\" | tr ' ' '\\n' > /etc/standin\n"
         );
         std::fs::write(context.join("Containerfile.apps"), containerfile).expect("containerfile");
@@ -110,8 +110,8 @@ struct Pod {
     name: String,
 }
 
-/// Turns an example (ConfigMaps, then a Job) into the ConfigMaps and a Pod from the
-/// Job's template, with every image replaced: exeunt's by the local exeunt image,
+/// Turns an example (ConfigMaps, then a Job or a Deployment) into the ConfigMaps and a
+/// Pod from the template, with every image replaced: exeunt's by the local exeunt image,
 /// the others by the stand-in apps image for `standin`.
 fn play(example: &str, pod: &str, standin: &str, edits: &[(&str, &str)]) -> Pod {
     let mut text = std::fs::read_to_string(manifest_dir().join("docker/k8s").join(example)).expect("example");
@@ -122,7 +122,7 @@ fn play(example: &str, pod: &str, standin: &str, edits: &[(&str, &str)]) -> Pod 
     let apps = apps_image(standin);
     let mut documents = Vec::new();
     for document in text.split("\n---\n") {
-        if !document.contains("\nkind: Job") {
+        if !document.contains("\nkind: Job") && !document.contains("\nkind: Deployment") {
             documents.push(document.to_string());
             continue;
         }
@@ -380,4 +380,65 @@ fn kubexit_pod_spec_works_with_exeunt_in_kubexits_place() {
     assert!(client.logs.contains("hello from the server"), "{client:?}");
     assert!(client.logs.contains("readiness comes from the graveyard"), "{client:?}");
     assert!(server.logs.contains("death dep client died with exit code 0"), "{server:?}");
+}
+
+// A long-running Deployment whose kubelet asks exeunt whether the container is ready.
+
+impl Pod {
+    /// `podman exec` in one container of the pod, as the kubelet runs an exec probe:
+    /// the exit code, stdout and stderr.
+    fn exec(&self, container: &str, command: &[&str]) -> (i32, String, String) {
+        let name = format!("{}-{container}", self.name);
+        let output = podman(&[&["exec", name.as_str()], command].concat());
+        let code = output.status.code().expect("podman exec exited");
+        (
+            code,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `command` in the container until it exits 0, for at most a minute.
+    fn exec_until_ok(&self, container: &str, command: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, stdout, stderr) = self.exec(container, command);
+            if code == 0 {
+                return stdout;
+            }
+            assert!(std::time::Instant::now() < deadline, "{command:?} in {container}: {code} {stderr}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn deployment_exec_probe_is_not_ready_until_the_sidecars_http_probe_passes() {
+    // podman 4 would turn the manifest's probes into healthchecks run by systemd; the
+    // test runs the probes' commands itself, as the kubelet does.
+    let probes = "        readinessProbe:\n          exec:\n            command: [\"/exeunt\", \"--ready\"]\n          periodSeconds: 2\n        livenessProbe:\n          exec:\n            command: [\"/exeunt\", \"--live\"]\n          periodSeconds: 10\n";
+    let shipper_probe = "        readinessProbe:\n          exec:\n            command: [\"/exeunt\", \"--ready\"]\n          periodSeconds: 2\n";
+    let pod = play("web-readiness.yaml", "ready", "", &[(probes, ""), (shipper_probe, "")]);
+    let status = pod.exec_until_ok("app", &["/exeunt", "--status"]);
+    assert!(status.contains("cache"), "{status}");
+
+    let (code, _, stderr) = pod.exec("app", &["/exeunt", "--ready"]);
+    assert_eq!(code, 1, "not ready before the cache's probe passes: {stderr}");
+    assert!(stderr.starts_with("not ready: cache is starting ("), "{stderr}");
+    assert!(stderr.contains("web is waiting"), "{stderr}");
+    let (code, live, _) = pod.exec("app", &["/exeunt", "--live"]);
+    assert_eq!((code, live.as_str()), (0, "exeunt is starting\n"));
+
+    // The cache warms up: its probe passes, the server starts, the container is ready.
+    pod.exec_until_ok("app", &["touch", "/tmp/cache/warm"]);
+    let ready = pod.exec_until_ok("app", &["/exeunt", "--ready"]);
+    assert_eq!(ready, "ready: cache, web\n");
+    let status = pod.exec_until_ok("app", &["/exeunt", "--status"]);
+    assert!(status.starts_with("exeunt: running for "), "{status}");
+    assert!(!status.contains("shipper"), "the app container's exeunt shows its own processes: {status}");
+
+    // The shipper's exeunt, in the same network namespace, answers for its container.
+    let shipper = pod.exec_until_ok("shipper", &["/exeunt", "--status"]);
+    assert!(shipper.lines().any(|l| l.starts_with("main ")) && !shipper.contains("cache"), "{shipper}");
+    assert_eq!(pod.exec_until_ok("shipper", &["/exeunt", "--ready"]), "ready: main\n");
 }
