@@ -6,6 +6,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
+use exeunt::control::wire;
 use exeunt::duration::{self, Show};
 use exeunt::plan::{Pod, Role};
 use exeunt::pod::{kubexit_env, tombstone::Tombstone};
@@ -18,7 +19,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory.
 #[allow(dead_code)] // The fuzz targets use one function each; the corpus test uses this.
-pub const TARGETS: [(&str, Check); 11] = [
+pub const TARGETS: [(&str, Check); 12] = [
     ("rolemap", rolemap),
     ("duration", duration),
     ("signal_name", signal_name),
@@ -30,6 +31,7 @@ pub const TARGETS: [(&str, Check); 11] = [
     ("probe_target", probe_target),
     ("supervisor", supervisor),
     ("output_line", output_line),
+    ("control_request", control_request),
 ];
 
 /// A process's line as exeunt carries it, whatever its bytes: as a JSON string, one
@@ -161,6 +163,35 @@ pub fn tombstone(data: &[u8]) {
             assert_eq!(Tombstone::parse(&rendered), Ok(tombstone), "{text:?} rendered as {rendered:?}");
         }
         Err(e) => assert_one_line(&e, "line "),
+    }
+}
+
+/// What a client sends on the control socket (when the first byte is even), or what a
+/// client reads back as an answer (when it is odd): a request is taken or refused with
+/// one line, within the size limit; what is taken is written back as one line that
+/// reads as the same request; an answer reads back the same once written.
+pub fn control_request(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else { return };
+    if first % 2 == 0 {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        match wire::parse_request(line) {
+            Ok(request) => {
+                let written = wire::request_line(&request);
+                assert!(written.ends_with('\n') && written.matches('\n').count() == 1, "{written:?}");
+                assert!(written.len() <= line.len() + 1, "{written:?} is longer than {line:?}");
+                let again = wire::parse_request(written.trim_end_matches('\n').as_bytes());
+                assert_eq!(again.as_ref(), Ok(&request), "{line:?} written as {written:?}");
+            }
+            Err(e) => assert!(!e.is_empty() && !e.contains(['\n', '\r']), "{line:?}: {e:?}"),
+        }
+    } else {
+        match wire::parse_answer(rest) {
+            Ok(answer) => {
+                let bytes = wire::answer_bytes(&answer);
+                assert_eq!(wire::parse_answer(&bytes), Ok(answer), "{rest:?} written as {bytes:?}");
+            }
+            Err(e) => assert!(!e.is_empty() && !e.contains(['\n', '\r']), "{rest:?}: {e:?}"),
+        }
     }
 }
 
@@ -722,6 +753,12 @@ mod world {
                 let event = if !self.killed.is_empty() {
                     self.reap();
                     self.queue.pop_front().expect("reaping reports")
+                } else if !self.stop_requested && self.now - started > Duration::from_secs(600) {
+                    // A sidecar restarted after it was ready is probed until it passes,
+                    // without end, as the kubelet probes: the runtime's SIGTERM ends that.
+                    self.stop_requested = true;
+                    self.oracle = None;
+                    Event::Signal(Signo(libc::SIGTERM))
                 } else if let Some(id) = self.checks.pop() {
                     Event::CheckDone { id, result: Err("failed".into()) }
                 } else if let Some(deadline) = supervisor.next_deadline() {

@@ -601,4 +601,58 @@ mod tests {
             assert!(err.starts_with(expected), "{line:?}: {err}");
         }
     }
+
+    fn asked(line: &[&str]) -> Request {
+        match parse(&words(line), &|_| None) {
+            Ok(Invocation::Ask(request, _)) => request,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_forms_become_requests_and_never_a_run() {
+        assert_eq!(asked(&["--status"]), Request::Status { json: false });
+        assert_eq!(asked(&["--status", "--json"]), Request::Status { json: true });
+        assert_eq!(asked(&["--json", "--status"]), Request::Status { json: true });
+        assert_eq!(asked(&["--ready"]), Request::Ready { names: vec![] });
+        assert_eq!(asked(&["--ready", "proxy", "job"]), Request::Ready { names: vec!["proxy".into(), "job".into()] });
+        assert_eq!(asked(&["--live"]), Request::Live);
+        assert_eq!(asked(&["--restart", "proxy"]), Request::Restart { name: "proxy".into() });
+        assert_eq!(asked(&["--restart=proxy"]), Request::Restart { name: "proxy".into() });
+        assert_eq!(
+            asked(&["--signal", "HUP", "proxy"]),
+            Request::Signal { signo: Signo(1), name: "proxy".into(), group: false }
+        );
+        assert_eq!(
+            asked(&["-g", "--signal", "SIGUSR1", "job"]),
+            Request::Signal { signo: Signo(10), name: "job".into(), group: true }
+        );
+        // A role map may say where the socket is, and EXEUNT_CONTROL_SOCKET too.
+        let env = |name: &str| (name == "EXEUNT_CONTROL_SOCKET").then(|| OsString::from("@elsewhere"));
+        let Ok(Invocation::Ask(_, options)) = parse(&words(&["-c", "m.toml", "--live"]), &env) else { panic!() };
+        assert_eq!(options.config, Some(PathBuf::from("m.toml")));
+        assert_eq!(options.control_socket, Some(ControlSocket::Abstract("elsewhere".into())));
+    }
+
+    #[test]
+    fn client_forms_that_cannot_be_asked_are_refused_with_one_line() {
+        for (line, expected) in [
+            (&["--status", "--ready"][..], "--status and --ready cannot be asked at once"),
+            (&["--json"], "--json goes with --status"),
+            (&["--ready", "--json"], "--json goes with --status, not --ready"),
+            (&["--status", "job"], "--status takes no 'job'"),
+            (&["--live", "job"], "--live takes no 'job'"),
+            (&["--restart"], "--restart needs a process name"),
+            (&["--restart", "a", "b"], "--restart takes no 'b'"),
+            (&["--signal", "HUP"], "--signal SIGNAL takes one process name after it"),
+            (&["--signal", "SIGNOPE", "job"], "--signal: unknown signal 'SIGNOPE'"),
+        ] {
+            let err = parse(&words(line), &|_| None).expect_err(expected).to_string();
+            assert!(err.starts_with(expected), "{line:?}: {err}");
+            assert!(!err.contains('\n'), "{line:?}: {err}");
+        }
+        let env = |name: &str| (name == "EXEUNT_CONTROL_SOCKET").then(|| OsString::from("@"));
+        let err = parse(&words(&["--status"]), &env).expect_err("an empty name").to_string();
+        assert!(err.starts_with("EXEUNT_CONTROL_SOCKET: an empty control socket"), "{err}");
+    }
 }

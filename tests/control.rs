@@ -453,3 +453,29 @@ fn a_client_without_a_running_exeunt_fails_at_once_with_one_line() {
     assert_eq!(off.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&off.stderr).contains("the control socket is off"));
 }
+
+#[test]
+fn a_control_socket_at_a_path_replaces_a_stale_one_and_is_gone_when_exeunt_exits() {
+    let scratch = Scratch::new("control-path");
+    let socket = scratch.path("control.sock");
+    // A socket file left by an exeunt that was killed: nothing listens on it.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a stale socket"));
+    let map =
+        format!("control_socket = {socket:?}\n{}", process("job", "primary", &until_term("job", "echo job up;"), ""));
+    let map = scratch.file("map.toml", &map);
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("job up");
+    running.expect_log(&format!("listening for exeunt --status and the other requests at {socket}"));
+    let pid = running.exeunt_pid();
+    // The client finds the path in the role map, or in EXEUNT_CONTROL_SOCKET.
+    let status = ask(pid, &["-c", &map, "--status"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(row(&status.stdout, "job").contains(" running "), "{}", status.stdout);
+    let by_variable = format!("EXEUNT_CONTROL_SOCKET={socket}");
+    assert_eq!(ask_as(pid, &["-m", "-p"], &["env", &by_variable], &["--live"]).code, 0);
+    assert_eq!(ask(pid, &["--live"]).code, 1, "the default address is not where it listens");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(!std::path::Path::new(&socket).exists(), "the socket file was removed");
+}

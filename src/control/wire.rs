@@ -15,6 +15,7 @@
 use std::fmt::Write as _;
 
 use crate::events::{Answer, Outcome, Request};
+use crate::logger::Quoted;
 use crate::signo::Signo;
 
 /// The version of the wire format this exeunt speaks.
@@ -32,7 +33,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let head = words.next().unwrap_or_default();
     let version = head.strip_prefix(MAGIC).ok_or_else(|| format!("a request starts with {MAGIC}{VERSION}"))?;
     if version != VERSION.to_string() {
-        return Err(format!("this exeunt speaks version {VERSION} of the control protocol, not {version:.16}"));
+        return Err(format!("this exeunt speaks version {VERSION} of the control protocol, not {}", cut(version, 16)));
     }
     let verb = words.next().unwrap_or_default();
     let rest: Vec<&str> = words.collect();
@@ -53,10 +54,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
                 .parse::<i32>()
                 .ok()
                 .filter(|&n| (1..=libc::SIGRTMAX()).contains(&n))
-                .ok_or_else(|| format!("{verb} takes a signal number, not {signo:.16}"))?;
+                .ok_or_else(|| format!("{verb} takes a signal number, not {}", cut(signo, 16)))?;
             Ok(Request::Signal { signo: Signo(signo), name: name(rest)?, group: verb == "signal-group" })
         }
-        _ => Err(format!("not a request: {:.64}", line)),
+        _ => Err(format!("not a request: {}", cut(line, 64))),
     }
 }
 
@@ -86,6 +87,13 @@ pub fn request_line(request: &Request) -> String {
     line
 }
 
+/// The first `chars` characters of text from a client, quoted so that an error stays
+/// one line.
+fn cut(text: &str, chars: usize) -> String {
+    let start: String = text.chars().take(chars).collect();
+    Quoted(&start).to_string()
+}
+
 fn outcome_word(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Ok => "ok",
@@ -108,7 +116,7 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Answer, String> {
         .and_then(|rest| rest.split_once(' '))
         .filter(|(version, _)| *version == VERSION.to_string())
         .and_then(|(_, word)| [Outcome::Ok, Outcome::No, Outcome::Error].into_iter().find(|&o| outcome_word(o) == word))
-        .ok_or_else(|| format!("not an answer of version {VERSION}: {head:.64}"))?;
+        .ok_or_else(|| format!("not an answer of version {VERSION}: {}", cut(head, 64)))?;
     Ok(Answer { outcome, body: body.to_string() })
 }
 
@@ -150,15 +158,16 @@ mod tests {
 
     #[test]
     fn bad_requests_say_what_is_wrong() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 9] = [
             (b"GET / HTTP/1.1", "a request starts with exeunt/1"),
-            (b"exeunt/2 status", "speaks version 1 of the control protocol, not 2"),
-            (b"exeunt/1 reboot", "not a request: exeunt/1 reboot"),
+            (b"exeunt/2 status", "speaks version 1 of the control protocol, not '2'"),
+            (b"exeunt/1 reboot", "not a request: 'exeunt/1 reboot'"),
             (b"exeunt/1 restart", "restart takes one process name"),
             (b"exeunt/1 restart a b", "restart takes one process name"),
-            (b"exeunt/1 signal HUP proxy", "signal takes a signal number, not HUP"),
+            (b"exeunt/1 signal HUP proxy", "signal takes a signal number, not 'HUP'"),
             (b"exeunt/1 signal 99999 proxy", "signal takes a signal number"),
             (b"exeunt/1 status \xff", "not UTF-8"),
+            (b"exeunt/1 status\r", "not a request: 'exeunt/1 status\\r'"),
         ];
         for (line, expected) in cases {
             let err = parse_request(line).expect_err(expected);

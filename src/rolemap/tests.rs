@@ -283,3 +283,21 @@ fn a_sidecar_of_another_container_keeps_the_output_its_container_gave_it() {
     let err = error(&format!("{text}output = \"json\"\n"));
     assert!(err.starts_with("map.toml:10:10: output: a sidecar found by match belongs to another container"), "{err}");
 }
+
+#[test]
+fn control_socket_is_an_abstract_name_a_path_or_off_and_a_bad_one_is_named_where_it_stands() {
+    let primary = "[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"job\"]\n";
+    let socket =
+        |value: &str| parse(&format!("control_socket = {value:?}\n{primary}"), "m", None).map(|p| p.control_socket);
+    assert_eq!(socket("@app/control"), Ok(Some(ControlSocket::Abstract("app/control".into()))));
+    assert_eq!(socket("/run/exeunt.sock"), Ok(Some(ControlSocket::Path("/run/exeunt.sock".into()))));
+    assert_eq!(socket("off"), Ok(Some(ControlSocket::Off)));
+    assert_eq!(parse(primary, "m", None).map(|p| p.control_socket), Ok(None), "the default is left to exeunt");
+    assert_eq!(
+        error(&format!("control_socket = \"@\"\n{primary}")),
+        "map.toml:1:18: control_socket: an empty control socket: give @NAME, a path, or off"
+    );
+    let long = format!("/{}", "x".repeat(107));
+    let err = error(&format!("control_socket = \"{long}\"\n{primary}"));
+    assert!(err.starts_with("map.toml:1:18: control_socket: '/xxx") && err.ends_with("which a socket address holds"));
+}
