@@ -5,6 +5,9 @@
  *
  *   helper spawn N CMD...            run CMD N times (fork, exec, wait; output
  *                                    discarded); print the mean microseconds per run
+ *   helper each N CMD...             run CMD N times, one after another; print each
+ *                                    run's microseconds, one per line, and fail when a
+ *                                    run exits other than 0
  *   helper signal-latency N CMD...   CMD is an init whose child is `helper usr1-child`;
  *                                    send the init SIGUSR1 N times, one at a time, and
  *                                    print each delay until the child's handler ran (ns)
@@ -84,6 +87,22 @@ static int spawn(int n, char **argv) {
         if (waitpid(pid, &status, 0) < 0) die("waitpid");
     }
     printf("%.1f\n", (double)(now_ns() - begin) / n / 1000.0);
+    return 0;
+}
+
+static int each(int n, char **argv) {
+    for (int i = 0; i < n; i++) {
+        int status;
+        int64_t begin = now_ns();
+        pid_t pid = start(argv, -1, NULL, 1);
+        if (waitpid(pid, &status, 0) < 0) die("waitpid");
+        int64_t took = now_ns() - begin;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "helper each: run %d of %s exited with status %d\n", i + 1, argv[0], status);
+            return 1;
+        }
+        printf("%.1f\n", (double)took / 1000.0);
+    }
     return 0;
 }
 
@@ -231,6 +250,7 @@ static int lines(long long bytes) {
 
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "spawn") == 0) return spawn(atoi(argv[2]), argv + 3);
+    if (argc >= 4 && strcmp(argv[1], "each") == 0) return each(atoi(argv[2]), argv + 3);
     if (argc >= 4 && strcmp(argv[1], "signal-latency") == 0) return signal_latency(atoi(argv[2]), argv + 3);
     if (argc == 2 && strcmp(argv[1], "usr1-child") == 0) return usr1_child();
     if (argc >= 3 && strcmp(argv[1], "shutdown") == 0) return shutdown_latency(argv + 2);
