@@ -739,12 +739,22 @@ mod world {
             }
         }
 
+        /// The pids of the primaries that live.
+        fn live_primaries(&self) -> Vec<i32> {
+            self.alive
+                .iter()
+                .filter(|(_, i)| i.is_some_and(|i| self.plan.processes[i].role == Role::Primary))
+                .map(|(pid, _)| *pid)
+                .collect()
+        }
+
         /// SIGTERM once the input is spent; then the run must end: processes give in to
         /// SIGKILL only, checks fail, the clock jumps to each deadline.
         pub fn end(&mut self, supervisor: &mut Supervisor) {
             self.stubborn = true;
             self.spawn_choice = 1;
             let started = self.now;
+            let mut patience = started + Duration::from_secs(600);
             let mut steps = 0;
             while self.exit.is_none() {
                 steps += 1;
@@ -753,12 +763,21 @@ mod world {
                 let event = if !self.killed.is_empty() {
                     self.reap();
                     self.queue.pop_front().expect("reaping reports")
-                } else if !self.stop_requested && self.now - started > Duration::from_secs(600) {
+                } else if self.now > patience && (!self.stop_requested || !self.live_primaries().is_empty()) {
                     // A sidecar restarted after it was ready is probed until it passes,
-                    // without end, as the kubelet probes: the runtime's SIGTERM ends that.
-                    self.stop_requested = true;
+                    // without end, as the kubelet probes, so exeunt may never rest: the
+                    // runtime's deadlines end that. Its SIGTERM, then, ten minutes later,
+                    // its SIGKILL to the primaries still draining.
+                    patience = self.now + Duration::from_secs(600);
                     self.oracle = None;
-                    Event::Signal(Signo(libc::SIGTERM))
+                    if std::mem::replace(&mut self.stop_requested, true) {
+                        let primaries = self.live_primaries();
+                        self.killed.extend(primaries);
+                        self.reap();
+                        self.queue.pop_front().expect("reaping reports")
+                    } else {
+                        Event::Signal(Signo(libc::SIGTERM))
+                    }
                 } else if let Some(id) = self.checks.pop() {
                     Event::CheckDone { id, result: Err("failed".into()) }
                 } else if let Some(deadline) = supervisor.next_deadline() {
@@ -769,12 +788,7 @@ mod world {
                     // signal from outside that is right only while a primary runs that
                     // exeunt did not ask to stop; after one, while primaries drain, since
                     // the sender keeps that deadline: the runtime's SIGKILL to them is next.
-                    let primaries: Vec<i32> = self
-                        .alive
-                        .iter()
-                        .filter(|(_, i)| i.is_some_and(|i| self.plan.processes[i].role == Role::Primary))
-                        .map(|(pid, _)| *pid)
-                        .collect();
+                    let primaries = self.live_primaries();
                     self.oracle = None;
                     if std::mem::replace(&mut self.stop_requested, true) {
                         assert!(
