@@ -755,6 +755,7 @@ mod world {
             self.spawn_choice = 1;
             let started = self.now;
             let mut patience = started + Duration::from_secs(600);
+            let mut patient_steps = 20_000;
             let mut steps = 0;
             while self.exit.is_none() {
                 steps += 1;
@@ -763,12 +764,16 @@ mod world {
                 let event = if !self.killed.is_empty() {
                     self.reap();
                     self.queue.pop_front().expect("reaping reports")
-                } else if self.now > patience && (!self.stop_requested || !self.live_primaries().is_empty()) {
+                } else if (self.now > patience || steps > patient_steps)
+                    && (!self.stop_requested || !self.live_primaries().is_empty())
+                {
                     // A sidecar restarted after it was ready is probed until it passes,
                     // without end, as the kubelet probes, so exeunt may never rest: the
                     // runtime's deadlines end that. Its SIGTERM, then, ten minutes later,
-                    // its SIGKILL to the primaries still draining.
+                    // its SIGKILL to the primaries still draining (or, for probes a
+                    // millisecond apart, 20,000 steps later).
                     patience = self.now + Duration::from_secs(600);
+                    patient_steps = steps + 20_000;
                     self.oracle = None;
                     if std::mem::replace(&mut self.stop_requested, true) {
                         let primaries = self.live_primaries();
