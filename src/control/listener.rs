@@ -209,7 +209,8 @@ impl Control {
                 debug!("cannot watch a control client: {e}");
                 continue;
             }
-            let phase = Phase::Reading(Vec::with_capacity(wire::REQUEST_LIMIT));
+            // No buffer until a request comes in pieces: an idle client holds no memory.
+            let phase = Phase::Reading(Vec::new());
             self.clients.push(Client { key, fd, deadline: event_loop::now() + CLIENT_TIME, phase });
         }
     }
