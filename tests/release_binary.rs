@@ -1,5 +1,6 @@
-//! The release build stays what a `FROM scratch` image needs: one static, stripped
-//! executable under 1 MiB. Read from the ELF headers, without running anything.
+//! The release builds, for x86_64 and aarch64, stay what a `FROM scratch` image needs:
+//! one static, stripped executable under 1 MiB for its machine. Read from the ELF
+//! headers, without running anything.
 
 mod common;
 
@@ -18,13 +19,25 @@ fn u64_at(bytes: &[u8], at: usize) -> usize {
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
 const ET_EXEC: usize = 2;
+const EM_X86_64: usize = 62;
+const EM_AARCH64: usize = 183;
 
 #[test]
 fn release_binary_is_a_static_stripped_executable_under_1_mib() {
-    let path = common::static_binary();
-    let elf = std::fs::read(&path).expect("readable");
+    check(&common::static_binary(), EM_X86_64);
+}
+
+#[test]
+fn aarch64_release_binary_is_a_static_stripped_executable_under_1_mib() {
+    check(&common::aarch64_binary().1, EM_AARCH64);
+}
+
+fn check(path: &std::path::Path, machine: usize) {
+    let elf = std::fs::read(path).expect("readable");
     assert_eq!(&elf[..4], b"\x7fELF", "{} is not an ELF file", path.display());
     assert_eq!(elf[4], 2, "64-bit");
+    assert_eq!(u16_at(&elf, 18), machine, "built for ELF machine {machine}");
+    println!("{}: {} bytes", path.display(), elf.len());
     assert!(elf.len() <= 1 << 20, "{} bytes: over the 1 MiB budget", elf.len());
 
     // No interpreter and no dynamic section: nothing to load at run time, no shared

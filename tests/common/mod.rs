@@ -30,6 +30,22 @@ pub fn static_binary() -> PathBuf {
     binary
 }
 
+/// The static aarch64 build (`cargo build --release --target aarch64-unknown-linux-musl`,
+/// which scripts/test runs first), and the qemu that runs it on this machine.
+pub fn aarch64_binary() -> (PathBuf, PathBuf) {
+    let build = "cargo build --release --target aarch64-unknown-linux-musl (scripts/test does)";
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
+    let binary = target.join("aarch64-unknown-linux-musl/release/exeunt");
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
+    let newest_source = newest_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(built >= newest_source, "{} is older than the sources: {build}", binary.display());
+    let qemu = PathBuf::from("/usr/bin/qemu-aarch64-static");
+    assert!(qemu.exists(), "{} is missing: apt-get install qemu-user-static", qemu.display());
+    (qemu, binary)
+}
+
 /// When the newest file below `dir` was modified.
 fn newest_file(dir: &Path) -> std::time::SystemTime {
     std::fs::read_dir(dir)
