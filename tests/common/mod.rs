@@ -16,10 +16,10 @@ pub fn exeunt() -> &'static str {
     env!("CARGO_BIN_EXE_exeunt")
 }
 
-/// The static release build (`cargo build --release --target x86_64-unknown-linux-musl`,
-/// which scripts/test runs first), refused when it is missing or older than the sources.
+/// The static release build (`bash scripts/build`, which scripts/test runs first),
+/// refused when it is missing or older than the sources.
 pub fn static_binary() -> PathBuf {
-    let build = "cargo build --release --target x86_64-unknown-linux-musl (scripts/test does)";
+    let build = "bash scripts/build (scripts/test does)";
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
     let binary = target.join("x86_64-unknown-linux-musl/release/exeunt");
     let built = std::fs::metadata(&binary)
@@ -30,10 +30,10 @@ pub fn static_binary() -> PathBuf {
     binary
 }
 
-/// The static aarch64 build (`cargo build --release --target aarch64-unknown-linux-musl`,
-/// which scripts/test runs first), and the qemu that runs it on this machine.
+/// The static aarch64 build (`bash scripts/build`, which scripts/test runs first), and
+/// the qemu that runs it on this machine.
 pub fn aarch64_binary() -> (PathBuf, PathBuf) {
-    let build = "cargo build --release --target aarch64-unknown-linux-musl (scripts/test does)";
+    let build = "bash scripts/build (scripts/test does)";
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
     let binary = target.join("aarch64-unknown-linux-musl/release/exeunt");
     let built = std::fs::metadata(&binary)
