@@ -203,6 +203,10 @@ fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_an
     assert!(row(&status.stdout, "job").contains(" stopping "), "{}", status.stdout);
     assert!(json_fields(&ask(pid, &["--status", "--json"]).stdout).contains("phase=stopping\nready=False\n"));
     assert_eq!(ask(pid, &["--ready"]).code, 1);
+    // The sidecar still runs, ready, while the primary drains; nothing is ready then.
+    assert!(row(&ask(pid, &["--status"]).stdout, "web").contains(" ready "));
+    let web = ask(pid, &["--ready", "web"]);
+    assert_eq!((web.code, web.stderr.as_str()), (1, "not ready: exeunt is stopping\n"), "{web:?}");
     assert_eq!(ask(pid, &["--live"]).stdout, "exeunt is stopping\n");
     std::fs::OpenOptions::new().write(true).open(&drained).expect("open the fifo").write_all(b"\n").expect("drain");
     let outcome = running.finish();

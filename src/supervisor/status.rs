@@ -37,7 +37,7 @@ impl Phase {
 /// One process as `--status` shows it.
 struct Row {
     name: String,
-    role: &'static str,
+    role: Role,
     pid: Option<i32>,
     /// The state's word, for JSON.
     word: &'static str,
@@ -150,10 +150,7 @@ impl Supervisor<'_> {
         };
         Row {
             name: spec.name.clone(),
-            role: match spec.role {
-                Role::Primary => "primary",
-                Role::Sidecar => "sidecar",
-            },
+            role: spec.role,
             pid: proc.state.pid(),
             word,
             state,
@@ -216,7 +213,7 @@ impl Supervisor<'_> {
             crate::control::wire::VERSION,
             phase.word(),
             Seconds(now.saturating_sub(since)),
-            rows.iter().all(|r| r.ready) && phase != Phase::Stopping,
+            self.unready_reasons(rows).is_empty(),
         );
         for (i, row) in rows.iter().enumerate() {
             let pid = row.pid.map_or("null".to_string(), |pid| pid.to_string());
@@ -260,7 +257,19 @@ impl Supervisor<'_> {
             asked.extend(0..self.procs.len());
         }
         let rows: Vec<Row> = asked.iter().map(|&i| self.row(i, now)).collect();
-        let not_ready: Vec<String> = rows
+        let not_ready = self.unready_reasons(&rows);
+        if not_ready.is_empty() {
+            let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+            Answer::new(Outcome::Ok, format!("ready: {}", names.join(", ")))
+        } else {
+            Answer::new(Outcome::No, format!("not ready: {}", not_ready.join("; ")))
+        }
+    }
+
+    /// Why `rows` are not ready, one reason each; none when they are. Nothing is ready
+    /// once the shutdown has begun, whatever still runs.
+    fn unready_reasons(&self, rows: &[Row]) -> Vec<String> {
+        let mut reasons: Vec<String> = rows
             .iter()
             .filter(|r| !r.ready)
             .map(|r| match &r.probe {
@@ -268,12 +277,10 @@ impl Supervisor<'_> {
                 None => format!("{} is {}", r.name, r.state),
             })
             .collect();
-        if not_ready.is_empty() {
-            let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
-            Answer::new(Outcome::Ok, format!("ready: {}", names.join(", ")))
-        } else {
-            Answer::new(Outcome::No, format!("not ready: {}", not_ready.join("; ")))
+        if reasons.is_empty() && self.phase() == Phase::Stopping {
+            reasons.push("exeunt is stopping".to_string());
         }
+        reasons
     }
 
     /// `--restart`: a sidecar stops with its stop action and grace period, and starts
