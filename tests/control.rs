@@ -266,11 +266,7 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     running.expect_log("runs as uid 65534, and only uid 0 or root may ask");
 
     // Another container: a mount namespace of its own, told the address of this one.
-    let mount = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.ino()
-    });
-    let address = format!("EXEUNT_CONTROL_SOCKET=@exeunt/mnt:{}", mount.expect("exeunt's mount namespace"));
+    let address = format!("EXEUNT_CONTROL_SOCKET=@exeunt/mnt:{}", mount_namespace(pid));
     let other_mount = ask_as(pid, &["-m", "-p"], &["unshare", "--mount", "env", &address], &["--status"]);
     assert_eq!(other_mount.code, 1, "{other_mount:?}");
     assert!(other_mount.stderr.contains(nobody), "{other_mount:?}");
@@ -292,6 +288,12 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     let outcome = running.finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert_eq!(count(&outcome.stderr, "refused a control client"), 3, "one warning each: {}", outcome.stderr);
+}
+
+/// The inode of `pid`'s mount namespace, which the default control socket is named after.
+fn mount_namespace(pid: i32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt")).expect("exeunt's mount namespace").ino()
 }
 
 /// The number of descriptors `pid` has open.
@@ -374,11 +376,7 @@ fn a_flood_of_idle_and_garbage_clients_during_a_crash_loop_leaves_memory_and_des
     let pid = running.exeunt_pid();
     assert_eq!(ask(pid, &["--live"]).code, 0);
     let fds_before = open_fds(pid);
-    let mount = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(format!("/proc/{pid}/ns/mnt")).expect("exeunt's mount namespace").ino()
-    };
-    let address = format!("exeunt/mnt:{mount}");
+    let address = format!("exeunt/mnt:{}", mount_namespace(pid));
     let flood = |round: u32| {
         let output = Command::new("timeout")
             .args(["120", "nsenter", "-t", &pid.to_string(), "-m", "-p", "python3", &flood_script, &address])

@@ -2,8 +2,9 @@
 //! clients of this container only, reads one bounded request from each, hands it to
 //! the supervisor as an event, and writes the answer back without ever blocking.
 //!
-//! Every client costs a fixed, small buffer, and at most [`MAX_CLIENTS`] are kept: a
-//! new one past that pushes the oldest out. A client has [`CLIENT_TIME`] from its
+//! A client holds a buffer only while its request comes in pieces, never more than
+//! [`wire::REQUEST_LIMIT`] bytes, and at most [`MAX_CLIENTS`] are kept: a new one past
+//! that pushes the oldest out. A client has [`CLIENT_TIME`] from its
 //! connection for the whole exchange; the source's own timer, armed only while
 //! clients are connected, drops the ones that run over. Idle, the source is one
 //! listening descriptor and a disarmed timer: no wake-ups.

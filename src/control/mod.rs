@@ -68,15 +68,13 @@ fn sockaddr(socket: &ControlSocket) -> (libc::sockaddr_un, libc::socklen_t) {
         ControlSocket::Off => (&[], 0),
     };
     // ControlSocket::parse keeps names short enough; a longer one is cut, not overrun.
-    let room = addr.sun_path.len() - 1 - skip;
-    for (slot, &byte) in addr.sun_path[skip..].iter_mut().zip(&bytes[..bytes.len().min(room)]) {
+    let used = bytes.len().min(addr.sun_path.len() - 1 - skip);
+    for (slot, &byte) in addr.sun_path[skip..].iter_mut().zip(&bytes[..used]) {
         *slot = byte as libc::c_char;
     }
-    let base = std::mem::offset_of!(libc::sockaddr_un, sun_path);
-    let length = match socket {
-        ControlSocket::Abstract(_) => base + 1 + bytes.len().min(room),
-        _ => base + bytes.len().min(room) + 1,
-    };
+    // One byte more than the name: the leading zero of an abstract name, or the
+    // terminating zero of a path.
+    let length = std::mem::offset_of!(libc::sockaddr_un, sun_path) + used + 1;
     (addr, length as libc::socklen_t)
 }
 

@@ -19,31 +19,29 @@ pub fn exeunt() -> &'static str {
 /// The static release build (`bash scripts/build`, which scripts/test runs first),
 /// refused when it is missing or older than the sources.
 pub fn static_binary() -> PathBuf {
+    release_build("x86_64-unknown-linux-musl")
+}
+
+/// The static aarch64 build (`bash scripts/build`, which scripts/test runs first), and
+/// the qemu that runs it on this machine.
+pub fn aarch64_binary() -> (PathBuf, PathBuf) {
+    let binary = release_build("aarch64-unknown-linux-musl");
+    let qemu = PathBuf::from("/usr/bin/qemu-aarch64-static");
+    assert!(qemu.exists(), "{} is missing: apt-get install qemu-user-static", qemu.display());
+    (qemu, binary)
+}
+
+/// The release build for `target`, refused when it is missing or older than the sources.
+fn release_build(target: &str) -> PathBuf {
     let build = "bash scripts/build (scripts/test does)";
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
-    let binary = target.join("x86_64-unknown-linux-musl/release/exeunt");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
+    let binary = dir.join(target).join("release/exeunt");
     let built = std::fs::metadata(&binary)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
     let newest_source = newest_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(built >= newest_source, "{} is older than the sources: {build}", binary.display());
     binary
-}
-
-/// The static aarch64 build (`bash scripts/build`, which scripts/test runs first), and
-/// the qemu that runs it on this machine.
-pub fn aarch64_binary() -> (PathBuf, PathBuf) {
-    let build = "bash scripts/build (scripts/test does)";
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
-    let binary = target.join("aarch64-unknown-linux-musl/release/exeunt");
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
-    let newest_source = newest_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
-    assert!(built >= newest_source, "{} is older than the sources: {build}", binary.display());
-    let qemu = PathBuf::from("/usr/bin/qemu-aarch64-static");
-    assert!(qemu.exists(), "{} is missing: apt-get install qemu-user-static", qemu.display());
-    (qemu, binary)
 }
 
 /// When the newest file below `dir` was modified.
