@@ -76,3 +76,25 @@ fn idle_exeunt_carrying_output_in_prefix_mode_makes_no_wakeups_over_10s_with_its
     assert_eq!(feeds, 4, "exeunt holds the read ends of both processes' stdout and stderr pipes while idle");
     assert!(outcome.stdout.contains("side | side got TERM"), "{outcome:?}");
 }
+
+#[test]
+fn idle_exeunt_with_its_control_socket_open_makes_no_wakeups_over_10s() {
+    let scratch = common::Scratch::new("idle-control");
+    let map = scratch.file("map.toml", &common::process("job", "primary", "echo ready; exec sleep 1000", ""));
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("ready");
+    let pid = running.exeunt_pid();
+    // One exchange on the socket first, from inside the container, so that it is open
+    // and has answered.
+    let live = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "-p", common::exeunt(), "--live"])
+        .output()
+        .expect("run nsenter (util-linux)");
+    assert!(live.status.success(), "{live:?}");
+    wait_until_parked(pid);
+    let wakeups = wakeups_over_10s(pid);
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
+    assert_eq!(outcome.code, 143, "{outcome:?}");
+}
