@@ -18,16 +18,18 @@ use std::time::Duration;
 use log::warn;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::events::{Action, Event, Time};
 use crate::supervisor::Supervisor;
+use crate::timer::Timer;
 
 /// The events that sources and actions produce, handed to the supervisor in order.
 pub type Events = VecDeque<Event>;
 
-/// Which source a descriptor belongs to. The loop keeps 0 for its timer.
+/// Which source a descriptor belongs to. The loop keeps 0 for its timer. Sources whose
+/// descriptors are ready at once are served in the order of their ids, the lowest
+/// first: the world gives the lowest to signals and children, so that no flood on
+/// another source delays them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceId(pub u32);
 
@@ -88,19 +90,17 @@ pub trait World {
 /// The one epoll, and the timer the loop arms for the supervisor's next deadline.
 pub struct Poller {
     epoll: Epoll,
-    timer: TimerFd,
-    /// The deadline the timer is armed for.
-    armed: Option<Time>,
+    timer: Timer,
 }
 
 impl Poller {
     /// Opens the epoll instance and the timer.
     pub fn new() -> Result<Poller, Errno> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)?;
+        let timer = Timer::new()?;
         let token = Token { source: TIMER, key: 0 };
         epoll.add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token.pack()))?;
-        Ok(Poller { epoll, timer, armed: None })
+        Ok(Poller { epoll, timer })
     }
 
     /// Watches `fd` for `interest`; its readiness comes back as `token`.
@@ -119,24 +119,6 @@ impl Poller {
         let _ = self.epoll.delete(fd);
     }
 
-    fn arm(&mut self, deadline: Option<Time>) {
-        if deadline == self.armed {
-            return;
-        }
-        let result = match deadline {
-            // A zero expiration would disarm the timer: a deadline is at least 1 ns.
-            Some(at) => self.timer.set(
-                Expiration::OneShot(TimeSpec::from(at.max(Duration::from_nanos(1)))),
-                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-            ),
-            None => self.timer.unset(),
-        };
-        match result {
-            Ok(()) => self.armed = deadline,
-            Err(e) => warn!("cannot arm the timer: {e}"),
-        }
-    }
-
     /// Blocks until a descriptor is ready, and hands each ready one on.
     fn wait(&mut self, world: &mut impl World, events: &mut Events) {
         let mut ready = [EpollEvent::empty(); 16];
@@ -148,12 +130,12 @@ impl Poller {
                 return;
             }
         };
-        for event in &ready[..count] {
+        let ready = &mut ready[..count];
+        ready.sort_unstable_by_key(|event| Token::unpack(event.data()).source.0);
+        for event in ready.iter() {
             let token = Token::unpack(event.data());
             if token.source == TIMER {
-                // Reading resets the timer's readiness; EAGAIN means it was re-armed meanwhile.
-                let _ = self.timer.wait();
-                self.armed = None;
+                self.timer.fired();
                 events.push_back(Event::Tick);
             } else {
                 world.on_ready(token, self, events);
@@ -192,7 +174,7 @@ pub fn run(supervisor: &mut Supervisor, world: &mut impl World, mut poller: Poll
             continue;
         }
         world.before_wait(&poller);
-        poller.arm(supervisor.next_deadline());
+        poller.timer.arm(supervisor.next_deadline(), "the timer");
         poller.wait(world, &mut events);
     }
 }

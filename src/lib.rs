@@ -28,6 +28,7 @@ pub mod signals;
 pub mod signo;
 pub mod spawn;
 pub mod supervisor;
+pub mod timer;
 pub mod utc;
 pub mod world;
 

@@ -55,8 +55,9 @@ impl<'p> Os<'p> {
     ) -> Result<Os<'p>, Errno> {
         poller.watch(signals.as_fd(), Token { source: SIGNALS, key: 0 }, Interest::Readable)?;
         poller.watch(children.as_fd(), Token { source: CHILDREN, key: 0 }, Interest::Readable)?;
-        if let Some(graveyard) = &graveyard {
-            poller.watch(graveyard.as_fd(), Token { source: GRAVEYARD, key: 0 }, Interest::Readable)?;
+        let mut graveyard = graveyard;
+        if let Some(graveyard) = &mut graveyard {
+            graveyard.watch_on(poller, GRAVEYARD)?;
         }
         let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
         let output = Output::new(plan, OUTPUT);
@@ -122,7 +123,7 @@ impl event_loop::World for Os<'_> {
         match action {
             Action::Exit(code) => {
                 if let Some(graveyard) = &mut self.graveyard {
-                    graveyard.record(Milestone::Died(code));
+                    graveyard.record(Milestone::Died(code), events);
                 }
             }
             Action::Spawn(index) => {
@@ -168,7 +169,7 @@ impl event_loop::World for Os<'_> {
             }
             Action::Record(milestone) => {
                 if let Some(graveyard) = &mut self.graveyard {
-                    graveyard.record(milestone);
+                    graveyard.record(milestone, events);
                 }
             }
             Action::SignalDescendants(signo) => {

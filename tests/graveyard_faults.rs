@@ -231,3 +231,178 @@ fn a_directory_in_place_of_the_own_tombstone_is_an_error_before_anything_starts(
     assert!(outcome.stderr.contains("is a directory, where this container's tombstone goes"), "{}", outcome.stderr);
     assert!(!std::path::Path::new(&marker).exists());
 }
+
+/// Swaps two names atomically (`renameat2` with `RENAME_EXCHANGE`), as the user `uid`:
+/// in a child that takes that uid and makes the call before it runs `true`.
+fn exchange(uid: u32, a: &std::path::Path, b: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let cstring = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).expect("no NUL");
+    let (a_c, b_c) = (cstring(a), cstring(b));
+    let mut command = Command::new("true");
+    // SAFETY: only raw system calls between fork and exec, on data made before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let (at, exchange) = (libc::AT_FDCWD, libc::RENAME_EXCHANGE);
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(uid, uid, uid) != 0
+                || libc::setresuid(uid, uid, uid) != 0
+                || libc::syscall(libc::SYS_renameat2, at, a_c.as_ptr(), at, b_c.as_ptr(), exchange) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status =
+        command.status().unwrap_or_else(|e| panic!("exchange {} and {} as uid {uid}: {e}", a.display(), b.display()));
+    assert!(status.success());
+}
+
+#[test]
+fn a_graveyard_swapped_for_a_symlink_by_another_user_is_never_written_through() {
+    let scratch = Scratch::new("graveyard-swapped");
+    // The graveyard's parent is writable by another user, who swaps the graveyard with
+    // a symbolic link to a directory of its choice.
+    let parent = scratch.0.join("shared");
+    std::fs::create_dir(&parent).expect("parent");
+    nix::unistd::chown(&parent, Some(65534.into()), Some(65534.into())).expect("chown");
+    let graveyard = parent.join("graveyard");
+    let target = scratch.0.join("target");
+    std::fs::create_dir(&target).expect("target");
+    let link = parent.join("link");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "queue",
+            &graveyard.to_string_lossy(),
+            &["job"],
+            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
+        ),
+    );
+    let mut running = plain(&["-c", &map]);
+    running.expect_line("queue up");
+    wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
+    exchange(65534, &graveyard, &link);
+    running.expect_log("was moved");
+    running.expect_log("is a symbolic link, which is not followed: trying again in");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let written: Vec<_> = std::fs::read_dir(&target).expect("target").map(|e| e.expect("entry").file_name()).collect();
+    assert!(written.is_empty(), "exeunt wrote through the symlink: {written:?}");
+    // The real graveyard, now at the link's old name, got the death.
+    let own = read_tombstone(&link.join("queue")).expect("readable").expect("there");
+    assert!(own.died.is_some(), "{own:?}");
+}
+
+#[test]
+fn a_death_written_while_the_change_queue_overflows_is_still_seen() {
+    let scratch = Scratch::new("graveyard-overflow");
+    let graveyard = scratch.0.join("graveyard");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "queue",
+            &graveyard.to_string_lossy(),
+            &["job"],
+            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
+        ),
+    );
+    let mut running = plain(&["-c", &map]);
+    running.expect_line("queue up");
+    let queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .map_or(16384, |v| v.trim().parse().expect("a number"));
+    running.signal(libc::SIGSTOP);
+    // More changes than the kernel queues, while exeunt cannot read them; the death
+    // comes last, after the queue overflowed.
+    for n in 0..queued + 1000 {
+        std::fs::write(graveyard.join(format!("noise-{n}")), "x").expect("write");
+    }
+    bury(&graveyard, "job", DIED_6);
+    running.signal(libc::SIGCONT);
+    running.expect_log("more changes came than were queued: reading every tombstone again");
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 6, "the death dep's death was seen: {outcome:?}");
+}
+
+#[test]
+fn a_graveyard_that_is_briefly_a_file_is_tried_again_until_it_can_be_followed() {
+    let scratch = Scratch::new("graveyard-briefly-a-file");
+    let graveyard = scratch.0.join("graveyard");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "queue",
+            &graveyard.to_string_lossy(),
+            &["job"],
+            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
+        ),
+    );
+    let mut running = plain(&["-c", &map]);
+    running.expect_line("queue up");
+    wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
+    let file = scratch.0.join("file");
+    std::fs::write(&file, "not a directory").expect("file");
+    exchange(0, &graveyard, &file);
+    running.expect_log("is not a directory: trying again in");
+    std::fs::remove_file(&graveyard).expect("the file goes");
+    running.expect_log("can be followed again");
+    wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
+    bury(&graveyard, "job", DIED_6);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 6, "{outcome:?}");
+}
+
+#[test]
+fn a_flood_of_large_tombstones_does_not_delay_sigterm() {
+    let scratch = Scratch::new("graveyard-flood");
+    let graveyard = scratch.0.join("graveyard");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map(
+            "queue",
+            &graveyard.to_string_lossy(),
+            &["job"],
+            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
+        ),
+    );
+    let mut running = plain(&["-c", &map]);
+    running.expect_line("queue up");
+    // 64 KiB of distinct keys, which took time in the square of their count to read.
+    let mut text = String::new();
+    for n in 0.. {
+        let line = format!("k{n:x}: v\n");
+        if text.len() + line.len() > 65_535 {
+            break;
+        }
+        text.push_str(&line);
+    }
+    let keys = text.lines().count();
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (flooding, graveyard, text) = (flooding.clone(), graveyard.clone(), text.clone());
+        std::thread::spawn(move || {
+            let mut rewrites = 0u32;
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) && std::time::Instant::now() < until {
+                bury(&graveyard, "job", &text);
+                rewrites += 1;
+            }
+            rewrites
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = running.elapsed();
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    let took = outcome.elapsed - sent;
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let rewrites = writer.join().expect("the writer");
+    println!("SIGTERM to exit under a flood of {keys}-key tombstones ({rewrites} rewrites): {took:?}");
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stdout.contains("queue got TERM"), "{outcome:?}");
+    assert!(rewrites > 100, "the flood was a flood: {rewrites} rewrites");
+    assert!(took < Duration::from_secs(2), "SIGTERM waited for the flood: {took:?}");
+}

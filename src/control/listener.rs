@@ -13,13 +13,12 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use log::{debug, info, warn};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use super::{CLIENT_TIME, mount_namespace, sockaddr, stream_socket, wire};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Answer, Event, Outcome, Time};
 use crate::plan::ControlSocket;
+use crate::timer::Timer;
 
 /// Clients kept at once; one more pushes the oldest out.
 pub const MAX_CLIENTS: usize = 32;
@@ -81,8 +80,7 @@ pub struct Control {
     listener: OwnedFd,
     /// A socket file to remove at the end.
     path: Option<PathBuf>,
-    timer: TimerFd,
-    armed: Option<Time>,
+    timer: Timer,
     /// Until when the listener rests, unwatched, for want of descriptors.
     resting: Option<Time>,
     clients: Vec<Client>,
@@ -128,22 +126,12 @@ impl Control {
             _ => None,
         };
         // From here on, the control's Drop removes a socket file that was made.
-        let timer = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC);
-        let timer = timer.map_err(|e| {
+        let timer = Timer::new().map_err(|e| {
             remove(path.as_ref());
             fail("time", e.into())
         })?;
-        let control = Control {
-            source,
-            listener,
-            path,
-            timer,
-            armed: None,
-            resting: None,
-            clients: Vec::new(),
-            next_key: FIRST_CLIENT,
-            me,
-        };
+        let control =
+            Control { source, listener, path, timer, resting: None, clients: Vec::new(), next_key: FIRST_CLIENT, me };
         // SAFETY: listen takes plain integers.
         if unsafe { libc::listen(control.listener.as_raw_fd(), MAX_CLIENTS as libc::c_int) } != 0 {
             return Err(fail("listen on", std::io::Error::last_os_error()));
@@ -330,17 +318,7 @@ impl Control {
     /// Arms the timer for the earliest deadline, or disarms it.
     fn rearm(&mut self) {
         let deadline = self.clients.iter().map(|c| c.deadline).chain(self.resting).min();
-        if deadline == self.armed {
-            return;
-        }
-        let set = match deadline {
-            Some(at) => self.timer.set(Expiration::OneShot(TimeSpec::from(at)), TimerSetTimeFlags::TFD_TIMER_ABSTIME),
-            None => self.timer.unset(),
-        };
-        match set {
-            Ok(()) => self.armed = deadline,
-            Err(e) => warn!("cannot arm the control socket's timer: {e}"),
-        }
+        self.timer.arm(deadline, "the control socket's timer");
     }
 }
 
@@ -355,9 +333,7 @@ impl Source for Control {
         match key {
             LISTENER => self.accept(poller),
             TIMER => {
-                // Reading resets the timer's readiness.
-                let _ = self.timer.wait();
-                self.armed = None;
+                self.timer.fired();
                 self.expire(poller);
             }
             key => {

@@ -10,6 +10,9 @@ use crate::utc::{self, Fraction};
 /// A tombstone larger than this is not a tombstone: it is refused unread.
 pub const MAX_SIZE: u64 = 64 * 1024;
 
+/// The keys a tombstone is read for; any other is passed over.
+const KEYS: [&str; 4] = ["Born", "Ready", "Died", "ExitCode"];
+
 /// One container's milestones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tombstone {
@@ -25,7 +28,9 @@ impl Tombstone {
     /// place, as kubexit does, can be seen half-way).
     pub fn parse(text: &str) -> Result<Tombstone, String> {
         let mut tombstone = Tombstone::default();
-        let mut seen: Vec<&str> = Vec::new();
+        // Only the keys read are checked for repeats, in a fixed set: the parse takes
+        // time in proportion to the text, however many other keys a neighbour writes.
+        let mut seen = [false; KEYS.len()];
         for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end())) {
             if line.trim().is_empty() || line.trim_start().starts_with('#') || line == "---" {
                 continue;
@@ -34,10 +39,12 @@ impl Tombstone {
                 return Err(format!("line {number}: expected 'Key: value'"));
             };
             let key = key.trim();
-            if seen.contains(&key) {
-                return Err(format!("line {number}: {} is given twice", Quoted(key)));
+            if let Some(at) = KEYS.iter().position(|k| *k == key) {
+                if seen[at] {
+                    return Err(format!("line {number}: {} is given twice", Quoted(key)));
+                }
+                seen[at] = true;
             }
-            seen.push(key);
             let value = unquote(value.trim());
             let present = !matches!(value, "" | "null" | "~");
             match key {
@@ -176,6 +183,12 @@ mod tests {
         ] {
             assert_eq!(Tombstone::parse(text), Err(expected.to_string()), "{text}");
         }
+    }
+
+    #[test]
+    fn unknown_keys_may_repeat_and_are_passed_over() {
+        let text = "Extra: 1\nExtra: 2\nExitCode: 4\n";
+        assert_eq!(Tombstone::parse(text).map(|t| t.exit_code), Ok(Some(4)));
     }
 
     #[test]
