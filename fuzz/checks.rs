@@ -389,7 +389,7 @@ mod world {
                     });
                 }
                 if flags & 64 == 64 {
-                    spec.matcher = Some(Matcher::Comm("other".into()));
+                    spec.matcher = Some(Matcher::comm("other"));
                     spec.on_exit = OnExit::Ignore;
                 }
             }
@@ -684,7 +684,7 @@ mod world {
                 7 => {
                     self.oracle = None;
                     self.stop_requested = true;
-                    Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()) }
+                    Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()), sender: 7 }
                 }
                 8 => {
                     // A client of the control socket asks something.

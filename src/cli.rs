@@ -34,6 +34,9 @@ options:
                       hold a stop signal back this long, everything running,
                       before passing it on (endpoints leave a load balancer)
       --check         validate the role map(s), print the plan, start nothing
+      --sidecar       this container is a sidecar of another container's primary
+                      (shared process namespace): exit with the status that the
+                      primary's exeunt sends with its stop signal; also EXEUNT_SIDECAR=1
   -s                  register as a child subreaper (done anyway when not PID 1)
   -g                  forward signals to the primaries' process groups
   -e CODE             exit with 0 when the primary exits with CODE (repeatable)
@@ -59,7 +62,7 @@ asking the exeunt that runs in this container (exit 0 yes or done, 1 no, 2 error
 init container that puts exeunt into a shared volume).
 
 environment: EXEUNT_CONFIG, EXEUNT_LOG, EXEUNT_LOG_FORMAT (text or json),
-EXEUNT_CONTROL_SOCKET (@NAME, a path, or off),
+EXEUNT_CONTROL_SOCKET (@NAME, a path, or off), EXEUNT_SIDECAR,
 TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP, TINI_VERBOSITY, and kubexit's KUBEXIT_NAME,
 KUBEXIT_GRAVEYARD, KUBEXIT_DEATH_DEPS, KUBEXIT_BIRTH_DEPS, KUBEXIT_BIRTH_TIMEOUT,
 KUBEXIT_GRACE_PERIOD
@@ -112,6 +115,9 @@ pub struct Options {
     /// `-r S:R`: the primaries get R (None: nothing) for S, under their own tables.
     pub rewrite: Vec<(Signo, Option<Signo>)>,
     pub signal_groups: bool,
+    /// `--sidecar` or EXEUNT_SIDECAR: take the exit status that the primary container's
+    /// exeunt sends with its stop signal.
+    pub sidecar_container: bool,
     pub zero_codes: ZeroCodes,
     pub parent_death_signal: Option<Signo>,
     pub report_reaped: bool,
@@ -149,6 +155,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
     let mut options = Options {
         config: env("EXEUNT_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
         signal_groups: env("TINI_KILL_PROCESS_GROUP").is_some(),
+        sidecar_container: env("EXEUNT_SIDECAR").is_some_and(|v| !matches!(v.to_str(), Some("" | "0" | "false"))),
         ..Options::default()
     };
     let verbosity: Option<u32> = match env("TINI_VERBOSITY") {
@@ -173,6 +180,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 }
                 "rewrite" => options.rewrite.push(read_rewrite("--rewrite", &words.long_value(name, inline, "S:R")?)?),
                 "check" => check = true,
+                "sidecar" => options.sidecar_container = true,
                 "status" | "json" | "ready" | "live" => ask.verb(name, None)?,
                 "restart" | "signal" => {
                     let what = if name == "signal" { "a signal" } else { "a process name" };

@@ -139,11 +139,14 @@ pub enum Event {
     Signal(Signo),
     /// A stop signal that carries the status to exit with (sent by the exeunt of
     /// another container of the pod, once its primaries were done).
-    StopWithStatus { signo: Signo, status: i32 },
+    StopWithStatus { signo: Signo, status: i32, sender: i32 },
     /// No process of another container matches this sidecar yet.
     NotFound { index: usize },
     /// What the tombstone of another container of the pod says, read when it changed.
     Tombstone { container: String, ready: bool, died: Option<Death> },
+    /// The descendants that `SignalDescendants` was for cannot be seen (no /proc):
+    /// only the process groups of the processes started were signalled.
+    LeftoversUnseen,
     /// Who was in the process groups that `SignalLeftovers` signalled (zombies aside).
     Leftovers { members: Vec<Member> },
     /// A check finished: Ok when it passed, else why not.

@@ -110,10 +110,13 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
             Err(e) => return complain(SETUP_ERROR, &format!("cannot register as child subreaper: {e}")),
         }
     }
-    let (inbox, inherited) = match signals::SignalInbox::open() {
+    let (mut inbox, inherited) = match signals::SignalInbox::open() {
         Ok(opened) => opened,
         Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
     };
+    if plan.sidecar_container {
+        inbox.take_carried_status();
+    }
     if plan.setsid {
         // The child's new session takes the terminal. The SIGHUP and SIGCONT the kernel
         // sends the old session for this count as sent by exeunt itself, and are not

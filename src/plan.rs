@@ -226,10 +226,28 @@ pub enum ShutdownOrder {
     Parallel,
 }
 
-/// How a sidecar of another container is found in a shared process namespace: by one
-/// of the fields of its container's top process.
+/// How a sidecar of another container is found in a shared process namespace: by its
+/// container's top process's name, and optionally who it runs as and which container
+/// it is in. A name alone can be taken by any process of the pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Matcher {
+pub struct Matcher {
+    pub name: MatchName,
+    /// Its real uid must be this.
+    pub uid: Option<u32>,
+    /// A path in /proc/PID/cgroup must contain this (the container's id, say).
+    pub cgroup: Option<String>,
+}
+
+impl Matcher {
+    /// A matcher by command name alone.
+    pub fn comm(comm: &str) -> Matcher {
+        Matcher { name: MatchName::Comm(comm.to_string()), uid: None, cgroup: None }
+    }
+}
+
+/// The name part of a [`Matcher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchName {
     /// The command name of /proc/PID/comm (at most 15 bytes, as the kernel keeps it).
     Comm(String),
     /// The executable's path, as /proc/PID/exe links to it.
@@ -240,11 +258,18 @@ pub enum Matcher {
 
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Matcher::Comm(comm) => write!(f, "comm = {comm:?}"),
-            Matcher::Exe(exe) => write!(f, "exe = {:?}", exe.display().to_string()),
-            Matcher::Argv0(argv0) => write!(f, "argv0 = {argv0:?}"),
+        match &self.name {
+            MatchName::Comm(comm) => write!(f, "comm = {comm:?}")?,
+            MatchName::Exe(exe) => write!(f, "exe = {:?}", exe.display().to_string())?,
+            MatchName::Argv0(argv0) => write!(f, "argv0 = {argv0:?}")?,
         }
+        if let Some(uid) = self.uid {
+            write!(f, ", uid = {uid}")?;
+        }
+        if let Some(cgroup) = &self.cgroup {
+            write!(f, ", cgroup = {cgroup:?}")?;
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +431,11 @@ pub struct Plan {
     pub match_timeout: Option<Duration>,
     /// Forward signals to the primaries' process groups, not only to them (`-g`).
     pub signal_groups: bool,
+    /// `--sidecar`: this container is a sidecar of another container's primary, in a
+    /// pod with a shared process namespace. A stop signal from that container's exeunt
+    /// that carries an exit status makes this one exit with it; without the flag, no
+    /// carried status is ever taken, since exeunt's own primaries decide its status.
+    pub sidecar_container: bool,
     pub zero_codes: ZeroCodes,
     /// Log every reaped orphan at warn level (`-w`).
     pub report_reaped: bool,
@@ -448,6 +478,7 @@ impl Plan {
             pod: None,
             match_timeout: None,
             signal_groups: false,
+            sidecar_container: false,
             zero_codes: ZeroCodes::default(),
             report_reaped: false,
             forward_stop_signals: false,

@@ -96,35 +96,46 @@ pub fn reap(exits: &mut Vec<(i32, ExitStatus)>) -> bool {
     }
 }
 
-/// Sends `signo` to every descendant of exeunt. Returns how many were signalled (as
-/// PID 1, whether any was).
-pub fn signal_descendants(signo: Signo) -> usize {
+/// Sends `signo` to every descendant of exeunt. False when they cannot be seen (not
+/// PID 1, and no /proc to walk): then `groups`, the process groups of the processes
+/// exeunt started, are signalled instead, and whatever left them is missed.
+pub fn signal_descendants(signo: Signo, groups: &[i32]) -> bool {
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     if me == 1 {
         // As PID 1, kill(-1) reaches every process of the namespace but exeunt itself.
         // SAFETY: kill takes plain integers.
-        return usize::from(unsafe { libc::kill(-1, signo.0) } == 0);
+        unsafe { libc::kill(-1, signo.0) };
+        return true;
     }
-    let targets = descendants(me);
+    let Some(targets) = descendants(me) else {
+        for &pgid in groups {
+            // SAFETY: kill takes plain integers; a group that is gone is ESRCH.
+            unsafe { libc::kill(-pgid, signo.0) };
+        }
+        return false;
+    };
     for &pid in &targets {
         // SAFETY: kill takes plain integers; a pid that exited since the scan is harmless
         // because it is still our descendant's (unreaped) or gone (ESRCH).
         unsafe { libc::kill(pid, signo.0) };
     }
     debug!("sent {signo} to {} leftover descendants", targets.len());
-    targets.len()
+    true
 }
 
-/// The pids /proc lists (empty when /proc cannot be read).
-pub fn pids() -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()).collect()
+/// The pids /proc lists; None when /proc cannot be read, or is not a procfs (an empty
+/// directory lists no process, and would say that none is left).
+pub fn pids() -> Option<Vec<i32>> {
+    fs::symlink_metadata("/proc/self").ok()?;
+    let entries = fs::read_dir("/proc").ok()?;
+    Some(entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok()).collect())
 }
 
-/// Every process below `root`, found through the parent links in /proc.
-pub fn descendants(root: i32) -> Vec<i32> {
-    let links: Vec<(i32, i32)> = pids()
+/// Every process below `root`, found through the parent links in /proc; None when
+/// /proc cannot be read.
+pub fn descendants(root: i32) -> Option<Vec<i32>> {
+    let links: Vec<(i32, i32)> = pids()?
         .into_iter()
         .filter_map(|pid| Some((pid, parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)?.ppid)))
         .collect();
@@ -136,7 +147,7 @@ pub fn descendants(root: i32) -> Vec<i32> {
         next += 1;
     }
     found.remove(0);
-    found
+    Some(found)
 }
 
 /// Sends each process group its signal, where the group has live members, and says
@@ -144,7 +155,15 @@ pub fn descendants(root: i32) -> Vec<i32> {
 pub fn signal_groups(groups: &[(i32, Signo)]) -> Vec<Member> {
     let mut members = Vec::new();
     let mut signalled = Vec::new();
-    for pid in pids() {
+    let Some(pids) = pids() else {
+        // Without /proc the members cannot be listed; the groups are signalled all the same.
+        for &(pgid, signo) in groups {
+            // SAFETY: kill takes plain integers; a group that is gone is ESRCH.
+            unsafe { libc::kill(-pgid, signo.0) };
+        }
+        return members;
+    };
+    for pid in pids {
         let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else { continue };
         let Some(found) = parse_stat(&stat).filter(|s| s.state != b'Z') else { continue };
         let Some(&(pgid, signo)) = groups.iter().find(|(pgid, _)| *pgid == found.pgrp) else { continue };
@@ -223,7 +242,7 @@ mod tests {
         let stdout = child.stdout.take().expect("piped");
         std::io::BufReader::new(stdout).read_line(&mut line).expect("sh prints its child's pid");
         let grandchild: i32 = line.trim().parse().expect("a pid");
-        let found = descendants(std::process::id() as i32);
+        let found = descendants(std::process::id() as i32).expect("/proc");
         for pid in [grandchild, child.id() as i32] {
             // SAFETY: the test's own descendants.
             unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -113,6 +113,7 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         plan.override_grace(grace);
     }
     plan.signal_groups = options.signal_groups;
+    plan.sidecar_container = options.sidecar_container;
     // The role map's `control_socket` wins, as its `log_format` does.
     if plan.control_socket.is_none() {
         plan.control_socket = options.control_socket.clone();

@@ -17,6 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::event_loop::{Events, Poller, Source};
 use crate::events::Event;
+use crate::pod::peer;
 use crate::signo::Signo;
 
 /// Signals raised by the kernel for a fault in exeunt itself: blocking them would
@@ -61,7 +62,10 @@ impl Inherited {
 pub struct Arrival {
     pub signo: Signo,
     /// The sender's pid in exeunt's namespace, 0 for the kernel or another namespace.
+    /// The sender chooses it when it queues the signal: it says who to ask, not who sent.
     pub sender: i32,
+    /// The sender's real uid, as the sender says.
+    pub uid: u32,
     /// The exit status another exeunt sent along with the signal (see [`carry`]).
     pub status: Option<i32>,
 }
@@ -86,6 +90,8 @@ pub struct SignalInbox {
     fd: SignalFd,
     /// exeunt's own pid (musl asks the kernel each time otherwise).
     me: i32,
+    /// Whether a stop signal's carried exit status may be taken at all (`--sidecar`).
+    takes_status: bool,
 }
 
 impl SignalInbox {
@@ -105,7 +111,13 @@ impl SignalInbox {
         inbox.remove(Signal::SIGCHLD);
         let fd = SignalFd::with_flags(&inbox, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let inherited = Inherited { mask: *original.as_ref(), sigchld_ignored, sigpipe_ignored };
-        Ok((SignalInbox { fd, me: std::process::id() as i32 }, inherited))
+        Ok((SignalInbox { fd, me: std::process::id() as i32, takes_status: false }, inherited))
+    }
+
+    /// Takes the exit status a stop signal carries from the primary container's exeunt
+    /// (and from no other sender: see [`peer`]).
+    pub fn take_carried_status(&mut self) {
+        self.takes_status = true;
     }
 
     /// Appends every pending signal to `arrivals`. Reads several at a time, and stops
@@ -131,6 +143,7 @@ impl SignalInbox {
             arrivals.extend(written.iter().map(|info| Arrival {
                 signo: Signo(info.ssi_signo as i32),
                 sender: info.ssi_pid as i32,
+                uid: info.ssi_uid,
                 status: (info.ssi_code == libc::SI_QUEUE).then(|| carried(info.ssi_int)).flatten(),
             }));
             if count < BATCH {
@@ -159,8 +172,20 @@ impl Source for SignalInbox {
                     // closed stderr): it is not a request from outside, so it is not forwarded.
                     debug!("ignoring {signo} caused by exeunt itself");
                 }
-                Arrival { signo, status: Some(status), .. } if signo.asks_to_stop() => {
-                    events.push_back(Event::StopWithStatus { signo, status });
+                Arrival { signo, sender, uid, status: Some(status) } if signo.asks_to_stop() => {
+                    let checked = match self.takes_status {
+                        true => peer::check(sender, uid, status),
+                        false => Err("this exeunt's own primaries decide its status (see --sidecar)".to_string()),
+                    };
+                    match checked {
+                        Ok(()) => events.push_back(Event::StopWithStatus { signo, status, sender }),
+                        Err(why) => {
+                            warn!(
+                                "{signo} from pid {sender} (uid {uid}) claims exit status {status}, which is not taken: {why}"
+                            );
+                            events.push_back(Event::Signal(signo));
+                        }
+                    }
                 }
                 Arrival { signo, .. } => events.push_back(Event::Signal(signo)),
             }

@@ -18,7 +18,7 @@ use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
 use crate::pod::shared_pid::OtherContainers;
 use crate::reaper::{self, Reaper};
-use crate::signals::{self, SignalInbox};
+use crate::signals::SignalInbox;
 use crate::signo::{SIGCONT, SIGKILL, Signo};
 use crate::spawn::Launcher;
 
@@ -41,7 +41,16 @@ pub struct Os<'p> {
     others: OtherContainers,
     output: Output,
     control: Option<Control>,
+    /// The process groups of the processes started (each leads its own), for a sweep
+    /// without /proc; the newest [`MAX_GROUPS`].
+    groups: Vec<i32>,
+    /// The proofs that exit statuses were sent to other containers' exeunts, held open
+    /// until exeunt exits (see [`crate::pod::peer`]).
+    proofs: Vec<std::os::fd::OwnedFd>,
 }
+
+/// Process groups remembered for a sweep without /proc.
+const MAX_GROUPS: usize = 4096;
 
 impl<'p> Os<'p> {
     /// Gathers the sources and watches the descriptors they have from the start.
@@ -62,7 +71,8 @@ impl<'p> Os<'p> {
         let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
         let output = Output::new(plan, OUTPUT);
         let control = listen(plan, poller);
-        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output, control })
+        let (groups, proofs) = (Vec::new(), Vec::new());
+        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output, control, groups, proofs })
     }
 
     /// What the pod says before anything starts: the deps' tombstones as they are.
@@ -128,19 +138,26 @@ impl event_loop::World for Os<'_> {
             }
             Action::Spawn(index) => {
                 let plan = self.plan;
-                let event = match &plan.processes[index].matcher {
-                    Some(matcher) => self.others.adopt(index, matcher, poller),
+                let spec = &plan.processes[index];
+                let event = match &spec.matcher {
+                    Some(matcher) => self.others.adopt(index, &spec.name, matcher, poller),
                     None => {
                         let output = self.carried_output(index, poller);
                         match self.launcher.spawn(plan, index, output) {
-                            Ok(pid) => Event::Spawned { index, pid },
+                            Ok(pid) => {
+                                if self.groups.len() >= MAX_GROUPS {
+                                    self.groups.remove(0);
+                                }
+                                self.groups.push(pid);
+                                Event::Spawned { index, pid }
+                            }
                             Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
                         }
                     }
                 };
                 events.push_back(event);
             }
-            Action::Signal { pid, signo, group } => send(pid, signo, group),
+            Action::Signal { pid, signo, group } => self.send(pid, signo, group),
             Action::SignalGroup { pgid, signo } => {
                 // SAFETY: kill takes plain integers; a group that is gone is ESRCH.
                 if unsafe { libc::kill(-pgid, signo.0) } != 0 {
@@ -156,16 +173,24 @@ impl event_loop::World for Os<'_> {
                 unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
             }
             Action::Stop { pid, signo, group } => {
-                send(pid, signo, group);
-                resume_if_stopped(pid, group);
+                self.send(pid, signo, group);
+                self.resume_if_stopped(pid, group);
             }
             Action::SignalWithStatus { pid, signo, status } => {
-                let value = libc::sigval { sival_ptr: signals::carry(status) as usize as *mut libc::c_void };
-                // SAFETY: sigqueue takes plain values; the pointer is never dereferenced.
-                if unsafe { libc::sigqueue(pid, signo.0, value) } != 0 {
-                    send(pid, signo, false);
+                // The proof first: the receiver looks for it as soon as the signal arrives.
+                match crate::pod::peer::vouch(pid, status) {
+                    Ok(proof) => self.proofs.push(proof),
+                    Err(e) => warn!("cannot vouch for the exit status sent to pid {pid}: {e}"),
                 }
-                resume_if_stopped(pid, false);
+                match self.others.signal(pid, signo, Some(status)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        debug!("queueing {signo} with a status to pid {pid}: {e}");
+                        self.send(pid, signo, false);
+                    }
+                    None => debug!("pid {pid} is no process of another container that exeunt watches"),
+                }
+                self.resume_if_stopped(pid, false);
             }
             Action::Record(milestone) => {
                 if let Some(graveyard) = &mut self.graveyard {
@@ -173,7 +198,9 @@ impl event_loop::World for Os<'_> {
                 }
             }
             Action::SignalDescendants(signo) => {
-                reaper::signal_descendants(signo);
+                if !reaper::signal_descendants(signo, &self.groups) {
+                    events.push_back(Event::LeftoversUnseen);
+                }
                 // What has already died is collected now, and the supervisor learns
                 // whether anything is left at all.
                 self.reap(events);
@@ -226,21 +253,30 @@ fn listen(plan: &Plan, poller: &Poller) -> Option<Control> {
     }
 }
 
-/// SIGCONT to a process that is stopped (state T), so that it acts on the stop signal
-/// just sent; a process that runs is not sent a signal nobody asked for.
-fn resume_if_stopped(pid: i32, group: bool) {
-    if reaper::is_stopped(pid) {
-        send(pid, SIGCONT, group);
+impl Os<'_> {
+    /// Sends a signal to a process, or to its process group. A process of another
+    /// container gets it through its pidfd, and only itself. The process itself gets it
+    /// too when the group is gone, and always for SIGKILL: it may have moved itself to
+    /// another group.
+    fn send(&self, pid: i32, signo: Signo, group: bool) {
+        if let Some(sent) = self.others.signal(pid, signo, None) {
+            if let Err(e) = sent {
+                debug!("sending {signo} to pid {pid} through its pidfd: {e}");
+            }
+            return;
+        }
+        // SAFETY: kill takes plain integers.
+        let group_sent = group && unsafe { libc::kill(-pid, signo.0) } == 0;
+        if (!group_sent || signo == SIGKILL) && unsafe { libc::kill(pid, signo.0) } != 0 {
+            debug!("sending {signo} to pid {pid}: {}", std::io::Error::last_os_error());
+        }
     }
-}
 
-/// Sends a signal to a process, or to its process group. The process itself gets it
-/// too when the group is gone, and always for SIGKILL: it may have moved itself to
-/// another group.
-fn send(pid: i32, signo: Signo, group: bool) {
-    // SAFETY: kill takes plain integers.
-    let group_sent = group && unsafe { libc::kill(-pid, signo.0) } == 0;
-    if (!group_sent || signo == SIGKILL) && unsafe { libc::kill(pid, signo.0) } != 0 {
-        debug!("sending {signo} to pid {pid}: {}", std::io::Error::last_os_error());
+    /// SIGCONT to a process that is stopped (state T), so that it acts on the stop signal
+    /// just sent; a process that runs is not sent a signal nobody asked for.
+    fn resume_if_stopped(&self, pid: i32, group: bool) {
+        if reaper::is_stopped(pid) {
+            self.send(pid, SIGCONT, group);
+        }
     }
 }

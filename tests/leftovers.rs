@@ -111,3 +111,51 @@ fn postgresql_outlives_the_psql_its_primary_left_and_shuts_down_cleanly() {
     let stopped = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar db");
     println!("PostgreSQL shut down {:?} after its SIGTERM", outcome.elapsed.saturating_sub(stopped));
 }
+
+#[test]
+fn without_proc_and_not_pid_1_the_sweep_signals_the_groups_started_and_ends_after_the_grace_period() {
+    assert!(std::path::Path::new("/usr/bin/unshare").exists(), "unshare is missing: apt-get install util-linux");
+    let scratch = Scratch::new("leftover-no-proc");
+    let (in_group, escaped) = (scratch.path("in-group"), scratch.path("escaped"));
+    // One leftover stays in the primary's process group; the other leaves it.
+    let job = format!(
+        "sleep 1000 & echo $! > {in_group}; setsid sh -c 'echo $$ > {escaped}.new; mv {escaped}.new {escaped}; exec sleep 1000' >/dev/null 2>&1 & \
+         until [ -s {escaped} ]; do sleep 0.01; done; echo job done"
+    );
+    let map = scratch.file("map.toml", &format!("grace_period = \"500ms\"\n\n{}", process("job", "primary", &job, "")));
+    let mut command = std::process::Command::new("unshare");
+    // /proc hidden under an empty tmpfs, in a mount namespace of the test's own.
+    command
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /proc && exec \"$EXEUNT\" -c \"$MAP\"",
+        ])
+        .env("EXEUNT", common::exeunt())
+        .env("MAP", &map);
+    let outcome = common::start(command).finish_within(std::time::Duration::from_secs(20));
+    let pid = |file: &str| std::fs::read_to_string(file).expect("a pid").trim().parse::<i32>().expect("a pid");
+    let (in_group, escaped) = (pid(&in_group), pid(&escaped));
+    let escaped_alive = common::exists(escaped);
+    // SAFETY: kill takes plain integers; the escaped sleep is this test's to end.
+    unsafe { libc::kill(escaped, libc::SIGKILL) };
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert_eq!(
+        common::count(&outcome.stderr, "/proc cannot be read: the processes left behind cannot be seen"),
+        1,
+        "{}",
+        outcome.stderr
+    );
+    assert!(!outcome.stderr.contains("sending it again"), "no loop: {}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("exiting without knowing whether all processes left behind are gone"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!common::exists(in_group), "the leftover in the primary's group was stopped");
+    assert!(escaped_alive, "a process that left every group exeunt started is out of its sight without /proc");
+    println!("without /proc: exeunt ended {:?} after it started (grace 500ms)", outcome.elapsed);
+}

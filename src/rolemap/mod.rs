@@ -16,8 +16,8 @@ use crate::duration::{self, Show};
 use crate::logger::Quoted;
 use crate::plan::{
     Check, ControlSocket, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD,
-    DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, LogFormat, Matcher, OnExit, OnTimeout, Output, Plan, Pod, ProcessSpec,
-    Readiness, Role, ShutdownOrder,
+    DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, LogFormat, MatchName, Matcher, OnExit, OnTimeout, Output, Plan, Pod,
+    ProcessSpec, Readiness, Role, ShutdownOrder,
 };
 use crate::signo::Signo;
 
@@ -134,6 +134,8 @@ struct RawMatch {
     comm: Option<Spanned<String>>,
     exe: Option<Spanned<String>>,
     argv0: Option<Spanned<String>>,
+    uid: Option<Spanned<u32>>,
+    cgroup: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -512,8 +514,8 @@ fn read_match(matcher: &Spanned<RawMatch>, at: &At) -> Result<Matcher, RoleMapEr
     if text.is_empty() || text.contains('\0') {
         return Err(at(value.span(), "match: the value must be non-empty".to_string()));
     }
-    if let Some(comm) = &raw.comm {
-        if comm.get_ref().len() > 15 {
+    let name = match (&raw.comm, &raw.exe) {
+        (Some(comm), _) if comm.get_ref().len() > 15 => {
             return Err(at(
                 comm.span(),
                 format!(
@@ -522,12 +524,22 @@ fn read_match(matcher: &Spanned<RawMatch>, at: &At) -> Result<Matcher, RoleMapEr
                 ),
             ));
         }
-        return Ok(Matcher::Comm(text.clone()));
+        (Some(_), _) => MatchName::Comm(text.clone()),
+        (None, Some(_)) => MatchName::Exe(PathBuf::from(text)),
+        (None, None) => MatchName::Argv0(text.clone()),
+    };
+    if let Some(cgroup) = &raw.cgroup
+        && (cgroup.get_ref().is_empty() || cgroup.get_ref().contains(['\0', '\n']))
+    {
+        return Err(at(cgroup.span(), "match.cgroup: the value must be non-empty, on one line".to_string()));
     }
-    if raw.exe.is_some() {
-        return Ok(Matcher::Exe(PathBuf::from(text)));
+    if let Some(uid) = &raw.uid
+        && *uid.get_ref() == u32::MAX
+    {
+        return Err(at(uid.span(), "match.uid: 4294967295 is no process's uid".to_string()));
     }
-    Ok(Matcher::Argv0(text.clone()))
+    let uid = raw.uid.as_ref().map(|u| *u.get_ref());
+    Ok(Matcher { name, uid, cgroup: raw.cgroup.as_ref().map(|c| c.get_ref().clone()) })
 }
 
 fn read_pod(raw: &RawPod, at: &At) -> Result<Pod, RoleMapError> {

@@ -140,8 +140,8 @@ impl<'p> Supervisor<'p> {
                 }
             }
             Event::Signal(signo) => self.on_signal(signo, now, actions),
-            Event::StopWithStatus { signo, status } => {
-                info!("received {signo} carrying exit status {status} from another container's exeunt");
+            Event::StopWithStatus { signo, status, sender } => {
+                info!("received {signo} carrying exit status {status} from another container's exeunt (pid {sender})");
                 self.verdict.fail(status);
                 self.on_signal(signo, now, actions);
             }
@@ -151,6 +151,7 @@ impl<'p> Supervisor<'p> {
                     self.on_news(news, actions);
                 }
             }
+            Event::LeftoversUnseen => self.shutdown.unseen(),
             Event::Leftovers { members } => self.leftovers.found(&members, self.plan, now),
             Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
             Event::Request { client, request } => {
@@ -184,6 +185,11 @@ impl<'p> Supervisor<'p> {
                     self.begin_shutdown(Some(signo), actions);
                     self.shutdown.mark_by_signal();
                 }
+            }
+            Some(shutdown::Duty::KillAgain) if self.shutdown.is_blind() => {
+                warn!("exiting without knowing whether all processes left behind are gone: /proc cannot be read");
+                self.finish(actions);
+                return;
             }
             Some(duty) => self.shutdown.ring(duty, self.plan.grace_period, now, actions),
             None => {}

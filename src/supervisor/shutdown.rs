@@ -60,11 +60,14 @@ pub struct Shutdown {
     held: Option<(Time, Signo)>,
     begun: Option<Begun>,
     sweep: Sweep,
+    /// The descendants cannot be seen (no /proc): the sweep signals the process groups
+    /// started, and does not wait for what it cannot see.
+    blind: bool,
 }
 
 impl Shutdown {
     pub fn new() -> Shutdown {
-        Shutdown { held: None, begun: None, sweep: Sweep::NotYet }
+        Shutdown { held: None, begun: None, sweep: Sweep::NotYet, blind: false }
     }
 
     /// Holds a stop signal back until `until` (the drain delay), while everything runs
@@ -154,6 +157,20 @@ impl Shutdown {
     fn kill_leftovers(&mut self, now: Time, actions: &mut Vec<Action>) {
         actions.push(Action::SignalDescendants(SIGKILL));
         self.sweep = Sweep::Killing { retry: now + KILL_RETRY };
+    }
+
+    /// The sweep's signals reached only the process groups of the processes started.
+    /// Said once.
+    pub fn unseen(&mut self) {
+        if !std::mem::replace(&mut self.blind, true) {
+            warn!(
+                "/proc cannot be read: the processes left behind cannot be seen, so their process groups are signalled, and whatever left them is not waited for"
+            );
+        }
+    }
+
+    pub fn is_blind(&self) -> bool {
+        self.blind
     }
 
     /// Nothing is left: the run is over.

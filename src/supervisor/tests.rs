@@ -547,14 +547,14 @@ fn stop_signal_carrying_a_status_makes_exeunt_exit_with_it() {
     let plan = plan(&[("job", Role::Primary)]);
     let mut sup = started(&plan);
     let forwarded = Action::Signal { pid: 100, signo: SIGTERM, group: false };
-    assert_eq!(sup.handle(Event::StopWithStatus { signo: SIGTERM, status: 4 }, SEC), [forwarded]);
+    assert_eq!(sup.handle(Event::StopWithStatus { signo: SIGTERM, status: 4, sender: 7 }, SEC), [forwarded]);
     sup.handle(Event::Exited { pid: 100, status: ExitStatus::Signal(SIGTERM) }, SEC);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(4)]);
 }
 
 fn matched_plan() -> Plan {
     let mut plan = plan(&[("job", Role::Primary), ("mesh", Role::Sidecar)]);
-    plan.processes[0].matcher = Some(crate::plan::Matcher::Comm("envoy".into()));
+    plan.processes[0].matcher = Some(crate::plan::Matcher::comm("envoy"));
     plan.processes[0].command.clear();
     plan.match_timeout = Some(SEC);
     plan
@@ -584,7 +584,7 @@ fn a_search_that_ends_after_the_shutdown_began_is_not_resumed() {
     // Found by fuzzing: the search went on with a deadline no Tick acted on, so the
     // timer fired again and again and exeunt never exited.
     let mut plan = plan(&[("mesh", Role::Sidecar), ("job", Role::Primary)]);
-    plan.processes[0].matcher = Some(crate::plan::Matcher::Comm("mesh".into()));
+    plan.processes[0].matcher = Some(crate::plan::Matcher::comm("mesh"));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
     assert_eq!(sup.start(), [Action::Spawn(0)]);
     sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
