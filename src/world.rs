@@ -42,15 +42,17 @@ pub struct Os<'p> {
     output: Output,
     control: Option<Control>,
     /// The process groups of the processes started (each leads its own), for a sweep
-    /// without /proc; the newest [`MAX_GROUPS`].
-    groups: Vec<i32>,
+    /// without /proc; the newest [`MAX_GROUPS`], in room taken once at the start, so
+    /// that a crash loop does not grow it.
+    groups: std::collections::VecDeque<i32>,
     /// The proofs that exit statuses were sent to other containers' exeunts, held open
     /// until exeunt exits (see [`crate::pod::peer`]).
     proofs: Vec<std::os::fd::OwnedFd>,
 }
 
-/// Process groups remembered for a sweep without /proc.
-const MAX_GROUPS: usize = 4096;
+/// Process groups remembered for a sweep without /proc: every process of a plan of
+/// that size, and the latest restarts of the others.
+const MAX_GROUPS: usize = 256;
 
 impl<'p> Os<'p> {
     /// Gathers the sources and watches the descriptors they have from the start.
@@ -71,7 +73,8 @@ impl<'p> Os<'p> {
         let (checks, others) = (Checks::new(CHECKS), OtherContainers::new(OTHER_CONTAINERS));
         let output = Output::new(plan, OUTPUT);
         let control = listen(plan, poller);
-        let (groups, proofs) = (Vec::new(), Vec::new());
+        let groups = std::collections::VecDeque::with_capacity(MAX_GROUPS.max(plan.processes.len()));
+        let proofs = Vec::new();
         Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output, control, groups, proofs })
     }
 
@@ -145,10 +148,10 @@ impl event_loop::World for Os<'_> {
                         let output = self.carried_output(index, poller);
                         match self.launcher.spawn(plan, index, output) {
                             Ok(pid) => {
-                                if self.groups.len() >= MAX_GROUPS {
-                                    self.groups.remove(0);
+                                if self.groups.len() == self.groups.capacity() {
+                                    self.groups.pop_front();
                                 }
-                                self.groups.push(pid);
+                                self.groups.push_back(pid);
                                 Event::Spawned { index, pid }
                             }
                             Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
@@ -198,7 +201,7 @@ impl event_loop::World for Os<'_> {
                 }
             }
             Action::SignalDescendants(signo) => {
-                if !reaper::signal_descendants(signo, &self.groups) {
+                if !reaper::signal_descendants(signo, self.groups.make_contiguous()) {
                     events.push_back(Event::LeftoversUnseen);
                 }
                 // What has already died is collected now, and the supervisor learns

@@ -267,6 +267,8 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     assert!(other_uid.stderr.contains(nobody) && other_uid.stdout.is_empty(), "{other_uid:?}");
     running.expect_log("refused a control client: pid ");
     running.expect_log("runs as uid 65534, and only uid 0 or root may ask");
+    // Refusals are logged at most once a second: the next comes after one.
+    std::thread::sleep(Duration::from_millis(1100));
 
     // Another container: a mount namespace of its own, told the address of this one.
     let address = format!("EXEUNT_CONTROL_SOCKET=@exeunt/mnt:{}", mount_namespace(pid));
@@ -274,11 +276,23 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     assert_eq!(other_mount.code, 1, "{other_mount:?}");
     assert!(other_mount.stderr.contains(nobody), "{other_mount:?}");
     running.expect_log("is in another mount namespace: another container");
+    std::thread::sleep(Duration::from_millis(1100));
 
-    // Another PID namespace in the same network namespace: the host's, here.
+    // Another PID namespace in the same network namespace: the host's, here. An exeunt
+    // client there cannot read its own namespaces in this container's /proc, and says
+    // so without asking; a plain connection is refused by exeunt.
     let other_pid_ns = ask_as(pid, &["-m"], &["env", &address], &["--status"]);
     assert_eq!(other_pid_ns.code, 1, "{other_pid_ns:?}");
     assert!(other_pid_ns.stderr.contains(nobody), "{other_pid_ns:?}");
+    let name = format!("exeunt/mnt:{}", mount_namespace(pid));
+    let connect = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect('\\0' + sys.argv[1])\n\
+                   try:\n    s.sendall(b'exeunt/1 status\\n')\n    sys.exit(len(s.recv(100)))\n\
+                   except OSError:\n    sys.exit(0)\n";
+    let plain = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "python3", "-c", connect, &name])
+        .status()
+        .expect("nsenter and python3");
+    assert_eq!(plain.code(), Some(0), "closed without an answer");
     running.expect_log("refused a control client: uid 0, from another PID namespace");
 
     // Without the container's namespaces, the default address is another one, where
@@ -291,6 +305,24 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     let outcome = running.finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert_eq!(count(&outcome.stderr, "refused a control client"), 3, "one warning each: {}", outcome.stderr);
+}
+
+#[test]
+fn a_client_in_a_pid_namespace_nested_in_the_container_is_refused() {
+    let scratch = Scratch::new("control-nested");
+    let map = process("job", "primary", &until_term("job", "echo job up;"), "");
+    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("job up");
+    let pid = running.exeunt_pid();
+    // The client sees itself in the container's /proc, as a process of a namespace
+    // made inside the container would.
+    let nested = ask_as(pid, &["-m", "-p"], &["unshare", "--pid", "--fork"], &["--status"]);
+    assert_eq!(nested.code, 1, "{nested:?}");
+    assert!(nested.stderr.contains("no exeunt answers in this container"), "{nested:?}");
+    running.expect_log("refused a control client: pid ");
+    running.expect_log("is in another PID namespace");
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.finish().code, 0);
 }
 
 /// The inode of `pid`'s mount namespace, which the default control socket is named after.
@@ -485,4 +517,216 @@ fn a_control_socket_at_a_path_replaces_a_stale_one_and_is_gone_when_exeunt_exits
     let outcome = running.finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert!(!std::path::Path::new(&socket).exists(), "the socket file was removed");
+}
+
+/// A process killed when the test is done with it, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process of uid `uid` (running `sleep`) that holds a listening socket bound at the
+/// path `path`, never accepting: a neighbour squatting exeunt's address.
+fn squat_path(path: &str, uid: u32) -> KillOnDrop {
+    use std::os::unix::process::CommandExt;
+    let c_path = std::ffi::CString::new(path).expect("no NUL");
+    let mut command = Command::new("sleep");
+    command.arg("1000");
+    // SAFETY: only raw system calls between fork and exec, on data made before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let mut addr: libc::sockaddr_un = std::mem::zeroed();
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            for (slot, &byte) in addr.sun_path.iter_mut().zip(c_path.as_bytes()) {
+                *slot = byte as libc::c_char;
+            }
+            let size = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::setresgid(uid, uid, uid) != 0 || libc::setresuid(uid, uid, uid) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Not close-on-exec: sleep holds it.
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            if fd < 0 || libc::bind(fd, (&raw const addr).cast(), size) != 0 || libc::listen(fd, 8) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    KillOnDrop(command.spawn().expect("the squatter"))
+}
+
+/// A mount namespace of its own (a "container" before its exeunt starts), held by a
+/// sleeping process; killed on drop.
+struct MountNamespace(std::process::Child);
+
+impl MountNamespace {
+    fn new() -> MountNamespace {
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "1000"])
+            .spawn()
+            .expect("unshare (util-linux)");
+        let deadline = Instant::now() + HANG;
+        while mount_namespace(child.id() as i32) == mount_namespace(std::process::id() as i32) {
+            assert!(Instant::now() < deadline, "unshare made no mount namespace");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        MountNamespace(child)
+    }
+
+    /// `args` run in the namespace.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("nsenter");
+        command.args(["-t", &self.0.id().to_string(), "-m", "--"]).args(args);
+        command
+    }
+}
+
+impl Drop for MountNamespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_squatted_default_name_is_not_believed_and_exeunt_still_serves_its_container() {
+    use std::os::linux::net::SocketAddrExt;
+    let scratch = Scratch::new("control-squatted");
+    let container = MountNamespace::new();
+    let name = format!("exeunt/mnt:{}", mount_namespace(container.0.id() as i32));
+    // Another container (the test's own mount namespace) takes the name first, and
+    // answers anyone who asks that all is ready.
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("an abstract name");
+    let squatter = std::os::unix::net::UnixListener::bind_addr(&address).expect("squat the name");
+    std::thread::spawn(move || {
+        for mut client in squatter.incoming().map_while(Result::ok) {
+            let _ = client.write_all(b"exeunt/1 ok\nready: spoofed\n");
+        }
+    });
+    let map = [
+        process("side", "sidecar", &until_term("side", ""), "ready = { file = \"/nonexistent\", timeout = \"60s\" }"),
+        process("job", "primary", &until_term("job", ""), ""),
+    ]
+    .concat();
+    let map = scratch.file("map.toml", &map);
+    let mut running = common::start(container.command(&[exeunt(), "-c", &map]));
+    running.expect_log(&format!(
+        "control socket @{name} is held by pid {} (uid 0) is in another mount namespace: another container: exeunt listens at @{name}/2 instead",
+        std::process::id()
+    ));
+    let ready = container.command(&[exeunt(), "--ready"]).output().expect("the client");
+    let said = String::from_utf8_lossy(&ready.stdout).into_owned() + &String::from_utf8_lossy(&ready.stderr);
+    assert_eq!(ready.status.code(), Some(1), "the sidecar is not ready, whatever the squatter says: {said}");
+    assert!(!said.contains("spoofed"), "{said}");
+    assert!(said.contains("side"), "exeunt's own answer names its sidecar: {said}");
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.finish().code, 143, "stopped before the primary could start");
+}
+
+#[test]
+fn a_path_held_by_another_user_or_a_regular_file_is_left_alone_and_exeunt_listens_at_the_next() {
+    let scratch = Scratch::new("control-path-held");
+    std::fs::set_permissions(&scratch.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    let map = scratch.file("map.toml", &process("job", "primary", &until_term("job", "echo job up;"), ""));
+    for (case, holder) in [("socket", "is held by uid 65534"), ("file", "is a regular file, which exeunt leaves alone")]
+    {
+        let path = scratch.path(&format!("{case}.sock"));
+        let mut squatter = None;
+        match case {
+            "socket" => squatter = Some(squat_path(&path, 65534)),
+            _ => std::fs::write(&path, "precious data\n").expect("a file"),
+        }
+        let deadline = Instant::now() + HANG;
+        while !std::path::Path::new(&path).exists() {
+            assert!(Instant::now() < deadline, "the squatter did not bind");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let env = [("EXEUNT_CONTROL_SOCKET", path.as_str())];
+        let mut running = common::pid1_env(&env, &["-c", &map]);
+        running.expect_line("job up");
+        running.expect_log(&format!("control socket {path} {holder}"));
+        running.expect_log(&format!("exeunt listens at {path}.2 instead"));
+        let pid = running.exeunt_pid();
+        let status = Command::new("nsenter")
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-m",
+                "-p",
+                "env",
+                &format!("EXEUNT_CONTROL_SOCKET={path}"),
+                exeunt(),
+                "--status",
+            ])
+            .output()
+            .expect("the client");
+        assert_eq!(status.status.code(), Some(0), "{case}: {status:?}");
+        assert!(String::from_utf8_lossy(&status.stdout).contains("job"), "{case}: {status:?}");
+        running.signal(libc::SIGTERM);
+        assert_eq!(running.finish().code, 0);
+        assert!(!std::path::Path::new(&format!("{path}.2")).exists(), "exeunt's own socket file is removed");
+        match squatter {
+            Some(squatter) => {
+                assert!(std::fs::symlink_metadata(&path).is_ok(), "the other user's socket is left alone");
+                drop(squatter);
+            }
+            None => assert_eq!(std::fs::read_to_string(&path).expect("the file"), "precious data\n"),
+        }
+    }
+}
+
+#[test]
+fn refused_clients_are_logged_at_most_once_a_second_with_a_count() {
+    let scratch = Scratch::new("control-refusal-flood");
+    let map = scratch.file("map.toml", &process("job", "primary", &until_term("job", "echo job up;"), ""));
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("job up");
+    let pid = running.exeunt_pid();
+    let name = format!("exeunt/mnt:{}", mount_namespace(pid));
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let fields: Vec<u64> = stat[stat.rfind(')').expect(")") + 2..]
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().expect("a number"))
+            .collect();
+        fields.iter().sum::<u64>()
+    };
+    // Two processes of another mount namespace connect as fast as they can for 3 s.
+    let flood = "import socket, sys, time\nend = time.time() + 3\nn = 0\nwhile time.time() < end:\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect('\\0' + sys.argv[1])\n        n += 1\n    except OSError:\n        pass\n    s.close()\nprint(n)\n";
+    let before = cpu();
+    let started = Instant::now();
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("unshare")
+                .args(["--mount", "python3", "-c", flood, &name])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("unshare and python3")
+        })
+        .collect();
+    let connections: u64 = flooders
+        .into_iter()
+        .map(|f| {
+            String::from_utf8_lossy(&f.wait_with_output().expect("flood").stdout)
+                .trim()
+                .parse::<u64>()
+                .expect("a count")
+        })
+        .sum();
+    let took = started.elapsed();
+    let ticks = cpu() - before;
+    running.expect_log("more control clients in the last second; the latest: ");
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    let lines = count(&outcome.stderr, "refused");
+    println!("{connections} refused connections in {took:?}: {lines} log lines, {} ms of exeunt's CPU", ticks * 10);
+    assert!(connections > 1000, "a flood: {connections} connections");
+    assert!(lines <= took.as_secs() as usize * 2 + 4, "at most one line, and one count, a second: {lines} lines");
+    assert_eq!(outcome.code, 0);
 }

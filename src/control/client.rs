@@ -3,11 +3,11 @@
 //! [`ANSWER_WAIT`], so that a probe never hangs on an exeunt that cannot answer.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use super::{ANSWER_WAIT, sockaddr, stream_socket, wire};
+use super::{ANSWER_WAIT, Container, addresses, sockaddr, stream_socket, wire};
 use crate::events::{Answer, Request};
 use crate::plan::ControlSocket;
 
@@ -18,7 +18,7 @@ pub const NOBODY: &str = "no exeunt answers in this container";
 const ANSWER_LIMIT: u64 = 1 << 20;
 
 /// Connects to `socket`, with [`ANSWER_WAIT`] for the connection itself.
-fn connect(socket: &ControlSocket) -> std::io::Result<UnixStream> {
+pub fn connect(socket: &ControlSocket) -> std::io::Result<UnixStream> {
     let fd = stream_socket(false)?;
     let stream = UnixStream::from(fd);
     // A connection waits for room in the listener's queue no longer than this.
@@ -31,16 +31,31 @@ fn connect(socket: &ControlSocket) -> std::io::Result<UnixStream> {
     Ok(stream)
 }
 
-/// Whether something listens at `socket` (a socket file left behind does not).
-pub fn answers(socket: &ControlSocket) -> bool {
-    connect(socket).is_ok()
+/// Connects to the exeunt of this container at `socket`, or at the first of its
+/// alternates where it answers. A listener of any other container is passed over,
+/// whatever it would say. Else why nobody answers.
+pub fn connect_to_own(socket: &ControlSocket) -> Result<UnixStream, String> {
+    let container = Container::this().map_err(|e| format!("cannot tell this container's namespaces: {e}"))?;
+    let mut why = Vec::new();
+    for address in addresses(socket) {
+        match connect(&address) {
+            Ok(stream) => match container.holds(stream.as_fd()) {
+                Ok(()) => return Ok(stream),
+                Err(who) => why.push(format!("{address} is held by {who}: not believed")),
+            },
+            // The first address says why nothing is there; the alternates only when taken.
+            Err(e) if why.is_empty() => why.push(format!("{address}: {e}")),
+            Err(_) => {}
+        }
+    }
+    Err(why.join("; "))
 }
 
 /// Asks `request` at `socket` and returns the answer, or why there is none.
 pub fn ask(socket: &ControlSocket, request: &Request) -> Result<Answer, String> {
     let started = Instant::now();
     let nobody = |why: String| format!("{NOBODY} ({socket}: {why})");
-    let mut stream = connect(socket).map_err(|e| nobody(e.to_string()))?;
+    let mut stream = connect_to_own(socket).map_err(|why| format!("{NOBODY} ({why})"))?;
     stream.write_all(wire::request_line(request).as_bytes()).map_err(|e| nobody(e.to_string()))?;
     let mut bytes = Vec::new();
     let mut limited = (&stream).take(ANSWER_LIMIT);

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use log::{debug, info, warn};
 
-use super::{CLIENT_TIME, mount_namespace, sockaddr, stream_socket, wire};
+use super::{CLIENT_TIME, Container, addresses, sockaddr, stream_socket, wire};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Answer, Event, Outcome, Time};
 use crate::plan::ControlSocket;
@@ -33,12 +33,6 @@ const REST: std::time::Duration = std::time::Duration::from_secs(1);
 const LISTENER: u32 = 0;
 const TIMER: u32 = 1;
 const FIRST_CLIENT: u32 = 2;
-
-/// Who exeunt is, for the check of each peer.
-struct Me {
-    uid: u32,
-    mount: u64,
-}
 
 enum Phase {
     /// The request so far.
@@ -78,60 +72,86 @@ impl std::fmt::Display for OpenError {
 pub struct Control {
     source: SourceId,
     listener: OwnedFd,
-    /// A socket file to remove at the end.
-    path: Option<PathBuf>,
+    /// A socket file to remove at the end, with the identity it had once bound: a file
+    /// that took its place since is not exeunt's to remove.
+    path: Option<(PathBuf, (u64, u64))>,
     timer: Timer,
     /// Until when the listener rests, unwatched, for want of descriptors.
     resting: Option<Time>,
     clients: Vec<Client>,
     next_key: u32,
-    me: Me,
+    container: Container,
+    refusals: Refusals,
+}
+
+/// Refused clients, logged at most once a [`REFUSALS_LOGGED_EVERY`] with a count.
+#[derive(Default)]
+struct Refusals {
+    /// When a refusal was last logged.
+    logged_at: Option<Time>,
+    /// Refusals not logged since, and the latest reason.
+    since: u32,
+    latest: String,
+}
+
+/// How often refused clients are logged at most.
+const REFUSALS_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why one address could not be bound.
+enum Bind {
+    /// Another exeunt of this container listens there.
+    Ours(String),
+    /// Something else holds it: who, or what is there.
+    Held(String),
+    Failed(std::io::Error),
 }
 
 impl Control {
-    /// Listens at `socket` and watches the listener. Fails with a line for the log.
+    /// Listens at `socket`, or at the first of its alternates that nothing of another
+    /// container holds, and watches the listener. Fails with a line for the log.
     pub fn open(socket: &ControlSocket, source: SourceId, poller: &Poller) -> Result<Control, OpenError> {
         let fail = |what: &str, e: std::io::Error| {
             OpenError::Failed(format!("cannot {what} the control socket {socket}: {e}"))
         };
-        let me = Me {
-            // SAFETY: geteuid cannot fail and touches no memory.
-            uid: unsafe { libc::geteuid() },
-            mount: mount_namespace("self").map_err(|e| fail("check peers of", e))?,
-        };
-        let listener = stream_socket(true).map_err(|e| fail("open", e))?;
-        let (addr, length) = sockaddr(socket);
-        // SAFETY: addr is a valid sockaddr_un of `length` bytes.
-        let bind = || unsafe { libc::bind(listener.as_raw_fd(), (&raw const addr).cast(), length) };
-        let mut bound = bind();
-        if bound != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EADDRINUSE) {
-            match socket {
-                ControlSocket::Path(path) if !super::client::answers(socket) => {
-                    // A socket file left by an exeunt that is gone: take its place.
-                    let _ = std::fs::remove_file(path);
-                    bound = bind();
+        let container = Container::this().map_err(|e| fail("check peers of", e))?;
+        let mut held = Vec::new();
+        let mut bound = None;
+        for address in addresses(socket) {
+            match bind(&address, &container) {
+                Ok((listener, path)) => {
+                    bound = Some((address, listener, path));
+                    break;
                 }
-                _ => {
-                    return Err(OpenError::Taken(format!(
-                        "another exeunt answers at the control socket {socket}: this one listens on none"
-                    )));
-                }
+                Err(Bind::Ours(line)) => return Err(OpenError::Taken(line)),
+                Err(Bind::Held(why)) => held.push(format!("{address} {why}")),
+                Err(Bind::Failed(e)) => return Err(fail("bind", e)),
             }
         }
-        if bound != 0 {
-            return Err(fail("bind", std::io::Error::last_os_error()));
-        }
-        let path = match socket {
-            ControlSocket::Path(path) => Some(path.clone()),
-            _ => None,
+        let Some((address, listener, path)) = bound else {
+            return Err(OpenError::Failed(format!(
+                "the control socket and its alternates are held by others: {}",
+                held.join("; ")
+            )));
         };
+        for line in &held {
+            warn!("control socket {line}: exeunt listens at {address} instead, where its clients look next");
+        }
         // From here on, the control's Drop removes a socket file that was made.
         let timer = Timer::new().map_err(|e| {
             remove(path.as_ref());
             fail("time", e.into())
         })?;
-        let control =
-            Control { source, listener, path, timer, resting: None, clients: Vec::new(), next_key: FIRST_CLIENT, me };
+        let control = Control {
+            source,
+            listener,
+            path,
+            timer,
+            resting: None,
+            clients: Vec::new(),
+            next_key: FIRST_CLIENT,
+            container,
+            refusals: Refusals::default(),
+        };
         // SAFETY: listen takes plain integers.
         if unsafe { libc::listen(control.listener.as_raw_fd(), MAX_CLIENTS as libc::c_int) } != 0 {
             return Err(fail("listen on", std::io::Error::last_os_error()));
@@ -140,7 +160,7 @@ impl Control {
             .watch(control.listener.as_fd(), control.token(LISTENER), Interest::Readable)
             .and_then(|()| poller.watch(control.timer.as_fd(), control.token(TIMER), Interest::Readable));
         watched.map_err(|e| fail("watch", e.into()))?;
-        info!("listening for exeunt --status and the other requests at {socket}");
+        info!("listening for exeunt --status and the other requests at {address}");
         Ok(control)
     }
 
@@ -185,8 +205,8 @@ impl Control {
             }
             // SAFETY: accept4 returned a new descriptor that nothing else owns.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            if let Err(reason) = self.admit(&fd) {
-                warn!("refused a control client: {reason}");
+            if let Err(reason) = self.container.holds(fd.as_fd()) {
+                self.refused(reason);
                 continue;
             }
             if self.clients.len() >= MAX_CLIENTS {
@@ -204,29 +224,30 @@ impl Control {
         }
     }
 
-    /// Whether the peer may ask: the same uid as exeunt or root, in exeunt's PID and
-    /// mount namespaces (the same container). Else why not, for the log.
-    fn admit(&self, fd: &OwnedFd) -> Result<(), String> {
-        let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
-        let mut size = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: SO_PEERCRED writes one ucred into `cred`, whose size `size` gives.
-        let got = unsafe {
-            libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut size)
-        };
-        if got != 0 {
-            return Err(format!("cannot tell who it is: {}", std::io::Error::last_os_error()));
+    /// A client was refused: logged at once, unless one was in the last second; then
+    /// counted, and the count logged when the second is over.
+    fn refused(&mut self, reason: String) {
+        let now = event_loop::now();
+        let refusals = &mut self.refusals;
+        if refusals.logged_at.is_some_and(|at| now < at + REFUSALS_LOGGED_EVERY) {
+            refusals.since += 1;
+            refusals.latest = reason;
+            return;
         }
-        let (pid, uid) = (cred.pid, cred.uid);
-        if pid <= 0 {
-            return Err(format!("uid {uid}, from another PID namespace"));
-        }
-        if uid != self.me.uid && uid != 0 {
-            return Err(format!("pid {pid} runs as uid {uid}, and only uid {} or root may ask", self.me.uid));
-        }
-        match mount_namespace(&pid.to_string()) {
-            Ok(mount) if mount == self.me.mount => Ok(()),
-            Ok(_) => Err(format!("pid {pid} (uid {uid}) is in another mount namespace: another container")),
-            Err(e) => Err(format!("pid {pid} (uid {uid}): cannot read its mount namespace: {e}")),
+        warn!("refused a control client: {reason}");
+        refusals.logged_at = Some(now);
+    }
+
+    /// Logs the refusals counted in the second that is over.
+    fn log_refusals(&mut self, now: Time) {
+        let refusals = &mut self.refusals;
+        if refusals.since > 0 && refusals.logged_at.is_some_and(|at| at + REFUSALS_LOGGED_EVERY <= now) {
+            warn!(
+                "refused {} more control clients in the last second; the latest: {}",
+                refusals.since, refusals.latest
+            );
+            (refusals.since, refusals.logged_at) = (0, Some(now));
+            refusals.latest = String::new();
         }
     }
 
@@ -304,6 +325,7 @@ impl Control {
     /// Drops the clients whose time is up, and ends the listener's rest when it is over.
     fn expire(&mut self, poller: &Poller) {
         let now = event_loop::now();
+        self.log_refusals(now);
         while let Some(at) = self.clients.iter().position(|c| c.deadline <= now) {
             self.drop_client(at, &format!("no whole exchange within {}", crate::duration::Show(CLIENT_TIME)));
         }
@@ -317,13 +339,74 @@ impl Control {
 
     /// Arms the timer for the earliest deadline, or disarms it.
     fn rearm(&mut self) {
-        let deadline = self.clients.iter().map(|c| c.deadline).chain(self.resting).min();
+        let refusals = (self.refusals.since > 0).then_some(self.refusals.logged_at).flatten();
+        let refusals = refusals.map(|at| at + REFUSALS_LOGGED_EVERY);
+        let deadline = self.clients.iter().map(|c| c.deadline).chain(self.resting).chain(refusals).min();
         self.timer.arm(deadline, "the control socket's timer");
     }
 }
 
-fn remove(path: Option<&PathBuf>) {
-    if let Some(path) = path {
+/// Binds a new listening socket at `address`. A stale socket file (nothing listens) is
+/// replaced; anything else there is left alone.
+fn bind(address: &ControlSocket, container: &Container) -> Result<(OwnedFd, Option<(PathBuf, (u64, u64))>), Bind> {
+    let listener = stream_socket(true).map_err(Bind::Failed)?;
+    let (addr, length) = sockaddr(address);
+    // SAFETY: addr is a valid sockaddr_un of `length` bytes.
+    let bind = || unsafe { libc::bind(listener.as_raw_fd(), (&raw const addr).cast(), length) };
+    let identity = |path: &PathBuf| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).map(|m| (path.clone(), (m.dev(), m.ino()))).ok()
+    };
+    if bind() == 0 {
+        return Ok((listener, if let ControlSocket::Path(path) = address { identity(path) } else { None }));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EADDRINUSE) {
+        return Err(Bind::Failed(e));
+    }
+    if let ControlSocket::Path(path) = address {
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.file_type().is_socket() => {
+                let kind = if m.is_file() {
+                    "a regular file"
+                } else if m.is_dir() {
+                    "a directory"
+                } else {
+                    "not a socket"
+                };
+                return Err(Bind::Held(format!("is {kind}, which exeunt leaves alone")));
+            }
+            _ => {}
+        }
+    }
+    match super::client::connect(address) {
+        Ok(stream) => match container.holds(stream.as_fd()) {
+            Ok(()) => Err(Bind::Ours(format!(
+                "another exeunt answers at the control socket {address}: this one listens on none"
+            ))),
+            Err(who) => Err(Bind::Held(format!("is held by {who}"))),
+        },
+        Err(_) if matches!(address, ControlSocket::Path(_)) => {
+            // A socket file left by an exeunt that is gone: take its place.
+            if let ControlSocket::Path(path) = address {
+                let _ = std::fs::remove_file(path);
+            }
+            match bind() {
+                0 => Ok((listener, if let ControlSocket::Path(path) = address { identity(path) } else { None })),
+                _ => Err(Bind::Failed(std::io::Error::last_os_error())),
+            }
+        }
+        Err(e) => Err(Bind::Held(format!("is bound, and nothing answers there ({e})"))),
+    }
+}
+
+/// Removes the socket file exeunt made, if the file at its path is still that one.
+fn remove(path: Option<&(PathBuf, (u64, u64))>) {
+    use std::os::unix::fs::MetadataExt;
+    if let Some((path, identity)) = path
+        && std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == *identity)
+    {
         let _ = std::fs::remove_file(path);
     }
 }

@@ -10,12 +10,18 @@
 //! see, and which differs between the containers of a pod even when they share the
 //! network namespace (where abstract names live). `control_socket` in the role map, or
 //! EXEUNT_CONTROL_SOCKET, names another (`@NAME`), a path, or `off`.
+//!
+//! Both ends check the other by the credentials the kernel gives ([`Container`]): a
+//! client is admitted, and a server believed, only when it is of this container. A
+//! name held by a neighbour makes exeunt listen at the next of [`addresses`], and
+//! clients try them in the same order.
 
 pub mod client;
 pub mod listener;
 pub mod wire;
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
@@ -27,10 +33,87 @@ pub const CLIENT_TIME: Duration = Duration::from_secs(2);
 /// How long `exeunt --status` and the other client forms wait for an answer.
 pub const ANSWER_WAIT: Duration = Duration::from_secs(3);
 
+/// How many addresses a control socket may have: the one configured, then alternates
+/// (`@NAME/2`, `PATH.2`, ...) that exeunt takes when a neighbour holds the ones before,
+/// and that clients try in turn.
+pub const ADDRESSES: usize = 8;
+
+/// The inode of the namespace that `/proc/PID/ns/KIND` (`PID` may be `self`) names.
+fn namespace(pid: &str, kind: &str) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).map(|m| m.ino())
+}
+
 /// The inode of the mount namespace that `/proc/PID/ns/mnt` (or `self`) names.
 pub fn mount_namespace(pid: &str) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| m.ino())
+    namespace(pid, "mnt")
+}
+
+/// This container, as one end of a control connection tells whether the other end is
+/// of it: the same mount and PID namespaces, and the same uid or root.
+pub struct Container {
+    uid: u32,
+    mount: u64,
+    pids: u64,
+}
+
+impl Container {
+    /// The container of this process.
+    pub fn this() -> std::io::Result<Container> {
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let uid = unsafe { libc::geteuid() };
+        Ok(Container { uid, mount: namespace("self", "mnt")?, pids: namespace("self", "pid")? })
+    }
+
+    /// Whether the process at the other end of the connected socket `fd` is of this
+    /// container; else who it is and why not, for a message. The kernel says who it is
+    /// (SO_PEERCRED), so it cannot lie.
+    pub fn holds(&self, fd: BorrowedFd) -> Result<(), String> {
+        let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+        let mut size = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: SO_PEERCRED writes one ucred into `cred`, whose size `size` gives.
+        let got = unsafe {
+            libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut size)
+        };
+        if got != 0 {
+            return Err(format!("cannot tell who it is: {}", std::io::Error::last_os_error()));
+        }
+        let (pid, uid) = (cred.pid, cred.uid);
+        if pid <= 0 {
+            return Err(format!("uid {uid}, from another PID namespace"));
+        }
+        if uid != self.uid && uid != 0 {
+            return Err(format!("pid {pid} runs as uid {uid}, and only uid {} or root may ask or answer", self.uid));
+        }
+        let of = |kind| namespace(&pid.to_string(), kind);
+        match (of("mnt"), of("pid")) {
+            (Ok(mount), _) if mount != self.mount => {
+                Err(format!("pid {pid} (uid {uid}) is in another mount namespace: another container"))
+            }
+            (Ok(_), Ok(pids)) if pids != self.pids => Err(format!("pid {pid} (uid {uid}) is in another PID namespace")),
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => Err(format!("pid {pid} (uid {uid}): cannot read its namespaces: {e}")),
+        }
+    }
+}
+
+/// The addresses of `socket` in the order exeunt takes them and clients try them.
+pub fn addresses(socket: &ControlSocket) -> Vec<ControlSocket> {
+    const ROOM: usize = 107;
+    let mut all = vec![socket.clone()];
+    for n in 2..=ADDRESSES {
+        let next = match socket {
+            ControlSocket::Abstract(name) if name.len() + 3 <= ROOM => ControlSocket::Abstract(format!("{name}/{n}")),
+            ControlSocket::Path(path) if path.as_os_str().len() + 3 <= ROOM => {
+                let mut text = path.as_os_str().to_owned();
+                text.push(format!(".{n}"));
+                ControlSocket::Path(text.into())
+            }
+            _ => break,
+        };
+        all.push(next);
+    }
+    all
 }
 
 /// Where the socket is: as configured, else the default name for this mount namespace.
