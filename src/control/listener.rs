@@ -74,7 +74,7 @@ pub struct Control {
     listener: OwnedFd,
     /// A socket file to remove at the end, with the identity it had once bound: a file
     /// that took its place since is not exeunt's to remove.
-    path: Option<(PathBuf, (u64, u64))>,
+    path: Option<SocketFile>,
     timer: Timer,
     /// Until when the listener rests, unwatched, for want of descriptors.
     resting: Option<Time>,
@@ -96,6 +96,9 @@ struct Refusals {
 
 /// How often refused clients are logged at most.
 const REFUSALS_LOGGED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A socket file exeunt made, and the identity (device, inode) it had once bound.
+type SocketFile = (PathBuf, (u64, u64));
 
 /// Why one address could not be bound.
 enum Bind {
@@ -348,7 +351,7 @@ impl Control {
 
 /// Binds a new listening socket at `address`. A stale socket file (nothing listens) is
 /// replaced; anything else there is left alone.
-fn bind(address: &ControlSocket, container: &Container) -> Result<(OwnedFd, Option<(PathBuf, (u64, u64))>), Bind> {
+fn bind(address: &ControlSocket, container: &Container) -> Result<(OwnedFd, Option<SocketFile>), Bind> {
     let listener = stream_socket(true).map_err(Bind::Failed)?;
     let (addr, length) = sockaddr(address);
     // SAFETY: addr is a valid sockaddr_un of `length` bytes.
@@ -402,7 +405,7 @@ fn bind(address: &ControlSocket, container: &Container) -> Result<(OwnedFd, Opti
 }
 
 /// Removes the socket file exeunt made, if the file at its path is still that one.
-fn remove(path: Option<&(PathBuf, (u64, u64))>) {
+fn remove(path: Option<&SocketFile>) {
     use std::os::unix::fs::MetadataExt;
     if let Some((path, identity)) = path
         && std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == *identity)
