@@ -39,6 +39,11 @@ pub enum ResolveError {
         user: String,
         uid: u32,
     },
+    /// A command line and environment larger than exec takes (E2BIG).
+    TooLarge {
+        process: String,
+        problem: String,
+    },
     /// A `workdir` that is not a directory.
     Workdir {
         process: String,
@@ -61,6 +66,7 @@ impl fmt::Display for ResolveError {
             ResolveError::NeedsRoot { process, user, uid } => {
                 write!(f, "process {process}: user = \"{user}\" needs exeunt to run as root (it runs as uid {uid})")
             }
+            ResolveError::TooLarge { process, problem } => write!(f, "process {process}: {problem}"),
             ResolveError::Workdir { process, dir } => {
                 write!(f, "process {process}: workdir {} is not a directory", Quoted(dir))
             }
@@ -149,6 +155,11 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         }
     }
     resolve_accounts(&mut plan, Uid::effective().as_raw())?;
+    let inherited: Vec<usize> = std::env::vars_os().map(|(k, v)| k.len() + v.len() + 1).collect();
+    for process in plan.processes.iter().filter(|p| !p.command.is_empty()) {
+        exec_room(process, &inherited, exec_limit())
+            .map_err(|problem| ResolveError::TooLarge { process: process.name.clone(), problem })?;
+    }
     for process in &plan.processes {
         let Some(dir) = &process.workdir else { continue };
         let (name, shown) = (process.name.clone(), dir.display().to_string());
@@ -178,6 +189,46 @@ fn resolve_accounts(plan: &mut Plan, euid: u32) -> Result<(), ResolveError> {
     Ok(())
 }
 
+/// The most a single argument or variable may take (the kernel's MAX_ARG_STRLEN).
+const MAX_STRING: usize = 32 * 4096;
+
+/// The room exec gives the argument and environment strings and their pointers: a
+/// quarter of the stack limit, at least 128 KiB and at most 6 MiB, as Linux reckons it.
+fn exec_limit() -> usize {
+    let mut stack = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut stack) } == 0;
+    let quarter = if known && stack.rlim_cur != libc::RLIM_INFINITY { stack.rlim_cur as usize / 4 } else { usize::MAX };
+    quarter.clamp(128 << 10, 6 << 20)
+}
+
+/// Whether exec takes this process's command line and environment (`inherited`: the
+/// size of each inherited variable, `KEY=VALUE` and its NUL) within `limit` bytes.
+fn exec_room(process: &ProcessSpec, inherited: &[usize], limit: usize) -> Result<(), String> {
+    let pointer = std::mem::size_of::<usize>();
+    if let Some(long) = process.command.iter().find(|a| a.len() + 1 > MAX_STRING) {
+        let shown: String = long.to_string_lossy().chars().take(20).collect();
+        return Err(format!(
+            "an argument ({} bytes, {}...) is longer than the {MAX_STRING} bytes exec takes",
+            long.len(),
+            Quoted(&shown)
+        ));
+    }
+    let args: usize = process.command.iter().map(|a| a.len() + 1 + pointer).sum();
+    let own: usize = process.env.iter().map(|(k, v)| k.len() + v.len() + 2 + pointer).sum();
+    // Variables the role map sets replace inherited ones; counting both errs on the safe side
+    // by at most the inherited values' size.
+    let env: usize = inherited.iter().map(|size| size + 1 + pointer).sum::<usize>() + own;
+    let total = args + env + 2 * pointer;
+    if total > limit {
+        return Err(format!(
+            "its command ({} arguments) and environment take {total} bytes, more than the {limit} bytes exec takes",
+            process.command.len()
+        ));
+    }
+    Ok(())
+}
+
 /// The ids for `USER[:GROUP]`. A user given by name takes its passwd group unless a
 /// group is given; a numeric uid without a passwd entry takes the same gid.
 fn account(spec: &UserSpec) -> Result<Account, String> {
@@ -190,6 +241,10 @@ fn account(spec: &UserSpec) -> Result<Account, String> {
             (user.uid.as_raw(), Some(user))
         }
     };
+    // setresuid and setresgid read -1 as "leave it as it is": no process can take it.
+    if uid == u32::MAX {
+        return Err(format!("uid {uid} is not one a process can run as"));
+    }
     // A uid without a passwd entry takes the same number as gid.
     let passwd_gid = entry.as_ref().map_or(uid, |u| u.gid.as_raw());
     let gid = match &spec.group {
@@ -203,6 +258,9 @@ fn account(spec: &UserSpec) -> Result<Account, String> {
                 .as_raw(),
         },
     };
+    if gid == u32::MAX {
+        return Err(format!("gid {gid} is not one a process can run as"));
+    }
     let (name, home) = entry.map_or((None, None), |u| (Some(u.name), Some(u.dir)));
     Ok(Account { uid, gid, name, home })
 }

@@ -32,6 +32,11 @@ pub enum SpawnError {
         dir: PathBuf,
         user: String,
     },
+    /// exeunt has no descriptor, or the system no process, left for it.
+    NoRoom {
+        program: String,
+        error: std::io::Error,
+    },
     Other {
         program: String,
         error: std::io::Error,
@@ -45,6 +50,8 @@ impl SpawnError {
             SpawnError::NotFound { .. } => 127,
             SpawnError::CannotExecute { .. } | SpawnError::Other { .. } => 126,
             SpawnError::Workdir { .. } | SpawnError::WorkdirDenied { .. } => 2,
+            // exeunt's own limits, not the command's fault.
+            SpawnError::NoRoom { .. } => 1,
         }
     }
 }
@@ -59,6 +66,16 @@ impl fmt::Display for SpawnError {
             SpawnError::Workdir { dir } => write!(f, "workdir {} is not a directory", dir.display()),
             SpawnError::WorkdirDenied { dir, user } => {
                 write!(f, "workdir {} cannot be entered by {user}", dir.display())
+            }
+            SpawnError::NoRoom { program, error } => {
+                let why = match error.raw_os_error() {
+                    Some(libc::EMFILE) => {
+                        format!("exeunt has no descriptor left (its limit of open files is {})", open_files_limit())
+                    }
+                    Some(libc::ENFILE) => "the system has no descriptor left".to_string(),
+                    _ => "the system has no room for another process".to_string(),
+                };
+                write!(f, "command {} cannot be started: {why}: {error}", Quoted(program))
             }
             SpawnError::Other { program, error } => write!(f, "command {}: {error}", Quoted(program)),
         }
@@ -218,7 +235,18 @@ fn describe(program: &OsString, error: std::io::Error) -> SpawnError {
     match error.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR) => SpawnError::NotFound { program },
         Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM) => SpawnError::CannotExecute { program, error },
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => SpawnError::NoRoom { program, error },
         _ => SpawnError::Other { program, error },
+    }
+}
+
+/// RLIMIT_NOFILE's soft limit, for a message.
+fn open_files_limit() -> String {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+        0 if limit.rlim_cur != libc::RLIM_INFINITY => limit.rlim_cur.to_string(),
+        _ => "unknown".to_string(),
     }
 }
 

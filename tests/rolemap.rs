@@ -129,3 +129,59 @@ fn check_refuses_what_a_run_would_refuse_and_shows_what_a_run_would_use() {
     assert!(outcome.stdout.contains("birth timeout 1m"), "kubexit's variable reaches the pod: {}", outcome.stdout);
     assert!(outcome.stdout.contains("sidecars found by match may take 5s to appear"), "{}", outcome.stdout);
 }
+
+/// `--check` and a run of the same role map, with a stack limit of 1 MiB (exec then
+/// takes 256 KiB of arguments and environment): both exit 2 with the same line.
+fn check_and_run_refuse(scratch: &Scratch, map: &str, expected: &str) {
+    let path = scratch.file("refused.toml", map);
+    for args in [vec!["--check", path.as_str()], vec!["-c", path.as_str()]] {
+        let mut command = std::process::Command::new("sh");
+        command
+            .args(["-c", "ulimit -s 1024 && exec \"$EXEUNT\" \"$@\"", "sh"])
+            .args(&args)
+            .env("EXEUNT", common::exeunt());
+        let outcome = common::start(command).finish();
+        assert_eq!(outcome.code, 2, "{args:?}: {outcome:?}");
+        assert!(outcome.stderr.contains(expected), "{args:?}: {}", outcome.stderr);
+        assert!(!std::path::Path::new(&scratch.path("started")).exists(), "{args:?} started something");
+    }
+}
+
+#[test]
+fn check_refuses_what_the_run_would_refuse_uids_setresuid_cannot_take_and_oversized_command_lines() {
+    let scratch = Scratch::new("check-as-run");
+    let job = |extra: &str| {
+        format!("{}[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"{extra}]\n", marker(&scratch))
+    };
+    for (user, what) in [("4294967295", "uid 4294967295"), ("0:4294967295", "gid 4294967295")] {
+        let map = format!("{}user = \"{user}\"\n", job(""));
+        check_and_run_refuse(&scratch, &map, &format!("process job: {what} is not one a process can run as"));
+    }
+    // 30,000 one-letter arguments: 300 kB of strings and pointers, past the 256 KiB.
+    let many = ",\"x\"".repeat(30_000);
+    check_and_run_refuse(&scratch, &job(&many), "process job: its command (30001 arguments) and environment take");
+    let long = format!(", \"{}\"", "y".repeat(200_000));
+    check_and_run_refuse(&scratch, &job(&long), "is longer than the 131072 bytes exec takes");
+}
+
+#[test]
+fn a_start_that_fails_for_want_of_descriptors_says_so() {
+    let scratch = Scratch::new("no-descriptors");
+    let map = scratch.file(
+        "map.toml",
+        "output = \"prefix\"\n[[process]]\nname = \"side\"\nrole = \"sidecar\"\ncommand = [\"sleep\", \"30\"]\n\
+         [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\n",
+    );
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", "ulimit -n 16 && exec \"$EXEUNT\" -c \"$MAP\""])
+        .env("EXEUNT", common::exeunt())
+        .env("MAP", &map);
+    let outcome = common::start(command).finish();
+    assert_eq!(outcome.code, 1, "exeunt's own limit, not a command that cannot execute: {outcome:?}");
+    assert!(
+        outcome.stderr.contains("cannot start side: command 'sleep' cannot be started: exeunt has no descriptor left (its limit of open files is 16)"),
+        "{}",
+        outcome.stderr
+    );
+}
