@@ -164,6 +164,46 @@ pub fn tombstone(data: &[u8]) {
         }
         Err(e) => assert_one_line(&e, "line "),
     }
+    // One input in 256 (those starting with 'L') also has its parse timed as it grows.
+    if let Some(shape) = text.strip_prefix('L') {
+        tombstone_parse_grows_linearly(shape);
+    }
+}
+
+/// A tombstone of distinct keys shaped by `shape` (its first line gives the key's stem
+/// and the value), 8 KiB and then 64 KiB of it, as a neighbour could write one: the
+/// larger takes no more than eight times the smaller's time, with slack for a noisy
+/// machine. Each key checked against every earlier one took 144 ms for 64 KiB.
+fn tombstone_parse_grows_linearly(shape: &str) {
+    let line = shape.lines().next().unwrap_or_default();
+    let (stem, value) = line.split_once(':').unwrap_or((line, " v"));
+    let stem: String = stem.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    let value: String = value.chars().filter(|c| !c.is_control()).take(16).collect();
+    let text = |size: usize| {
+        let mut text = String::new();
+        for n in 0.. {
+            let line = format!("{stem}{n:x}:{value}\n");
+            if text.len() + line.len() > size {
+                break;
+            }
+            text.push_str(&line);
+        }
+        text
+    };
+    let (small, large) = (text(8 << 10), text(64 << 10));
+    let time = |text: &str| {
+        (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let _ = std::hint::black_box(Tombstone::parse(std::hint::black_box(text)));
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    let (t_small, t_large) = (time(&small), time(&large));
+    let bound = t_small * 8 * 3 + std::time::Duration::from_millis(5);
+    assert!(t_large <= bound, "64 KiB took {t_large:?}, 8 KiB {t_small:?}: not linear ({line:?})");
 }
 
 /// What a client sends on the control socket (when the first byte is even), or what a
