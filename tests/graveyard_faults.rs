@@ -355,12 +355,12 @@ fn a_graveyard_that_is_briefly_a_file_is_tried_again_until_it_can_be_followed() 
     assert_eq!(outcome.code, 6, "{outcome:?}");
 }
 
-#[test]
-fn a_flood_of_large_tombstones_does_not_delay_sigterm() {
-    let scratch = Scratch::new("graveyard-flood");
-    let graveyard = scratch.0.join("graveyard");
+/// One run under a flood of `text` renamed into the death dep's place: how long from
+/// SIGTERM to exeunt's exit, and how many rewrites the flood made.
+fn sigterm_under_a_tombstone_flood(scratch: &Scratch, round: u32, text: &str) -> (Duration, u32) {
+    let graveyard = scratch.0.join(format!("graveyard-{round}"));
     let map = scratch.file(
-        "map.toml",
+        &format!("map-{round}.toml"),
         &pod_map(
             "queue",
             &graveyard.to_string_lossy(),
@@ -370,19 +370,9 @@ fn a_flood_of_large_tombstones_does_not_delay_sigterm() {
     );
     let mut running = plain(&["-c", &map]);
     running.expect_line("queue up");
-    // 64 KiB of distinct keys, which took time in the square of their count to read.
-    let mut text = String::new();
-    for n in 0.. {
-        let line = format!("k{n:x}: v\n");
-        if text.len() + line.len() > 65_535 {
-            break;
-        }
-        text.push_str(&line);
-    }
-    let keys = text.lines().count();
     let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer = {
-        let (flooding, graveyard, text) = (flooding.clone(), graveyard.clone(), text.clone());
+        let (flooding, graveyard, text) = (flooding.clone(), graveyard.clone(), text.to_string());
         std::thread::spawn(move || {
             let mut rewrites = 0u32;
             let until = std::time::Instant::now() + Duration::from_secs(20);
@@ -397,12 +387,28 @@ fn a_flood_of_large_tombstones_does_not_delay_sigterm() {
     let sent = running.elapsed();
     running.signal(libc::SIGTERM);
     let outcome = running.finish();
-    let took = outcome.elapsed - sent;
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     let rewrites = writer.join().expect("the writer");
-    println!("SIGTERM to exit under a flood of {keys}-key tombstones ({rewrites} rewrites): {took:?}");
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert!(outcome.stdout.contains("queue got TERM"), "{outcome:?}");
-    assert!(rewrites > 100, "the flood was a flood: {rewrites} rewrites");
-    assert!(took < Duration::from_secs(2), "SIGTERM waited for the flood: {took:?}");
+    (outcome.elapsed - sent, rewrites)
+}
+
+#[test]
+fn a_flood_of_large_tombstones_does_not_delay_sigterm() {
+    let scratch = Scratch::new("graveyard-flood");
+    // 65,535 bytes of 13,107 distinct keys, which took time in the square of their count
+    // to read: 144 ms a read, and 13.9 s of delay for 100 rewrites.
+    let digits: Vec<char> = ('0'..='9').chain('a'..='z').chain('A'..='Z').collect();
+    let text: String =
+        (0..13_107).map(|n| format!("{}{}{}:\n", digits[n / 3844], digits[n / 62 % 62], digits[n % 62])).collect();
+    assert_eq!(text.len(), 65_535);
+    let runs: Vec<(Duration, u32)> =
+        (0..3).map(|round| sigterm_under_a_tombstone_flood(&scratch, round, &text)).collect();
+    let worst = runs.iter().map(|(took, _)| *took).max().expect("three runs");
+    println!(
+        "SIGTERM to exit under a flood of 13,107-key tombstones, three runs (time, rewrites): {runs:?}; worst {worst:?}"
+    );
+    assert!(runs.iter().all(|&(_, rewrites)| rewrites > 100), "each flood was a flood: {runs:?}");
+    assert!(worst < Duration::from_secs(2), "SIGTERM waited for the flood: {runs:?}");
 }
