@@ -98,3 +98,25 @@ fn idle_exeunt_with_its_control_socket_open_makes_no_wakeups_over_10s() {
     assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
     assert_eq!(outcome.code, 143, "{outcome:?}");
 }
+
+#[test]
+fn idle_exeunt_watching_a_graveyard_and_the_directory_above_it_makes_no_wakeups_over_10s() {
+    let scratch = common::Scratch::new("idle-graveyard");
+    let graveyard = scratch.path("graveyard");
+    let map = scratch.file(
+        "map.toml",
+        &format!(
+            "[pod]\nname = \"queue\"\ngraveyard = \"{graveyard}\"\ndeath_deps = [\"job\"]\n\n{}",
+            common::process("queue", "primary", "echo ready; exec sleep 1000", ""),
+        ),
+    );
+    let mut running = pid1(&["-c", &map]);
+    running.expect_line("ready");
+    let pid = running.exeunt_pid();
+    wait_until_parked(pid);
+    let wakeups = wakeups_over_10s(pid);
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
+    assert_eq!(outcome.code, 143, "{outcome:?}");
+}
