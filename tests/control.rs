@@ -247,6 +247,12 @@ fn signal_by_name_reaches_only_that_process() {
     assert_eq!(count(&outcome.stdout, "other got HUP"), 0, "{}", outcome.stdout);
 }
 
+/// A plain client: connects to the abstract name `argv[1]`, asks, and exits with the
+/// length of the answer once exeunt closes the connection (0: closed unanswered).
+const CONNECT: &str = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect('\\0' + sys.argv[1])\n\
+                       try:\n    s.sendall(b'exeunt/1 status\\n')\n    sys.exit(len(s.recv(100)))\n\
+                       except OSError:\n    sys.exit(0)\n";
+
 #[test]
 fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one_warning_each() {
     let scratch = Scratch::new("control-peers");
@@ -270,11 +276,20 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     // Refusals are logged at most once a second: the next comes after one.
     std::thread::sleep(Duration::from_millis(1100));
 
-    // Another container: a mount namespace of its own, told the address of this one.
+    // Another container: a mount namespace of its own, told the address of this one. An
+    // exeunt client there does not believe this exeunt, and hangs up at once; a plain
+    // connection waits until exeunt closes it, so that exeunt sees who it was.
     let address = format!("EXEUNT_CONTROL_SOCKET=@exeunt/mnt:{}", mount_namespace(pid));
     let other_mount = ask_as(pid, &["-m", "-p"], &["unshare", "--mount", "env", &address], &["--status"]);
     assert_eq!(other_mount.code, 1, "{other_mount:?}");
-    assert!(other_mount.stderr.contains(nobody), "{other_mount:?}");
+    assert!(other_mount.stderr.contains(nobody) && other_mount.stderr.contains("not believed"), "{other_mount:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let name = format!("exeunt/mnt:{}", mount_namespace(pid));
+    let plain = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "-p", "unshare", "--mount", "python3", "-c", CONNECT, &name])
+        .status()
+        .expect("nsenter, unshare and python3");
+    assert_eq!(plain.code(), Some(0), "closed without an answer");
     running.expect_log("is in another mount namespace: another container");
     std::thread::sleep(Duration::from_millis(1100));
 
@@ -284,12 +299,8 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     let other_pid_ns = ask_as(pid, &["-m"], &["env", &address], &["--status"]);
     assert_eq!(other_pid_ns.code, 1, "{other_pid_ns:?}");
     assert!(other_pid_ns.stderr.contains(nobody), "{other_pid_ns:?}");
-    let name = format!("exeunt/mnt:{}", mount_namespace(pid));
-    let connect = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect('\\0' + sys.argv[1])\n\
-                   try:\n    s.sendall(b'exeunt/1 status\\n')\n    sys.exit(len(s.recv(100)))\n\
-                   except OSError:\n    sys.exit(0)\n";
     let plain = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "python3", "-c", connect, &name])
+        .args(["-t", &pid.to_string(), "-m", "python3", "-c", CONNECT, &name])
         .status()
         .expect("nsenter and python3");
     assert_eq!(plain.code(), Some(0), "closed without an answer");
@@ -304,7 +315,10 @@ fn clients_of_another_uid_mount_namespace_or_pid_namespace_get_no_answer_and_one
     running.signal(libc::SIGTERM);
     let outcome = running.finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert_eq!(count(&outcome.stderr, "refused a control client"), 3, "one warning each: {}", outcome.stderr);
+    // One each: the other uid, the exeunt client and the plain connection of another
+    // mount namespace, and the plain connection of another PID namespace (the exeunt
+    // client there asked nobody).
+    assert_eq!(count(&outcome.stderr, "refused a control client"), 4, "one warning each: {}", outcome.stderr);
 }
 
 #[test]
@@ -319,7 +333,15 @@ fn a_client_in_a_pid_namespace_nested_in_the_container_is_refused() {
     let nested = ask_as(pid, &["-m", "-p"], &["unshare", "--pid", "--fork"], &["--status"]);
     assert_eq!(nested.code, 1, "{nested:?}");
     assert!(nested.stderr.contains("no exeunt answers in this container"), "{nested:?}");
-    running.expect_log("refused a control client: pid ");
+    // That client hung up at once, not believing exeunt; a plain connection waits for
+    // exeunt to close it, so that exeunt sees who it was.
+    std::thread::sleep(Duration::from_millis(1100));
+    let name = format!("exeunt/mnt:{}", mount_namespace(pid));
+    let plain = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "-p", "unshare", "--pid", "--fork", "python3", "-c", CONNECT, &name])
+        .status()
+        .expect("nsenter, unshare and python3");
+    assert_eq!(plain.code(), Some(0), "closed without an answer");
     running.expect_log("is in another PID namespace");
     running.signal(libc::SIGTERM);
     assert_eq!(running.finish().code, 0);
@@ -519,6 +541,38 @@ fn a_control_socket_at_a_path_replaces_a_stale_one_and_is_gone_when_exeunt_exits
     assert!(!std::path::Path::new(&socket).exists(), "the socket file was removed");
 }
 
+/// A listener that answers everyone `ready: spoofed`, until it is dropped: then the name
+/// is free again (mount-namespace inodes are reused, so a name left held would be
+/// another test's exeunt's).
+struct Squatter {
+    listener: std::os::unix::net::UnixListener,
+    answering: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Squatter {
+    fn new(listener: std::os::unix::net::UnixListener) -> Squatter {
+        let accepting = listener.try_clone().expect("a second descriptor");
+        let answering = std::thread::spawn(move || {
+            for mut client in accepting.incoming().map_while(Result::ok) {
+                let _ = client.write_all(b"exeunt/1 ok\nready: spoofed\n");
+            }
+        });
+        Squatter { listener, answering: Some(answering) }
+    }
+}
+
+impl Drop for Squatter {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: shutdown on a descriptor this test owns; accept then fails, and the
+        // thread ends and closes its copy.
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        if let Some(answering) = self.answering.take() {
+            let _ = answering.join();
+        }
+    }
+}
+
 /// A process killed when the test is done with it, passed or not.
 struct KillOnDrop(std::process::Child);
 
@@ -601,12 +655,7 @@ fn a_squatted_default_name_is_not_believed_and_exeunt_still_serves_its_container
     // Another container (the test's own mount namespace) takes the name first, and
     // answers anyone who asks that all is ready.
     let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("an abstract name");
-    let squatter = std::os::unix::net::UnixListener::bind_addr(&address).expect("squat the name");
-    std::thread::spawn(move || {
-        for mut client in squatter.incoming().map_while(Result::ok) {
-            let _ = client.write_all(b"exeunt/1 ok\nready: spoofed\n");
-        }
-    });
+    let _squatter = Squatter::new(std::os::unix::net::UnixListener::bind_addr(&address).expect("squat the name"));
     let map = [
         process("side", "sidecar", &until_term("side", ""), "ready = { file = \"/nonexistent\", timeout = \"60s\" }"),
         process("job", "primary", &until_term("job", ""), ""),

@@ -92,6 +92,9 @@ impl Container {
             }
             (Ok(_), Ok(pids)) if pids != self.pids => Err(format!("pid {pid} (uid {uid}) is in another PID namespace")),
             (Ok(_), Ok(_)) => Ok(()),
+            (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("pid {pid} (uid {uid}) was gone before its namespaces could be read"))
+            }
             (Err(e), _) | (_, Err(e)) => Err(format!("pid {pid} (uid {uid}): cannot read its namespaces: {e}")),
         }
     }
