@@ -231,6 +231,8 @@ impl Control {
     /// counted, and the count logged when the second is over.
     fn refused(&mut self, reason: String) {
         let now = event_loop::now();
+        // A count whose second is over comes before what follows it.
+        self.log_refusals(now);
         let refusals = &mut self.refusals;
         if refusals.logged_at.is_some_and(|at| now < at + REFUSALS_LOGGED_EVERY) {
             refusals.since += 1;
