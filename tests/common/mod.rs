@@ -159,7 +159,7 @@ pub fn pid1(args: &[&str]) -> Running {
     require_pid_namespaces();
     let mut command = Command::new("unshare");
     command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
-    Running { under_unshare: true, ..start(command) }
+    under_unshare(start(command))
 }
 
 /// Runs exeunt as PID 1 of a new PID namespace, with extra environment variables.
@@ -168,7 +168,7 @@ pub fn pid1_env(env: &[(&str, &str)], args: &[&str]) -> Running {
     let mut command = Command::new("unshare");
     command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
     command.envs(env.iter().copied());
-    Running { under_unshare: true, ..start(command) }
+    under_unshare(start(command))
 }
 
 /// Runs exeunt as PID 1 of a new PID namespace, after `setup` has had its say on the
@@ -178,7 +178,13 @@ pub fn pid1_with(setup: impl FnOnce(&mut Command), args: &[&str]) -> Running {
     let mut command = Command::new("unshare");
     command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(exeunt()).args(args);
     setup(&mut command);
-    Running { under_unshare: true, ..start(command) }
+    under_unshare(start(command))
+}
+
+/// `running`, started by unshare, whose one child is exeunt.
+fn under_unshare(mut running: Running) -> Running {
+    running.under_unshare = true;
+    running
 }
 
 /// Runs `program` (exeunt under another name: a symlink to it) with `args` as PID 1 of a
@@ -188,7 +194,7 @@ pub fn pid1_program(program: &Path, setup: impl FnOnce(&mut Command), args: &[&s
     let mut command = Command::new("unshare");
     command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]).arg(program).args(args);
     setup(&mut command);
-    Running { under_unshare: true, ..start(command) }
+    under_unshare(start(command))
 }
 
 /// Runs exeunt with `args` as an ordinary process (not PID 1).
@@ -336,6 +342,17 @@ impl Running {
             128 + status.signal().unwrap_or(0)
         });
         Outcome { code, stdout, stderr, lines: std::mem::take(&mut self.seen), elapsed }
+    }
+}
+
+impl Drop for Running {
+    /// A test that fails half-way leaves nothing running: a leftover exeunt would hold
+    /// names and ports that later tests reuse (mount-namespace inodes are reused).
+    /// Under unshare, killing unshare kills its namespace (`--kill-child`).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
     }
 }
 
