@@ -115,7 +115,7 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
         Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
     };
     if plan.sidecar_container {
-        inbox.take_carried_status();
+        inbox.take_carried_status(pod::peer::check);
     }
     if plan.setsid {
         // The child's new session takes the terminal. The SIGHUP and SIGCONT the kernel

@@ -17,7 +17,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::event_loop::{Events, Poller, Source};
 use crate::events::Event;
-use crate::pod::peer;
 use crate::signo::Signo;
 
 /// Signals raised by the kernel for a fault in exeunt itself: blocking them would
@@ -90,9 +89,14 @@ pub struct SignalInbox {
     fd: SignalFd,
     /// exeunt's own pid (musl asks the kernel each time otherwise).
     me: i32,
-    /// Whether a stop signal's carried exit status may be taken at all (`--sidecar`).
-    takes_status: bool,
+    /// Whether a stop signal's carried exit status may be taken at all (`--sidecar`),
+    /// and from whom: the check of the sender, given the pid and uid the signal names
+    /// and the status it carries.
+    takes_status: Option<SenderCheck>,
 }
+
+/// Whether the sender a signal names may hand exeunt this exit status; else why not.
+pub type SenderCheck = fn(sender: i32, uid: u32, status: i32) -> Result<(), String>;
 
 impl SignalInbox {
     /// Blocks every catchable signal but the synchronous ones and opens the signalfd
@@ -111,13 +115,13 @@ impl SignalInbox {
         inbox.remove(Signal::SIGCHLD);
         let fd = SignalFd::with_flags(&inbox, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         let inherited = Inherited { mask: *original.as_ref(), sigchld_ignored, sigpipe_ignored };
-        Ok((SignalInbox { fd, me: std::process::id() as i32, takes_status: false }, inherited))
+        Ok((SignalInbox { fd, me: std::process::id() as i32, takes_status: None }, inherited))
     }
 
-    /// Takes the exit status a stop signal carries from the primary container's exeunt
-    /// (and from no other sender: see [`peer`]).
-    pub fn take_carried_status(&mut self) {
-        self.takes_status = true;
+    /// Takes the exit status a stop signal carries, from a sender that `check` accepts
+    /// (the primary container's exeunt: see `pod::peer`).
+    pub fn take_carried_status(&mut self, check: SenderCheck) {
+        self.takes_status = Some(check);
     }
 
     /// Appends every pending signal to `arrivals`. Reads several at a time, and stops
@@ -174,8 +178,8 @@ impl Source for SignalInbox {
                 }
                 Arrival { signo, sender, uid, status: Some(status) } if signo.asks_to_stop() => {
                     let checked = match self.takes_status {
-                        true => peer::check(sender, uid, status),
-                        false => Err("this exeunt's own primaries decide its status (see --sidecar)".to_string()),
+                        Some(check) => check(sender, uid, status),
+                        None => Err("this exeunt's own primaries decide its status (see --sidecar)".to_string()),
                     };
                     match checked {
                         Ok(()) => events.push_back(Event::StopWithStatus { signo, status, sender }),
