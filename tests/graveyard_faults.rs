@@ -35,6 +35,16 @@ fn bury(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::rename(&temporary, dir.join(name)).expect("rename it into place");
 }
 
+/// Container `queue` of a pod whose graveyard is `graveyard`, stopped when `job` dies,
+/// its primary running until SIGTERM: started (role map `map_name`), and up.
+fn queue_container(scratch: &Scratch, graveyard: &std::path::Path, map_name: &str) -> common::Running {
+    let primary = process("queue", "primary", &until_term("queue", "echo queue up;"), "");
+    let map = scratch.file(map_name, &pod_map("queue", &graveyard.to_string_lossy(), &["job"], &[primary]));
+    let mut running = plain(&["-c", &map]);
+    running.expect_line("queue up");
+    running
+}
+
 /// Waits until the tombstone at `path` is there and satisfies `done`.
 fn wait_for_tombstone(path: &std::path::Path, done: impl Fn(&exeunt::pod::tombstone::Tombstone) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -142,17 +152,7 @@ fn a_full_graveyard_still_gets_the_tombstone_of_death_and_the_pod_ends() {
 fn a_graveyard_removed_while_watched_is_made_again_and_still_followed() {
     let scratch = Scratch::new("graveyard-removed");
     let graveyard = scratch.0.join("graveyard");
-    let map = scratch.file(
-        "map.toml",
-        &pod_map(
-            "queue",
-            &graveyard.to_string_lossy(),
-            &["job"],
-            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
-        ),
-    );
-    let mut running = plain(&["-c", &map]);
-    running.expect_line("queue up");
+    let mut running = queue_container(&scratch, &graveyard, "map.toml");
     // Ready is the last milestone written before the death dep's.
     wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
     std::fs::remove_dir_all(&graveyard).expect("remove the graveyard");
@@ -272,17 +272,7 @@ fn a_graveyard_swapped_for_a_symlink_by_another_user_is_never_written_through() 
     std::fs::create_dir(&target).expect("target");
     let link = parent.join("link");
     std::os::unix::fs::symlink(&target, &link).expect("symlink");
-    let map = scratch.file(
-        "map.toml",
-        &pod_map(
-            "queue",
-            &graveyard.to_string_lossy(),
-            &["job"],
-            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
-        ),
-    );
-    let mut running = plain(&["-c", &map]);
-    running.expect_line("queue up");
+    let mut running = queue_container(&scratch, &graveyard, "map.toml");
     wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
     exchange(65534, &graveyard, &link);
     running.expect_log("was moved");
@@ -301,17 +291,7 @@ fn a_graveyard_swapped_for_a_symlink_by_another_user_is_never_written_through() 
 fn a_death_written_while_the_change_queue_overflows_is_still_seen() {
     let scratch = Scratch::new("graveyard-overflow");
     let graveyard = scratch.0.join("graveyard");
-    let map = scratch.file(
-        "map.toml",
-        &pod_map(
-            "queue",
-            &graveyard.to_string_lossy(),
-            &["job"],
-            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
-        ),
-    );
-    let mut running = plain(&["-c", &map]);
-    running.expect_line("queue up");
+    let mut running = queue_container(&scratch, &graveyard, "map.toml");
     let queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
         .map_or(16384, |v| v.trim().parse().expect("a number"));
     running.signal(libc::SIGSTOP);
@@ -331,17 +311,7 @@ fn a_death_written_while_the_change_queue_overflows_is_still_seen() {
 fn a_graveyard_that_is_briefly_a_file_is_tried_again_until_it_can_be_followed() {
     let scratch = Scratch::new("graveyard-briefly-a-file");
     let graveyard = scratch.0.join("graveyard");
-    let map = scratch.file(
-        "map.toml",
-        &pod_map(
-            "queue",
-            &graveyard.to_string_lossy(),
-            &["job"],
-            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
-        ),
-    );
-    let mut running = plain(&["-c", &map]);
-    running.expect_line("queue up");
+    let mut running = queue_container(&scratch, &graveyard, "map.toml");
     wait_for_tombstone(&graveyard.join("queue"), |t| t.ready.is_some());
     let file = scratch.0.join("file");
     std::fs::write(&file, "not a directory").expect("file");
@@ -359,17 +329,7 @@ fn a_graveyard_that_is_briefly_a_file_is_tried_again_until_it_can_be_followed() 
 /// SIGTERM to exeunt's exit, and how many rewrites the flood made.
 fn sigterm_under_a_tombstone_flood(scratch: &Scratch, round: u32, text: &str) -> (Duration, u32) {
     let graveyard = scratch.0.join(format!("graveyard-{round}"));
-    let map = scratch.file(
-        &format!("map-{round}.toml"),
-        &pod_map(
-            "queue",
-            &graveyard.to_string_lossy(),
-            &["job"],
-            &[process("queue", "primary", &until_term("queue", "echo queue up;"), "")],
-        ),
-    );
-    let mut running = plain(&["-c", &map]);
-    running.expect_line("queue up");
+    let running = queue_container(scratch, &graveyard, &format!("map-{round}.toml"));
     let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer = {
         let (flooding, graveyard, text) = (flooding.clone(), graveyard.clone(), text.to_string());

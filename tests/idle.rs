@@ -30,15 +30,20 @@ fn wakeups_over_10s(pid: i32) -> u64 {
     context_switches(pid) - before
 }
 
-#[test]
-fn idle_exeunt_with_a_sleeping_child_makes_no_wakeups_over_10s() {
-    let mut running = pid1(&["sh", "-c", "echo ready; exec sleep 1000"]);
-    running.expect_line("ready");
+/// Once exeunt is parked: its wake-ups over 10 s, then how the run ended after SIGTERM.
+fn wakeups_over_10s_then_sigterm(running: common::Running) -> (u64, common::Outcome) {
     let pid = running.exeunt_pid();
     wait_until_parked(pid);
     let wakeups = wakeups_over_10s(pid);
     running.signal(libc::SIGTERM);
-    let outcome = running.finish();
+    (wakeups, running.finish())
+}
+
+#[test]
+fn idle_exeunt_with_a_sleeping_child_makes_no_wakeups_over_10s() {
+    let mut running = pid1(&["sh", "-c", "echo ready; exec sleep 1000"]);
+    running.expect_line("ready");
+    let (wakeups, outcome) = wakeups_over_10s_then_sigterm(running);
     assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
     assert_eq!(outcome.code, 143, "sleep died of the forwarded SIGTERM: {outcome:?}");
 }
@@ -112,11 +117,7 @@ fn idle_exeunt_watching_a_graveyard_and_the_directory_above_it_makes_no_wakeups_
     );
     let mut running = pid1(&["-c", &map]);
     running.expect_line("ready");
-    let pid = running.exeunt_pid();
-    wait_until_parked(pid);
-    let wakeups = wakeups_over_10s(pid);
-    running.signal(libc::SIGTERM);
-    let outcome = running.finish();
+    let (wakeups, outcome) = wakeups_over_10s_then_sigterm(running);
     assert_eq!(wakeups, 0, "exeunt woke up {wakeups} times in 10s");
     assert_eq!(outcome.code, 143, "{outcome:?}");
 }
