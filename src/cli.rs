@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::events::Request;
-use crate::logger::{Level, Quoted};
+use crate::logger::Level;
 use crate::plan::{ControlSocket, LogFormat, ZeroCodes};
+use crate::quoted::Quoted;
 use crate::signo::Signo;
 
 pub const USAGE: &str = "\

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::logger::Quoted;
+use crate::quoted::Quoted;
 
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

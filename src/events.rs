@@ -84,6 +84,9 @@ pub struct Member {
     pub name: String,
 }
 
+/// The version of the control socket's format, which `--status --json` also names.
+pub const CONTROL_VERSION: u32 = 1;
+
 /// What a client of the control socket asks the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {

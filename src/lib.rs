@@ -21,6 +21,7 @@ pub mod outlet;
 pub mod output;
 pub mod plan;
 pub mod pod;
+pub mod quoted;
 pub mod reaper;
 pub mod resolve;
 pub mod rolemap;

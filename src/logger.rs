@@ -131,27 +131,9 @@ impl Log for StderrLogger {
 pub fn init(level: Level, format: LogFormat) {
     static LOGGER: StderrLogger = StderrLogger;
     let _ = log::set_logger(&LOGGER);
+    output::word_drops_with(drops_note);
     log::set_max_level(level.filter());
     set_format(format);
-}
-
-/// Text from outside (a role map value, a variable, a tombstone line) as a message
-/// quotes it: between single quotes, with control characters escaped, so that an
-/// error always stays one line and input cannot forge a log line.
-pub struct Quoted<'a>(pub &'a str);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("'")?;
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        f.write_str("'")
-    }
 }
 
 #[cfg(test)]
@@ -165,13 +147,6 @@ mod tests {
         assert_eq!(Level::from_tini_verbosity(2), Level::Warn);
         assert_eq!(Level::from_tini_verbosity(3), Level::Info);
         assert_eq!(Level::from_tini_verbosity(9), Level::Trace);
-    }
-
-    #[test]
-    fn quoted_text_stays_on_one_line() {
-        assert_eq!(Quoted("it's 10 s").to_string(), "'it's 10 s'");
-        assert_eq!(Quoted("a\nb\r\u{1b}[31m").to_string(), "'a\\nb\\r\\u{1b}[31m'");
-        assert_eq!(Quoted("µs").to_string(), "'µs'");
     }
 
     #[test]

@@ -65,6 +65,16 @@ struct LogQueue {
     /// Lines dropped since the last one written: the gap is always right behind the
     /// lines written, so the count is said there.
     dropped: u64,
+    /// How the log words that count (see [`word_drops_with`]).
+    drops_note: DropsNote,
+}
+
+/// The line that says how many log lines were dropped, in the log's own format.
+pub type DropsNote = fn(dropped: u64) -> Vec<u8>;
+
+/// Until the log says how, the count is a plain line.
+fn plain_drops_note(dropped: u64) -> Vec<u8> {
+    format!("[exeunt] warn: {dropped} log lines dropped while stderr was full\n").into_bytes()
 }
 
 impl LogQueue {
@@ -87,7 +97,7 @@ impl LogQueue {
     fn flush(&mut self, stderr: &mut Outlet) {
         while !stderr.is_waiting() && !stderr.is_broken() {
             if self.dropped > 0 {
-                let note = crate::logger::drops_note(self.dropped);
+                let note = (self.drops_note)(self.dropped);
                 self.dropped = 0;
                 stderr.offer(&note);
             } else if let Some(line) = self.lines.pop_front() {
@@ -111,7 +121,7 @@ impl Streams {
     fn open() -> Streams {
         Streams {
             outlets: [Outlet::open(libc::STDOUT_FILENO, STREAM_LIMIT), Outlet::open(libc::STDERR_FILENO, STREAM_LIMIT)],
-            log: LogQueue { lines: VecDeque::new(), bytes: 0, dropped: 0 },
+            log: LogQueue { lines: VecDeque::new(), bytes: 0, dropped: 0, drops_note: plain_drops_note },
         }
     }
 
@@ -185,6 +195,12 @@ pub fn log(line: &[u8]) {
     } else {
         streams.outlets[1].offer(line);
     }
+}
+
+/// The log words the count of its dropped lines with `note`, so that the count reads as
+/// the log's other lines do, text or JSON.
+pub fn word_drops_with(note: DropsNote) {
+    streams().log.drops_note = note;
 }
 
 /// Gives stdout and stderr until `until` to take what still waits, when exeunt is

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::Show;
-use crate::logger::Quoted;
+use crate::quoted::Quoted;
 use crate::signo::{SIGTERM, Signo};
 
 /// The default time between a process's stop signal and SIGKILL.

@@ -17,9 +17,9 @@ use std::fmt;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::cli::Options;
-use crate::logger::Quoted;
 use crate::plan::{Account, DEFAULT_GRACE, Plan, ProcessSpec, Role, UserSpec};
 use crate::pod::kubexit_env::{self, KUBEXIT_DEFAULT_GRACE, KubexitError};
+use crate::quoted::Quoted;
 use crate::rolemap::{self, RoleMapError};
 use crate::spawn::{WorkdirProblem, workdir_problem};
 

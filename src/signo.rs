@@ -5,7 +5,7 @@ use std::fmt;
 
 use nix::sys::signal::Signal;
 
-use crate::logger::Quoted;
+use crate::quoted::Quoted;
 
 /// A signal number, shown and read by name (`SIGTERM`, `SIGRTMIN+3`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

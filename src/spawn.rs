@@ -9,8 +9,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::logger::Quoted;
 use crate::plan::{Account, Plan, Role};
+use crate::quoted::Quoted;
 use crate::signals::Inherited;
 
 /// Why a process could not be started.

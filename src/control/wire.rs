@@ -15,11 +15,11 @@
 use std::fmt::Write as _;
 
 use crate::events::{Answer, Outcome, Request};
-use crate::logger::Quoted;
+use crate::quoted::Quoted;
 use crate::signo::Signo;
 
 /// The version of the wire format this exeunt speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = crate::events::CONTROL_VERSION;
 
 /// The longest request line, newline included.
 pub const REQUEST_LIMIT: usize = 1024;

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration;
-use crate::logger::Quoted;
 use crate::plan::{DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRAVEYARD, Pod};
+use crate::quoted::Quoted;
 use crate::rolemap::{is_valid_name, name_problem};
 
 /// kubexit's grace period when none is given: used when kubexit's variables, not a

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::logger::Quoted;
+use crate::quoted::Quoted;
 use crate::utc::{self, Fraction};
 
 /// A tombstone larger than this is not a tombstone: it is refused unread.

@@ -13,12 +13,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration::{self, Show};
-use crate::logger::Quoted;
 use crate::plan::{
     Check, ControlSocket, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD,
     DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, LogFormat, MatchName, Matcher, OnExit, OnTimeout, Output, Plan, Pod,
     ProcessSpec, Readiness, Role, ShutdownOrder,
 };
+use crate::quoted::Quoted;
 use crate::signo::Signo;
 
 mod values;

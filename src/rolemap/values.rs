@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use crate::logger::Quoted;
 use crate::plan::{Endpoint, HttpTarget, UserSpec};
+use crate::quoted::Quoted;
 
 /// Reads `HOST:PORT`, where HOST is an IP address or `localhost` (127.0.0.1 and ::1).
 pub fn read_addr(text: &str) -> Result<Endpoint, String> {

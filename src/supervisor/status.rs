@@ -210,7 +210,7 @@ impl Supervisor<'_> {
         let (phase, since) = self.phase;
         let mut out = format!(
             "{{\"version\":{},\"phase\":\"{}\",\"phase_seconds\":{},\"ready\":{},\"processes\":[",
-            crate::control::wire::VERSION,
+            crate::events::CONTROL_VERSION,
             phase.word(),
             Seconds(now.saturating_sub(since)),
             self.unready_reasons(rows).is_empty(),
