@@ -39,6 +39,16 @@ fn every_bad_role_map_exits_2_naming_the_line_and_starts_nothing() {
             ":1:16: grace_period: invalid duration '10 seconds'",
         ),
         (
+            "single brackets",
+            format!("{}{}", marker(&scratch), primary.replace("[[process]]", "[process]")),
+            ":5:2: process: write [[process]] with double brackets: each [[process]] table is one entry of a list",
+        ),
+        (
+            "single brackets first",
+            primary.replace("[[process]]", "[process]"),
+            ":1:1: process: write [[process]] with double brackets: each [[process]] table is one entry of a list",
+        ),
+        (
             "bad signal",
             format!("{}stop_signal = \"SIGNOPE\"\n{primary}", marker(&scratch)),
             ":5:15: stop_signal: unknown signal 'SIGNOPE'",

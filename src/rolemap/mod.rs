@@ -467,9 +467,28 @@ fn restart_keys(p: &RawProcess) -> [(&'static str, Option<Range<usize>>); 3] {
     ]
 }
 
+/// `[process]` where `[[process]]` is meant, which TOML reports as a table where a list
+/// was expected (the first process) or as a duplicate key (after a `[[process]]`): the
+/// error points into the header's line.
+fn single_brackets(text: &str, at: usize, message: &str) -> Option<String> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?.trim();
+    let name = line.strip_prefix('[')?.strip_suffix(']')?.trim();
+    let meant = match message {
+        "invalid type: map, expected a sequence" => true,
+        "duplicate key" => text.contains(&format!("[[{name}]]")),
+        _ => false,
+    };
+    (meant && !name.starts_with('[') && !name.is_empty())
+        .then(|| format!("{name}: write [[{name}]] with double brackets: each [[{name}]] table is one entry of a list"))
+}
+
 /// A value of the wrong type, said with its key and the form it takes: serde knows
 /// neither the key nor an example (`invalid type: string "nginx", expected a sequence`).
 fn wrong_type(text: &str, at: usize, message: &str) -> Option<String> {
+    if let Some(hint) = single_brackets(text, at, message) {
+        return Some(hint);
+    }
     let (found, expected) = message.strip_prefix("invalid type: ")?.split_once(", expected ")?;
     // The key is the last `key =` on the value's line before it (inline tables hold several).
     let line = text.get(..at)?.rsplit('\n').next()?;
