@@ -184,6 +184,38 @@ fn command_name(stat: &[u8]) -> String {
     String::from_utf8_lossy(&stat[open..close]).into_owned()
 }
 
+/// How much of a /proc file is read: more is never needed, whatever the process did
+/// to its command line.
+const MAX_PROC_READ: u64 = 4096;
+
+/// The first [`MAX_PROC_READ`] bytes of /proc/PID/FILE.
+pub fn read_proc(pid: i32, file: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs::File::open(format!("/proc/{pid}/{file}")).ok()?.take(MAX_PROC_READ).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Whether `pid` is the top process of a container: its parent is outside this PID
+/// namespace (so /proc shows it as 0), and it has not exited (a zombie).
+pub fn is_top_process(pid: i32) -> bool {
+    read_proc(pid, "stat").and_then(|stat| parse_stat(&stat)).is_some_and(|stat| stat.ppid == 0 && stat.state != b'Z')
+}
+
+/// The real uid on the `Uid:` line of /proc/PID/status.
+pub fn real_uid(pid: i32) -> Option<u32> {
+    let status = read_proc(pid, "status")?;
+    let line = status.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:"))?;
+    std::str::from_utf8(line).ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// The inode of the namespace of kind `kind` (`mnt`, `pid`) that /proc/PID/ns names
+/// (`pid` may be `self`): two processes share it when the inodes are equal.
+pub fn namespace(pid: &str, kind: &str) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/proc/{pid}/ns/{kind}")).map(|m| m.ino())
+}
+
 /// Whether the process is stopped by a signal (state T in /proc/PID/stat).
 pub fn is_stopped(pid: i32) -> bool {
     fs::read(format!("/proc/{pid}/stat")).ok().and_then(|stat| parse_stat(&stat)).is_some_and(|s| s.state == b'T')

@@ -26,6 +26,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use crate::plan::ControlSocket;
+use crate::reaper::namespace;
 
 /// How long a client has, from its connection, to send its request and take the answer.
 pub const CLIENT_TIME: Duration = Duration::from_secs(2);
@@ -37,12 +38,6 @@ pub const ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// (`@NAME/2`, `PATH.2`, ...) that exeunt takes when a neighbour holds the ones before,
 /// and that clients try in turn.
 pub const ADDRESSES: usize = 8;
-
-/// The inode of the namespace that `/proc/PID/ns/KIND` (`PID` may be `self`) names.
-fn namespace(pid: &str, kind: &str) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).map(|m| m.ino())
-}
 
 /// The inode of the mount namespace that `/proc/PID/ns/mnt` (or `self`) names.
 pub fn mount_namespace(pid: &str) -> std::io::Result<u64> {

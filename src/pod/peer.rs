@@ -17,7 +17,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
-use crate::reaper::parse_stat;
+use crate::reaper::{is_top_process, namespace, real_uid};
 
 /// The largest program compared byte by byte with exeunt's own (a debug build is tens
 /// of MiB; the release build is under one).
@@ -54,16 +54,13 @@ pub fn check(sender: i32, uid: u32, status: i32) -> Result<(), String> {
     if sender == me {
         return Err("it names exeunt itself as its sender".to_string());
     }
-    let proc = format!("/proc/{sender}");
-    let stat = fs::read(format!("{proc}/stat")).map_err(|e| format!("pid {sender} cannot be looked at: {e}"))?;
-    if parse_stat(&stat).is_none_or(|s| s.ppid != 0) {
+    if !is_top_process(sender) {
         return Err(format!("pid {sender} is not the top process of a container"));
     }
     if real_uid(sender) != Some(uid) {
         return Err(format!("pid {sender} does not run as uid {uid}"));
     }
-    let namespace = |pid: &str| fs::metadata(format!("/proc/{pid}/ns/pid")).map(|m| (m.dev(), m.ino()));
-    match (namespace(&sender.to_string()), namespace("self")) {
+    match (namespace(&sender.to_string(), "pid"), namespace("self", "pid")) {
         (Ok(theirs), Ok(ours)) if theirs == ours => {}
         (Ok(_), Ok(_)) => return Err(format!("pid {sender} is in another PID namespace")),
         (Err(e), _) | (_, Err(e)) => return Err(format!("pid {sender}: cannot read its PID namespace: {e}")),
@@ -75,13 +72,6 @@ pub fn check(sender: i32, uid: u32, status: i32) -> Result<(), String> {
         return Err(format!("pid {sender} does not run exeunt"));
     }
     Ok(())
-}
-
-/// The real uid on the `Uid:` line of /proc/PID/status.
-fn real_uid(pid: i32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether one of `pid`'s descriptors is the memfd named `name`.

@@ -8,7 +8,6 @@
 //! them is ruled out; and a process found is matched again once its pidfd is open.
 
 use std::fs;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use log::{debug, warn};
@@ -16,11 +15,8 @@ use log::{debug, warn};
 use crate::event_loop::{Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Event, ExitStatus};
 use crate::plan::{MatchName, Matcher};
-use crate::reaper::{parse_stat, pids};
+use crate::reaper::{is_top_process, pids, read_proc, real_uid};
 use crate::signo::Signo;
-
-/// How much of a /proc file is read: more is never needed to match.
-const MAX_PROC_READ: u64 = 4096;
 
 /// The processes of other containers that sidecars name, each watched through a pidfd
 /// (readable once the process has exited, whoever its parent is).
@@ -116,24 +112,6 @@ fn describe(pid: i32) -> String {
         Some(uid) => format!("pid {pid} (uid {uid})"),
         None => format!("pid {pid}"),
     }
-}
-
-fn read_proc(pid: i32, file: &str) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    fs::File::open(format!("/proc/{pid}/{file}")).ok()?.take(MAX_PROC_READ).read_to_end(&mut bytes).ok()?;
-    Some(bytes)
-}
-
-fn is_top_process(pid: i32) -> bool {
-    // A zombie has exited already.
-    read_proc(pid, "stat").and_then(|stat| parse_stat(&stat)).is_some_and(|stat| stat.ppid == 0 && stat.state != b'Z')
-}
-
-/// The real uid on the `Uid:` line of /proc/PID/status.
-fn real_uid(pid: i32) -> Option<u32> {
-    let status = read_proc(pid, "status")?;
-    let line = status.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:"))?;
-    std::str::from_utf8(line).ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether the process's comm, exe or first argument is the one asked for, and its uid
