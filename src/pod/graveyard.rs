@@ -246,7 +246,10 @@ impl Graveyard {
                 let _ = self.inotify.rm_watch(watch);
             }
             // Opening it again reads every dep's tombstone.
-            return self.open_again(events);
+            if let Some(Err(e)) = self.open_again(events) {
+                self.cannot_write(&e);
+            }
+            return;
         }
         if everything {
             warn!(
@@ -264,8 +267,8 @@ impl Graveyard {
     /// that one from now on: this container's tombstone is written again, and the deps'
     /// are read (another container may have made it again first). While that fails,
     /// it is tried again with a back-off, and tombstones stay in the directory opened
-    /// before, wherever it is now.
-    fn open_again(&mut self, events: &mut Events) {
+    /// before, wherever it is now. Some(how the tombstone's write went) when it opened.
+    fn open_again(&mut self, events: &mut Events) -> Option<std::io::Result<()>> {
         let opened = open_dir(&self.path).and_then(|dir| watch(&self.inotify, &self.path, &dir).map(|w| (dir, w)));
         match opened {
             Ok((dir, watch)) => {
@@ -274,10 +277,9 @@ impl Graveyard {
                 }
                 self.timer.arm(None, "the graveyard's retry");
                 (self.dir, self.watch) = (dir, Some(watch));
-                if let Err(e) = self.store() {
-                    error!("tombstone {}: cannot write it: {e}", self.path.join(&self.name).display());
-                }
+                let stored = self.store();
                 self.look_at_every_dep(events);
+                Some(stored)
             }
             Err(e) => {
                 let wait = self.retry.map_or(FIRST_RETRY, |(_, wait)| wait);
@@ -285,8 +287,13 @@ impl Graveyard {
                 let at = event_loop::now() + wait;
                 self.retry = Some((at, (wait * 2).min(MAX_RETRY)));
                 self.timer.arm(Some(at), "the graveyard's retry");
+                None
             }
         }
+    }
+
+    fn cannot_write(&self, e: &std::io::Error) {
+        error!("tombstone {}: cannot write it: {e}", self.path.join(&self.name).display());
     }
 
     /// Whether the graveyard's path still leads to the directory opened.
@@ -341,18 +348,11 @@ impl Graveyard {
             if let Some(watch) = self.watch.take() {
                 let _ = self.inotify.rm_watch(watch);
             }
-            self.open_again(events);
-            if self.watch.is_some() {
-                stored = self.store();
+            if let Some(written) = self.open_again(events) {
+                stored = written;
             }
         }
-        match stored {
-            Ok(()) => true,
-            Err(e) => {
-                error!("tombstone {}: cannot write it: {e}", self.path.join(&self.name).display());
-                false
-            }
-        }
+        stored.map_err(|e| self.cannot_write(&e)).is_ok()
     }
 
     /// Writes the tombstone as it is now, atomically where the disk has room, else in
@@ -512,8 +512,10 @@ impl Source for Graveyard {
             CHANGES => self.on_changes(events),
             _ => {
                 self.timer.fired();
-                if self.retry.is_some_and(|(at, _)| at <= event_loop::now()) {
-                    self.open_again(events);
+                if self.retry.is_some_and(|(at, _)| at <= event_loop::now())
+                    && let Some(Err(e)) = self.open_again(events)
+                {
+                    self.cannot_write(&e);
                 }
             }
         }
