@@ -354,55 +354,55 @@ impl Control {
 /// Binds a new listening socket at `address`. A stale socket file (nothing listens) is
 /// replaced; anything else there is left alone.
 fn bind(address: &ControlSocket, container: &Container) -> Result<(OwnedFd, Option<SocketFile>), Bind> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let listener = stream_socket(true).map_err(Bind::Failed)?;
     let (addr, length) = sockaddr(address);
+    let path = match address {
+        ControlSocket::Path(path) => Some(path),
+        _ => None,
+    };
+    // Bound: the socket, and the identity of its file (a path's) once made.
+    let bound = |listener: OwnedFd| {
+        let file = path.and_then(|p| std::fs::symlink_metadata(p).map(|m| (p.clone(), (m.dev(), m.ino()))).ok());
+        Ok((listener, file))
+    };
     // SAFETY: addr is a valid sockaddr_un of `length` bytes.
     let bind = || unsafe { libc::bind(listener.as_raw_fd(), (&raw const addr).cast(), length) };
-    let identity = |path: &PathBuf| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(path).map(|m| (path.clone(), (m.dev(), m.ino()))).ok()
-    };
     if bind() == 0 {
-        return Ok((listener, if let ControlSocket::Path(path) = address { identity(path) } else { None }));
+        return bound(listener);
     }
     let e = std::io::Error::last_os_error();
     if e.raw_os_error() != Some(libc::EADDRINUSE) {
         return Err(Bind::Failed(e));
     }
-    if let ControlSocket::Path(path) = address {
-        use std::os::unix::fs::FileTypeExt;
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if !m.file_type().is_socket() => {
-                let kind = if m.is_file() {
-                    "a regular file"
-                } else if m.is_dir() {
-                    "a directory"
-                } else {
-                    "not a socket"
-                };
-                return Err(Bind::Held(format!("is {kind}, which exeunt leaves alone")));
-            }
-            _ => {}
-        }
+    if let Some(m) = path.and_then(|p| std::fs::symlink_metadata(p).ok())
+        && !m.file_type().is_socket()
+    {
+        let kind = if m.is_file() {
+            "a regular file"
+        } else if m.is_dir() {
+            "a directory"
+        } else {
+            "not a socket"
+        };
+        return Err(Bind::Held(format!("is {kind}, which exeunt leaves alone")));
     }
-    match super::client::connect(address) {
-        Ok(stream) => match container.holds(stream.as_fd()) {
+    match (super::client::connect(address), path) {
+        (Ok(stream), _) => match container.holds(stream.as_fd()) {
             Ok(()) => Err(Bind::Ours(format!(
                 "another exeunt answers at the control socket {address}: this one listens on none"
             ))),
             Err(who) => Err(Bind::Held(format!("is held by {who}"))),
         },
-        Err(_) if matches!(address, ControlSocket::Path(_)) => {
+        (Err(_), Some(path)) => {
             // A socket file left by an exeunt that is gone: take its place.
-            if let ControlSocket::Path(path) = address {
-                let _ = std::fs::remove_file(path);
-            }
+            let _ = std::fs::remove_file(path);
             match bind() {
-                0 => Ok((listener, if let ControlSocket::Path(path) = address { identity(path) } else { None })),
+                0 => bound(listener),
                 _ => Err(Bind::Failed(std::io::Error::last_os_error())),
             }
         }
-        Err(e) => Err(Bind::Held(format!("is bound, and nothing answers there ({e})"))),
+        (Err(e), None) => Err(Bind::Held(format!("is bound, and nothing answers there ({e})"))),
     }
 }
 
