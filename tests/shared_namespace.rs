@@ -284,15 +284,22 @@ fn wait_until_running_as_pilot_agent(container: &Running) -> i32 {
     }
 }
 
+/// Two "containers" whose top processes are both named `pilot-agent`: the first runs as
+/// uid 65534, the second as root. Each with its pid, once it runs.
+fn two_pilot_agents(pod: &Pod, scratch: &Scratch) -> [(Running, i32); 2] {
+    [65534, 0].map(|uid| {
+        let container = pilot_agent(pod, scratch, uid);
+        let pid = wait_until_running_as_pilot_agent(&container);
+        (container, pid)
+    })
+}
+
 #[test]
 fn an_impostor_with_the_sidecars_name_but_another_uid_is_not_matched() {
     let pod = Pod::new();
     let scratch = Scratch::new("shared-impostor");
     // The impostor comes first: it has the lower pid.
-    let impostor = pilot_agent(&pod, &scratch, 65534);
-    let impostor_pid = wait_until_running_as_pilot_agent(&impostor);
-    let real = pilot_agent(&pod, &scratch, 0);
-    let real_pid = wait_until_running_as_pilot_agent(&real);
+    let [(_impostor, impostor_pid), (real, real_pid)] = two_pilot_agents(&pod, &scratch);
     let (real_in_pod, impostor_in_pod) = (pid_in_pod(real_pid), pid_in_pod(impostor_pid));
     let map = [
         process("istio", "sidecar", "", "")
@@ -314,10 +321,7 @@ fn an_impostor_with_the_sidecars_name_but_another_uid_is_not_matched() {
 fn two_processes_matching_a_name_are_a_warning_and_neither_is_taken() {
     let pod = Pod::new();
     let scratch = Scratch::new("shared-ambiguous");
-    let first = pilot_agent(&pod, &scratch, 65534);
-    let first_pid = wait_until_running_as_pilot_agent(&first);
-    let second = pilot_agent(&pod, &scratch, 0);
-    let second_pid = wait_until_running_as_pilot_agent(&second);
+    let [(_first, first_pid), (_second, second_pid)] = two_pilot_agents(&pod, &scratch);
     let map = format!(
         "match_timeout = \"500ms\"\n\n{}{}",
         process("istio", "sidecar", "", "")
