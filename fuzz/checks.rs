@@ -1,6 +1,6 @@
 //! What must hold for any input to exeunt's parsers, whatever the bytes: no panic, an
 //! error that fits on one line, and what is accepted reads back the same when exeunt
-//! shows it. Shared by the fuzz targets and by `tests/fuzz_corpus.rs`, which replays
+//! shows it. Shared by the fuzz targets and by `tests/integration/fuzz_corpus.rs`, which replays
 //! the saved corpus as ordinary tests.
 
 use std::ffi::{OsStr, OsString};

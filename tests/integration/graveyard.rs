@@ -2,10 +2,10 @@
 //! by kubexit's own variables. Each exeunt here is PID 1 of its own namespace, as in
 //! its own container; the graveyard is a directory they share, as an emptyDir.
 
-mod common;
+use crate::common;
 use std::time::Duration;
 
-use common::{Scratch, pid1_env, until_term};
+use common::{SLEEP_FOREVER, Scratch, pid1_env, until_term};
 use exeunt::pod::graveyard::read_tombstone;
 
 fn tombstone(scratch: &Scratch, name: &str) -> exeunt::pod::tombstone::Tombstone {
@@ -49,11 +49,7 @@ fn a_successful_primary_makes_the_stopped_sidecar_container_succeed() {
     let mut queue = pid1_env(
         &[("KUBEXIT_NAME", "queue"), ("KUBEXIT_GRAVEYARD", &graveyard), ("KUBEXIT_DEATH_DEPS", "forwarder")],
         // The sidecar fails when stopped: that must not fail the Job.
-        &[
-            "sh",
-            "-c",
-            "trap 'kill -9 $! 2>/dev/null; exit 1' TERM; echo queue up; while :; do sleep 1000 & wait $!; done",
-        ],
+        &["sh", "-c", &format!("trap 'kill -9 $! 2>/dev/null; exit 1' TERM; echo queue up; {SLEEP_FOREVER}")],
     );
     queue.expect_line("queue up");
     let forwarder =

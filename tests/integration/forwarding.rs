@@ -4,17 +4,17 @@
 //! that lives on after SIGQUIT (a JVM's thread dump) lives on; a server that drains for
 //! 20 s gets its 20 s; no SIGCONT follows a signal passed on.
 
-mod common;
+use crate::common;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, Stream, pid1, process, until_term};
+use common::{SLEEP_FOREVER, Scratch, Stream, pid1, process, until_term};
 
 /// A shell that answers each trapped signal by a line, `on_term` the TERM trap (`:` to
 /// live on: an ignored SIGTERM would be inherited by its `sleep`), and exits 0 on
 /// SIGUSR2 (how the tests end it).
 fn answering(signals: &[&str], on_term: &str) -> String {
     let traps: String = signals.iter().map(|s| format!("trap 'echo got {s}' {s}; ")).collect();
-    format!("{traps}trap '{on_term}' TERM; trap 'exit 0' USR2; echo ready; while :; do sleep 1000 & wait $!; done")
+    format!("{traps}trap '{on_term}' TERM; trap 'exit 0' USR2; echo ready; {SLEEP_FOREVER}")
 }
 
 /// SIGQUIT three times over 15 s, past the 10 s after which exeunt used to kill.
@@ -29,12 +29,16 @@ fn three_sigquits_over_15s(running: &mut common::Running) {
 }
 
 /// A primary that counts its SIGQUITs and lives on after each.
-const QUIT_COUNTER: &str = "n=0; trap 'n=$((n+1)); echo got QUIT $n' QUIT; trap 'exit 0' USR2; \
-                            echo ready; while :; do sleep 1000 & wait $!; done";
+fn quit_counter() -> String {
+    format!(
+        "n=0; trap 'n=$((n+1)); echo got QUIT $n' QUIT; trap 'exit 0' USR2; \
+                            echo ready; {SLEEP_FOREVER}"
+    )
+}
 
 #[test]
 fn without_a_role_map_a_primary_that_survives_sigquit_gets_every_one_and_lives_on() {
-    let mut running = pid1(&["sh", "-c", QUIT_COUNTER]);
+    let mut running = pid1(&["sh", "-c", &quit_counter()]);
     running.expect_line("ready");
     three_sigquits_over_15s(&mut running);
     running.signal(libc::SIGUSR2);
@@ -96,7 +100,7 @@ fn with_a_role_map_a_primary_that_drains_for_20s_is_not_killed_and_the_sidecar_s
 #[test]
 fn with_a_role_map_a_primary_whose_stop_signal_is_sigquit_survives_three_and_the_sidecar_runs_on() {
     let scratch = Scratch::new("three-sigquits");
-    let mut running = pid1(&["-c", &with_sidecar(&scratch, QUIT_COUNTER, "stop_signal = \"SIGQUIT\"")]);
+    let mut running = pid1(&["-c", &with_sidecar(&scratch, &quit_counter(), "stop_signal = \"SIGQUIT\"")]);
     running.expect_line("ready");
     three_sigquits_over_15s(&mut running);
     running.signal(libc::SIGUSR2);
@@ -110,9 +114,8 @@ fn with_a_role_map_a_primary_whose_stop_signal_is_sigquit_survives_three_and_the
 #[test]
 fn with_a_role_map_sigterm_reaches_a_primary_as_its_stop_signal_sigquit() {
     let scratch = Scratch::new("term-as-quit");
-    let primary = "trap 'echo got TERM' TERM; trap 'echo got QUIT; exit 0' QUIT; echo ready; \
-                   while :; do sleep 1000 & wait $!; done";
-    let mut running = pid1(&["-c", &with_sidecar(&scratch, primary, "stop_signal = \"SIGQUIT\"")]);
+    let primary = format!("trap 'echo got TERM' TERM; trap 'echo got QUIT; exit 0' QUIT; echo ready; {SLEEP_FOREVER}");
+    let mut running = pid1(&["-c", &with_sidecar(&scratch, &primary, "stop_signal = \"SIGQUIT\"")]);
     running.expect_line("ready");
     running.signal(libc::SIGTERM);
     let outcome = running.finish();
@@ -127,7 +130,7 @@ fn with_a_role_map_sigterm_runs_a_primarys_exec_stop_hook() {
     let pid_file = scratch.path("job.pid");
     let primary = format!(
         "trap 'echo got TERM' TERM; trap 'exit 0' USR2; echo $$ > {pid_file}; echo ready; \
-         while :; do sleep 1000 & wait $!; done"
+         {SLEEP_FOREVER}"
     );
     // The hook's only way to stop the primary is SIGUSR2, on which it exits 0.
     let hook = format!("stop = {{ exec = [\"sh\", \"-c\", \"kill -USR2 $(cat {pid_file})\"] }}");
@@ -189,9 +192,8 @@ fn the_stop_delay_holds_sigterm_back_while_a_real_server_still_answers() {
 
 #[test]
 fn rewrite_15_to_3_delivers_sigquit_for_sigterm_and_says_so_at_debug_level() {
-    let primary = "trap 'echo got TERM' TERM; trap 'echo got QUIT; exit 0' QUIT; echo ready; \
-                   while :; do sleep 1000 & wait $!; done";
-    let mut running = pid1(&["-vv", "-r", "15:3", "sh", "-c", primary]);
+    let primary = format!("trap 'echo got TERM' TERM; trap 'echo got QUIT; exit 0' QUIT; echo ready; {SLEEP_FOREVER}");
+    let mut running = pid1(&["-vv", "-r", "15:3", "sh", "-c", &primary]);
     running.expect_line("ready");
     running.signal(libc::SIGTERM);
     let outcome = running.finish();

@@ -1,7 +1,7 @@
 //! Children start with the signal mask and ignored signals exeunt was started with,
 //! not exeunt's own (it blocks nearly every signal to read them from a signalfd).
 
-mod common;
+use crate::common;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! Each test plays an example as it is, but for the images (replaced by local ones) and
 //! a few asserted text edits that change one thing, so the examples cannot rot.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! An idle exeunt makes no wake-ups: it blocks in epoll_wait with no timeout.
 
-mod common;
+use crate::common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 

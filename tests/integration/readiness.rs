@@ -2,7 +2,7 @@
 //! probes never hold up signals; a sidecar not ready in time stops the run or not, as
 //! its role map says.
 
-mod common;
+use crate::common;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;

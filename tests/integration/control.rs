@@ -3,12 +3,12 @@
 //! namespaces, by clients that enter them as `kubectl exec` would, and by clients that
 //! may not ask: another uid, another mount namespace, another PID namespace.
 
-mod common;
+use crate::common;
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{HANG, Scratch, count, exeunt, free_port, pid1, process, status_field, until_term};
+use common::{HANG, SLEEP_FOREVER, Scratch, count, exeunt, free_port, pid1, process, status_field, until_term};
 
 /// What a client run printed, and its exit code.
 #[derive(Debug)]
@@ -110,7 +110,7 @@ fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_an
             "primary",
             &format!(
                 "trap 'kill -9 $! 2>/dev/null; echo job draining; read x < {drained}; echo job drained; exit 0' TERM; \
-                 echo job started; while :; do sleep 1000 & wait $!; done"
+                 echo job started; {SLEEP_FOREVER}"
             ),
             "",
         ),

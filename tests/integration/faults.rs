@@ -2,7 +2,7 @@
 //! of descendants, exeunt itself killed, a flood of signals and orphans, a crash loop
 //! that runs for a minute, and descriptors that must not leak into children.
 
-mod common;
+use crate::common;
 use std::time::{Duration, Instant};
 
 use common::{

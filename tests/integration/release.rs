@@ -1,7 +1,7 @@
 //! What a release ships, as `scripts/release` packs it: both static binaries with their
 //! checksums, and a Debian package that installs, runs and goes away again.
 
-mod common;
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

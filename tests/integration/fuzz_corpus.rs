@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 /// Runs every saved input of every target through its checks, and names the input

@@ -1,6 +1,5 @@
 //! What the integration tests share: exeunt run as a real PID 1 in a new PID
 //! namespace, its output read line by line, and bounds that turn a hang into a failure.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -8,6 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How a test's shell waits for signals: `wait` on a background `sleep` returns as soon
+/// as a trapped signal comes, where a foreground `sleep` would hold the trap until it ends.
+pub const SLEEP_FOREVER: &str = "while :; do sleep 1000 & wait $!; done";
+
+/// [`SLEEP_FOREVER`] for a shell nested in another's double quotes.
+pub const SLEEP_FOREVER_NESTED: &str = r"while :; do sleep 1000 & wait \$!; done";
 
 /// Past this, a run that should take milliseconds or seconds has hung.
 pub const HANG: Duration = Duration::from_secs(60);
@@ -365,9 +371,7 @@ pub fn process(name: &str, role: &str, script: &str, extra: &str) -> String {
 /// its `sleep` first: a child forked just then still holds the shell's TERM handler
 /// until it execs, and would swallow the final sweep's SIGTERM.
 pub fn until_term(name: &str, before: &str) -> String {
-    format!(
-        "trap 'kill -9 $! 2>/dev/null; echo {name} got TERM; exit 0' TERM; {before} while :; do sleep 1000 & wait $!; done"
-    )
+    format!("trap 'kill -9 $! 2>/dev/null; echo {name} got TERM; exit 0' TERM; {before} {SLEEP_FOREVER}")
 }
 
 /// A loopback port nothing listens on right now.

@@ -1,7 +1,7 @@
 //! `user = "..."`: the process runs with that user's ids and none of exeunt's
 //! supplementary groups; a change exeunt cannot make is refused before anything runs.
 
-mod common;
+use crate::common;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! What a primary leaves running in its process group is stopped before any sidecar,
 //! so that a database or a proxy outlives its clients.
 
-mod common;
+use crate::common;
 use common::{Scratch, Stream, free_port, position, process, run_pid1};
 
 /// A primary that starts a client of the server on `port` in the background and exits

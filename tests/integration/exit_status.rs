@@ -1,7 +1,7 @@
 //! exeunt exits with the primary's status, the way a shell reports it, as PID 1.
 
-mod common;
-use common::{Scratch, run_pid1};
+use crate::common;
+use common::{SLEEP_FOREVER, Scratch, run_pid1};
 
 #[test]
 fn exit_codes_of_the_primary_pass_through() {
@@ -47,17 +47,19 @@ fn with_a_role_map_the_primarys_failure_is_the_exit_status() {
     let scratch = Scratch::new("rolemap-status");
     let map = scratch.file(
         "map.toml",
-        r#"
+        &format!(
+            r#"
 [[process]]
 name = "proxy"
 role = "sidecar"
-command = ["sh", "-c", "trap 'kill -9 $! 2>/dev/null; exit 0' TERM; while :; do sleep 1000 & wait $!; done"]
+command = ["sh", "-c", "trap 'kill -9 $! 2>/dev/null; exit 0' TERM; {SLEEP_FOREVER}"]
 
 [[process]]
 name = "job"
 role = "primary"
 command = ["sh", "-c", "exit 3"]
-"#,
+"#
+        ),
     );
     let outcome = run_pid1(&["-c", &map]);
     assert_eq!(outcome.code, 3, "{outcome:?}");
@@ -71,17 +73,19 @@ fn the_first_failing_primary_sets_the_status_and_stops_the_others() {
     let scratch = Scratch::new("fail-fast");
     let map = scratch.file(
         "map.toml",
-        r#"
+        &format!(
+            r#"
 [[process]]
 name = "slow"
 role = "primary"
-command = ["sh", "-c", "trap 'kill -9 $! 2>/dev/null; exit 0' TERM; while :; do sleep 1000 & wait $!; done"]
+command = ["sh", "-c", "trap 'kill -9 $! 2>/dev/null; exit 0' TERM; {SLEEP_FOREVER}"]
 
 [[process]]
 name = "broken"
 role = "primary"
 command = ["sh", "-c", "exit 5"]
-"#,
+"#
+        ),
     );
     let outcome = run_pid1(&["-c", &map]);
     assert_eq!(outcome.code, 5, "{outcome:?}");

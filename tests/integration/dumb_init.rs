@@ -4,12 +4,12 @@
 //! the init leaves its directory for `/` while the child keeps its own, and the exit
 //! status is the child's.
 
-mod common;
+use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{HANG, Running, Scratch, pid1_program, start};
+use common::{HANG, Running, SLEEP_FOREVER, SLEEP_FOREVER_NESTED, Scratch, pid1_program, start};
 
 /// A `dumb-init` in the scratch directory: a symlink to exeunt, as an image would have.
 fn dumb_init(scratch: &Scratch) -> PathBuf {
@@ -22,12 +22,17 @@ fn dumb_init(scratch: &Scratch) -> PathBuf {
 /// answers SIGUSR1, and waits. The grandchild's TERM trap kills its `sleep` first: one
 /// forked just as the final sweep's SIGTERM comes would swallow it (as in
 /// `common::until_term`).
-const FAMILY: &str = "echo child $$ session $(cut -d' ' -f6 /proc/$$/stat); \
+fn family_script() -> String {
+    format!(
+        "echo child $$ session $(cut -d' ' -f6 /proc/$$/stat); \
     sh -c \"trap 'echo grandchild got USR1' USR1; trap 'kill -9 \\$! 2>/dev/null; exit 0' TERM; \
-    echo grandchild ready; while :; do sleep 1000 & wait \\$!; done\" & wait";
+    echo grandchild ready; {SLEEP_FOREVER_NESTED}\" & wait"
+    )
+}
 
 fn family(program: &Path, env: &[(&str, &str)], flags: &[&str]) -> Running {
-    let args: Vec<&str> = flags.iter().copied().chain(["sh", "-c", FAMILY]).collect();
+    let script = family_script();
+    let args: Vec<&str> = flags.iter().copied().chain(["sh", "-c", &script]).collect();
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut running = pid1_program(
         program,
@@ -74,13 +79,13 @@ fn as_dumb_init_the_init_leaves_its_directory_for_the_root_while_the_child_keeps
     let scratch = Scratch::new("dumb-init-cwd");
     let program = dumb_init(&scratch);
     let dir = scratch.0.clone();
-    let script = "pwd; echo ready; while :; do sleep 1000 & wait $!; done";
+    let script = format!("pwd; echo ready; {SLEEP_FOREVER}");
     let mut running = pid1_program(
         &program,
         |c| {
             c.current_dir(&dir);
         },
-        &["sh", "-c", script],
+        &["sh", "-c", &script],
     );
     running.expect_line("ready");
     // The child may say so before exeunt, back from starting it, has moved.
@@ -114,7 +119,7 @@ fn as_dumb_init_sigtstp_stops_the_child_and_then_the_init_and_sigcont_resumes_bo
     // Not PID 1: a namespace's init cannot be stopped by a signal from inside it.
     let scratch = Scratch::new("dumb-init-tstp");
     let mut command = Command::new(dumb_init(&scratch));
-    command.args(["sh", "-c", "echo child $$; while :; do sleep 1000 & wait $!; done"]);
+    command.args(["sh", "-c", &format!("echo child $$; {SLEEP_FOREVER}")]);
     let mut running = start(command);
     let line = running.expect_line("child ");
     let child: i32 = line.trim_start_matches("child ").parse().expect("a pid");
@@ -165,11 +170,13 @@ fn as_dumb_init_sigterm_reaches_a_grandchild_in_the_childs_group_while_the_child
     // The child lives on after SIGTERM, so no final sweep has begun: the grandchild can
     // only have got it through the group.
     let scratch = Scratch::new("dumb-init-term-group");
-    let script = "trap 'echo child got TERM' TERM; trap 'exit 0' USR2; \
+    let script = format!(
+        "trap 'echo child got TERM' TERM; trap 'exit 0' USR2; \
         sh -c \"trap 'echo grandchild got TERM; exit 0' TERM; echo grandchild ready; \
-        while :; do sleep 1000 & wait \\$!; done\" & \
-        while :; do sleep 1000 & wait $!; done";
-    let mut running = pid1_program(&dumb_init(&scratch), |_| {}, &["sh", "-c", script]);
+        {SLEEP_FOREVER_NESTED}\" & \
+        {SLEEP_FOREVER}"
+    );
+    let mut running = pid1_program(&dumb_init(&scratch), |_| {}, &["sh", "-c", &script]);
     running.expect_line("grandchild ready");
     running.signal(libc::SIGTERM);
     running.expect_line("grandchild got TERM");

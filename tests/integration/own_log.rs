@@ -1,14 +1,14 @@
 //! exeunt's own log never holds supervision up: a stderr that nobody reads costs
 //! dropped log lines, counted, and never a late signal or a missed exit.
 
-mod common;
+use crate::common;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use common::{HANG, Scratch, children_of, exeunt, require_pid_namespaces};
+use common::{HANG, SLEEP_FOREVER, Scratch, children_of, exeunt, require_pid_namespaces};
 
 /// Bytes waiting in a pipe, read through its read end.
 fn waiting_in(pipe: &impl AsRawFd) -> usize {
@@ -24,10 +24,12 @@ fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drai
     let scratch = Scratch::new("full-stderr");
     let map = scratch.file(
         "map.toml",
-        "[[process]]\nname = \"flood\"\nrole = \"sidecar\"\ncommand = [\"sh\", \"-c\", \"exec yes flooding-stderr >&2\"]\n\n\
+        &format!(
+            "[[process]]\nname = \"flood\"\nrole = \"sidecar\"\ncommand = [\"sh\", \"-c\", \"exec yes flooding-stderr >&2\"]\n\n\
          [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"sh\", \"-c\", \
          \"trap '' USR1; trap 'kill -9 $! 2>/dev/null; echo job got TERM; exit 3' TERM; echo job started; \
-         while :; do sleep 1000 & wait $!; done\"]\n",
+         {SLEEP_FOREVER}\"]\n"
+        ),
     );
     // -v: every forwarded signal is a log line, so that the log outgrows what may wait.
     let mut child = Command::new("unshare")

@@ -5,7 +5,7 @@
 //! Read-only and full graveyards are tmpfs mounts in a mount namespace of their own
 //! (`unshare --mount`), so nothing of the machine's is touched.
 
-mod common;
+use crate::common;
 use std::process::Command;
 use std::time::Duration;
 

@@ -3,13 +3,13 @@
 //! built as a container runtime builds it: a namespace whose PID 1 is a pause process,
 //! and "containers" that enter it with nsenter, so that their parent is outside.
 
-mod common;
+use crate::common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Running, Scratch, children_of, exeunt, exists, free_port, http_sidecar, list_fds, pid1, process,
+    Running, SLEEP_FOREVER, Scratch, children_of, exeunt, exists, free_port, http_sidecar, list_fds, pid1, process,
     require_pid_namespaces, start, until_term,
 };
 
@@ -215,8 +215,8 @@ fn pid_in_pod(pid: i32) -> i32 {
 #[test]
 fn a_forged_status_on_a_stop_signal_never_replaces_the_primarys_own() {
     let scratch = Scratch::new("forged-status");
-    let job = "trap 'kill -9 $! 2>/dev/null; exit 7' TERM; echo job up; while :; do sleep 1000 & wait $!; done";
-    let map = scratch.file("map.toml", &process("job", "primary", job, ""));
+    let job = format!("trap 'kill -9 $! 2>/dev/null; exit 7' TERM; echo job up; {SLEEP_FOREVER}");
+    let map = scratch.file("map.toml", &process("job", "primary", &job, ""));
     let mut running = pid1(&["-c", &map]);
     running.expect_line("job up");
     forge_status(running.exeunt_pid(), libc::SIGTERM, 0);
@@ -234,8 +234,9 @@ fn a_sidecar_container_takes_no_status_whose_named_sender_holds_no_proof() {
     let pod = Pod::new();
     let scratch = Scratch::new("shared-forged");
     let mesh = renamed(&scratch, exeunt(), "mesh-agent");
-    let on_term = "trap 'kill -9 $! 2>/dev/null; echo mesh got TERM; exit 5' TERM; echo mesh up; while :; do sleep 1000 & wait $!; done";
-    let mut sidecar = pod.container(&[&mesh, "--sidecar", "-v", "sh", "-c", on_term]);
+    let on_term =
+        format!("trap 'kill -9 $! 2>/dev/null; echo mesh got TERM; exit 5' TERM; echo mesh up; {SLEEP_FOREVER}");
+    let mut sidecar = pod.container(&[&mesh, "--sidecar", "-v", "sh", "-c", &on_term]);
     sidecar.expect_line("mesh up");
     let go = scratch.fifo("go");
     let map = [

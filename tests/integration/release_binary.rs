@@ -2,7 +2,7 @@
 //! one static, stripped executable under 1 MiB for its machine. Read from the ELF
 //! headers, without running anything.
 
-mod common;
+use crate::common;
 
 fn u16_at(bytes: &[u8], at: usize) -> usize {
     u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize

@@ -1,10 +1,10 @@
 //! When the primaries are done, or exeunt is told to stop, the sidecars are stopped
 //! and nothing is left running; signals reach the primaries.
 
-mod common;
+use crate::common;
 use std::time::Duration;
 
-use common::{Scratch, Stream, exists, pid1, plain, run_pid1};
+use common::{SLEEP_FOREVER, SLEEP_FOREVER_NESTED, Scratch, Stream, exists, pid1, plain, run_pid1};
 
 /// A shell that runs until a signal it traps; `on_term` is the TERM trap, empty to
 /// ignore SIGTERM. A cooperative one kills its `sleep` first: a child forked just then
@@ -14,7 +14,7 @@ fn looping(on_term: &str, before: &str) -> String {
         "" => "trap '' TERM".to_string(),
         _ => format!("trap 'kill -9 $! 2>/dev/null; {on_term}' TERM"),
     };
-    format!("{trap}; {before} while :; do sleep 1000 & wait $!; done")
+    format!("{trap}; {before} {SLEEP_FOREVER}")
 }
 
 fn role_map(grace: &str, sidecar: &str, primary: &str) -> String {
@@ -155,9 +155,11 @@ fn process_group_flag_forwards_signals_to_the_whole_group() {
         "-g",
         "sh",
         "-c",
-        "trap 'echo parent got USR1' USR1; \
-         sh -c \"trap 'echo child got USR1; exit 0' USR1; echo child ready; while :; do sleep 1000 & wait \\$!; done\" & \
-         wait $!; wait $!",
+        &format!(
+            "trap 'echo parent got USR1' USR1; \
+             sh -c \"trap 'echo child got USR1; exit 0' USR1; echo child ready; {SLEEP_FOREVER_NESTED}\" & \
+             wait $!; wait $!"
+        ),
     ]);
     running.expect_line("child ready");
     running.signal(libc::SIGUSR1);

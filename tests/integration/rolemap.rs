@@ -1,7 +1,7 @@
 //! A bad role map is refused with one line that names the file, line and key; exit 2
 //! and nothing started. Every example under config/ is valid.
 
-mod common;
+use crate::common;
 use common::{Scratch, plain};
 
 /// A valid process whose start would leave a mark.

@@ -3,14 +3,14 @@
 //! process wrote is lost when it dies or when exeunt ends; a slow reader holds the
 //! writers back instead of filling exeunt's memory, and never holds signals up.
 
-mod common;
+use crate::common;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{HANG, Scratch, count, exeunt, process, require_pid_namespaces, status_field, until_term};
+use common::{HANG, SLEEP_FOREVER, Scratch, count, exeunt, process, require_pid_namespaces, status_field, until_term};
 
 fn helper(name: &str) -> String {
     format!("{}/tests/helpers/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -190,11 +190,13 @@ fn a_last_line_without_newline_appears_and_a_1_mib_line_comes_in_64_kib_pieces_t
 #[test]
 fn a_sidecar_printing_1000_lines_in_its_sigterm_handler_after_the_primary_exited_has_them_all_shown() {
     let scratch = Scratch::new("goodbye");
-    let goodbye = "trap 'i=0; while [ $i -lt 1000 ]; do echo bye $i; i=$((i+1)); done; exit 0' TERM; \
-                   echo side up; while :; do sleep 1000 & wait $!; done";
+    let goodbye = format!(
+        "trap 'i=0; while [ $i -lt 1000 ]; do echo bye $i; i=$((i+1)); done; exit 0' TERM; \
+                   echo side up; {SLEEP_FOREVER}"
+    );
     let map = prefix_map(
         &scratch,
-        &[process("side", "sidecar", goodbye, ""), process("job", "primary", "sleep 0.2; echo job done", "")],
+        &[process("side", "sidecar", &goodbye, ""), process("job", "primary", "sleep 0.2; echo job done", "")],
     );
     let outcome = run(&["-c", &map]);
     let stdout = text(&outcome.stdout);

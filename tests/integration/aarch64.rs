@@ -3,7 +3,7 @@
 //! Under qemu-user, PR_SET_CHILD_SUBREAPER fails (EINVAL), so exeunt is PID 1 here, as
 //! it is in a container; its children are this machine's own programs.
 
-mod common;
+use crate::common;
 use common::{Running, Scratch, aarch64_binary, count, process, until_term};
 
 /// exeunt for aarch64 with `args`, as PID 1 of a new PID namespace.

@@ -1,18 +1,17 @@
 //! A sidecar is asked to stop with its stop signal or its stop hook (an HTTP POST or a
 //! command); sidecars stop in reverse start order, or all at once.
 
-mod common;
+use crate::common;
 use std::time::Duration;
 
-use common::{Scratch, free_port, http_sidecar, position, process, run_pid1, until_term};
+use common::{SLEEP_FOREVER, Scratch, free_port, http_sidecar, position, process, run_pid1, until_term};
 
 #[test]
 fn stop_signal_from_the_stop_table_is_sent_instead_of_sigterm() {
     let scratch = Scratch::new("stop-signal");
     let up = scratch.fifo("up");
-    let sidecar = format!(
-        "trap 'kill -9 $! 2>/dev/null; echo queue got INT; exit 0' INT; echo > {up}; while :; do sleep 1000 & wait $!; done"
-    );
+    let sidecar =
+        format!("trap 'kill -9 $! 2>/dev/null; echo queue got INT; exit 0' INT; echo > {up}; {SLEEP_FOREVER}");
     let map = [
         process("queue", "sidecar", &sidecar, "stop = { signal = \"SIGINT\" }"),
         process("job", "primary", &format!("read x < {up}"), ""),
@@ -57,7 +56,7 @@ fn exec_stop_hook_runs_its_command_which_stops_the_sidecar() {
     let up = scratch.fifo("up");
     let sidecar = format!(
         "trap 'kill -9 $! 2>/dev/null; echo queue got USR1; exit 0' USR1; echo $$ > {pidfile}; echo > {up}; \
-         while :; do sleep 1000 & wait $!; done"
+         {SLEEP_FOREVER}"
     );
     let hook = format!("kill -USR1 $(cat {pidfile})");
     let map = [
@@ -100,7 +99,7 @@ fn three_sidecars(scratch: &Scratch, top: &str) -> String {
         // Each sidecar takes a moment to leave, so that an order can be seen.
         let on_term = format!("trap 'kill -9 $! 2>/dev/null; echo {name} got TERM; sleep 0.1; exit 0' TERM");
         let before = if name == "c" { format!("echo > {up};") } else { String::new() };
-        map += &process(name, "sidecar", &format!("{on_term}; {before} while :; do sleep 1000 & wait $!; done"), "");
+        map += &process(name, "sidecar", &format!("{on_term}; {before} {SLEEP_FOREVER}"), "");
     }
     map + &process("job", "primary", &format!("read x < {up}"), "")
 }

@@ -1,7 +1,7 @@
 //! A sidecar that exits while the primaries run is restarted with back-off, ignored,
 //! or fails the run, as its `on_exit` says.
 
-mod common;
+use crate::common;
 use std::time::Duration;
 
 use common::{Scratch, Stream, pid1, process, run_pid1, until_term};

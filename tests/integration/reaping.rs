@@ -1,6 +1,6 @@
 //! exeunt reaps every orphan it adopts, as PID 1 and as a subreaper.
 
-mod common;
+use crate::common;
 use common::{count, plain, run_pid1};
 
 const ORPHANS: usize = 5000;
