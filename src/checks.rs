@@ -20,6 +20,15 @@ const MAX_STATUS_LINE: usize = 1024;
 /// The result of a check: Ok when it passed, else why not.
 pub type Outcome = Result<(), String>;
 
+/// Says a check's outcome at debug level: `EXEUNT_LOG=warn,exeunt::checks=debug` shows
+/// every probe and hook, and nothing else of the debug log.
+fn said(id: CheckId, outcome: &Outcome) {
+    match outcome {
+        Ok(()) => debug!("{id}: passed"),
+        Err(why) => debug!("{id}: failed: {why}"),
+    }
+}
+
 /// A check talking to a socket.
 struct Conversation {
     id: CheckId,
@@ -76,7 +85,8 @@ impl Checks {
 
     /// Starts a check. Returns its outcome when it is known at once.
     pub fn start(&mut self, id: CheckId, check: &Check, poller: &Poller, run: &mut RunCommand) -> Option<Outcome> {
-        match check {
+        debug!("{id}: {check}");
+        let outcome = match check {
             Check::File(path) => {
                 Some(if path.exists() { Ok(()) } else { Err(format!("{} does not exist", path.display())) })
             }
@@ -89,7 +99,11 @@ impl Checks {
             },
             Check::Tcp(addr) => self.converse(id, *addr, None, poller),
             Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), poller),
+        };
+        if let Some(outcome) = &outcome {
+            said(id, outcome);
         }
+        outcome
     }
 
     /// Connects to every address of `endpoint` at once: the first to pass passes the
@@ -150,7 +164,10 @@ impl Checks {
             };
             match self.on_exit(pid, status) {
                 None => events.push_back(event),
-                Some(Some((id, result))) => events.push_back(Event::CheckDone { id, result }),
+                Some(Some((id, result))) => {
+                    said(id, &result);
+                    events.push_back(Event::CheckDone { id, result });
+                }
                 Some(None) => debug!("reaped cancelled check command pid {pid}"),
             }
         }
@@ -221,6 +238,7 @@ impl Source for Checks {
             failures.push(reason);
             failures.join("; ")
         });
+        said(id, &result);
         events.push_back(Event::CheckDone { id, result });
     }
 }

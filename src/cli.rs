@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::events::Request;
-use crate::logger::Level;
-use crate::plan::{ControlSocket, LogFormat, ZeroCodes};
+use crate::logger::{Filter, Level, LogFormat};
+use crate::plan::{ControlSocket, ZeroCodes};
 use crate::quoted::Quoted;
 use crate::signo::Signo;
 
@@ -45,7 +45,7 @@ options:
   -w                  log every reaped zombie at warning level
   -r, --rewrite S:R   the primaries get signal R for signal S (numbers or
                       names, as 15:3; R = 0 ignores S); repeatable
-  -v                  more logging (repeatable); also EXEUNT_LOG=error..trace
+  -v                  more logging (repeatable); also EXEUNT_LOG=LEVEL,MODULE=LEVEL
   -h, --help          show this help
       --version       show the version
 
@@ -122,9 +122,9 @@ pub struct Options {
     pub zero_codes: ZeroCodes,
     pub parent_death_signal: Option<Signo>,
     pub report_reaped: bool,
-    /// The log level asked for by EXEUNT_LOG or TINI_VERBOSITY; None leaves the
-    /// choice to the run.
-    pub log_level: Option<Level>,
+    /// What exeunt logs: EXEUNT_LOG's filter, whose level for every module comes from
+    /// EXEUNT_LOG or TINI_VERBOSITY; without one, the run chooses it.
+    pub log: Filter,
     /// EXEUNT_LOG_FORMAT: how exeunt writes its log, unless the role map says.
     pub log_format: LogFormat,
     /// How many levels `-v` raises logging above that.
@@ -239,15 +239,12 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
         }
     }
     options.command = words.command();
-    options.log_level = match env("EXEUNT_LOG").filter(|v| !v.is_empty()) {
-        Some(name) => Some(Level::parse(&name.to_string_lossy()).ok_or_else(|| {
-            UsageError(format!(
-                "EXEUNT_LOG must be error, warn, info, debug or trace, got {}",
-                Quoted(&name.to_string_lossy())
-            ))
-        })?),
-        None => verbosity.map(Level::from_tini_verbosity),
-    };
+    if let Some(spec) = env("EXEUNT_LOG") {
+        options.log = Filter::parse(&spec.to_string_lossy()).map_err(|e| UsageError(e.to_string()))?;
+    }
+    if options.log.level.is_none() {
+        options.log.level = verbosity.map(Level::from_tini_verbosity);
+    }
     options.log_format = log_format(env)?;
     options.control_socket = crate::control::from_env(env).map_err(UsageError)?;
     if let Some(request) = ask.request(&options.command)? {
@@ -459,7 +456,7 @@ pub fn parse_dumb_init(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>
         return Err(UsageError("nothing to run: give a COMMAND".to_string()));
     }
     options.command = rest;
-    options.log_level = verbose.then_some(Level::Debug);
+    options.log.level = verbose.then_some(Level::Debug);
     options.log_format = log_format(env)?;
     options.signal_groups = setsid;
     options.dumb_init = Some(DumbInit { setsid });
@@ -551,7 +548,7 @@ mod tests {
         };
         let Ok(Invocation::Run(options)) = parse(&[], &env) else { panic!("a run") };
         assert!(options.signal_groups);
-        assert_eq!(options.log_level, Some(Level::Info));
+        assert_eq!(options.log.level, Some(Level::Info));
         assert_eq!(options.config, Some(PathBuf::from("/etc/x.toml")));
     }
 
@@ -559,7 +556,7 @@ mod tests {
     fn exeunt_log_wins_over_verbosity() {
         let env = |name: &str| (name == "EXEUNT_LOG").then(|| OsString::from("debug"));
         let Ok(Invocation::Run(options)) = parse(&words(&["-v", "x"]), &env) else { panic!("a run") };
-        assert_eq!(options.log_level, Some(Level::Debug));
+        assert_eq!(options.log.level, Some(Level::Debug));
     }
 
     #[test]
@@ -575,14 +572,14 @@ mod tests {
         assert_eq!((options.dumb_init, options.signal_groups), (Some(DumbInit { setsid: true }), true));
         let options = parse(&["-cv", "true"], &none);
         assert_eq!((options.dumb_init, options.signal_groups), (Some(DumbInit { setsid: false }), false));
-        assert_eq!(options.log_level, Some(Level::Debug));
+        assert_eq!(options.log.level, Some(Level::Debug));
         let env = |name: &str| match name {
             "DUMB_INIT_SETSID" => Some(OsString::from("0")),
             "DUMB_INIT_DEBUG" => Some(OsString::from("1")),
             _ => None,
         };
         let options = parse(&["--", "-x"], &env);
-        assert_eq!((options.dumb_init, options.log_level), (Some(DumbInit { setsid: false }), Some(Level::Debug)));
+        assert_eq!((options.dumb_init, options.log.level), (Some(DumbInit { setsid: false }), Some(Level::Debug)));
         assert_eq!(options.command, words(&["-x"]));
         assert_eq!(parse_dumb_init(&words(&["-V"]), &none), Ok(Invocation::Version));
         assert_eq!(parse_dumb_init(&words(&["--help"]), &none), Ok(Invocation::Help));

@@ -58,6 +58,16 @@ pub struct CheckId {
     pub purpose: Purpose,
 }
 
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let what = match self.purpose {
+            Purpose::Ready => "readiness probe",
+            Purpose::Stop => "stop hook",
+        };
+        write!(f, "{what} of process #{}", self.index + 1)
+    }
+}
+
 /// A point in this container's life that the other containers of a pod learn of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Milestone {

@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod rolemap;
 pub mod signals;
 pub mod signo;
+pub mod sink;
 pub mod spawn;
 pub mod supervisor;
 pub mod timer;
@@ -80,8 +81,12 @@ pub fn main(args: &[OsString]) -> i32 {
 
 fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     // Without a role map or a pod, exeunt stands in for tini, which is quiet unless asked.
-    let level = |default: Level| options.log_level.unwrap_or(default).raised(options.verbose);
-    logger::init(level(if options.config.is_some() { Level::Info } else { Level::Warn }), options.log_format);
+    let level = |default: Level| options.log.level.unwrap_or(default).raised(options.verbose);
+    logger::init(
+        &options.log,
+        level(if options.config.is_some() { Level::Info } else { Level::Warn }),
+        options.log_format,
+    );
     let resolve::Resolved { plan, kubexit_api_variables } = match resolve::resolve(&options, env) {
         Ok(resolved) => resolved,
         Err(e) => return complain(USAGE_ERROR, &e.to_string()),
@@ -89,7 +94,7 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     let log_format = plan.log_format.unwrap_or(options.log_format);
     if plan.pod.is_some() {
         // A container of a pod says what it waits for and why it stops, as kubexit did.
-        logger::init(level(Level::Info), log_format);
+        logger::init(&options.log, level(Level::Info), log_format);
     }
     logger::set_format(log_format);
     if kubexit_api_variables {
@@ -148,7 +153,7 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     // that take none of them in this time do not keep the container from ending.
     let until = std::time::Instant::now() + output::LAST_LINES_WAIT;
     world.finish(until);
-    output::drain(until);
+    sink::drain(until);
     code
 }
 

@@ -2,17 +2,31 @@
 //! JSON objects. A message about one process names it as its `subject`
 //! (`info!(subject = name; "…")`), which the JSON form gives a key of its own.
 //!
-//! Each line is formatted whole and handed to [`output::log`], which writes it without
-//! ever blocking, beside the processes' lines and never inside one.
+//! env_logger stands in front: it decides which lines are written, by EXEUNT_LOG's
+//! filter (`warn,exeunt::checks=debug`), and its format hook writes each line whole
+//! into the [`sink`], which never blocks, beside the processes' lines and never inside
+//! one.
 
 use std::fmt;
+use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Log, Metadata, Record};
 
 use crate::json;
-use crate::output;
-use crate::plan::LogFormat;
+use crate::quoted::Quoted;
+use crate::sink;
+
+/// How exeunt writes its own log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `[exeunt] info: message`
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// How much exeunt says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,16 +56,6 @@ impl Level {
     /// This level raised `steps` times, at most to trace.
     pub fn raised(self, steps: u8) -> Level {
         Level::ALL[(self as usize + steps as usize).min(4)]
-    }
-
-    fn filter(self) -> LevelFilter {
-        match self {
-            Level::Error => LevelFilter::Error,
-            Level::Warn => LevelFilter::Warn,
-            Level::Info => LevelFilter::Info,
-            Level::Debug => LevelFilter::Debug,
-            Level::Trace => LevelFilter::Trace,
-        }
     }
 }
 
@@ -102,37 +106,154 @@ pub fn error_line(message: &str) -> Vec<u8> {
     }
 }
 
-struct StderrLogger;
+/// EXEUNT_LOG, in env_logger's filter syntax: comma-separated directives, each a bare
+/// level (`warn`), a module (`exeunt::checks`, all its lines) or a module and its level
+/// (`exeunt::checks=debug`), optionally followed by `/TEXT`, which keeps only the
+/// lines that contain TEXT. The bare level is kept apart, so that `-v` can raise it and
+/// a run can choose it when none is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// The level of every module that no directive names.
+    pub level: Option<Level>,
+    /// The module directives, as written, and the `/TEXT` part.
+    rest: String,
+}
 
-impl Log for StderrLogger {
+/// A directive of EXEUNT_LOG that env_logger would not read as meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    directive: String,
+    why: &'static str,
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "EXEUNT_LOG: {}: {}", Quoted(&self.directive), self.why)
+    }
+}
+
+impl Filter {
+    /// Reads EXEUNT_LOG. env_logger itself skips a directive it cannot read, with a
+    /// warning of its own; here each is checked first, so a mistake is one clear line.
+    pub fn parse(spec: &str) -> Result<Filter, FilterError> {
+        let (directives, text) = match spec.split_once('/') {
+            Some((directives, text)) => (directives, Some(text)),
+            None => (spec, None),
+        };
+        let mut filter = Filter::default();
+        let mut modules = Vec::new();
+        for directive in directives.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let bad = |why| FilterError { directive: directive.to_string(), why };
+            let (module, level) = match directive.split_once('=') {
+                Some((module, level)) => (module.trim(), Some(level.trim())),
+                None if Level::parse(directive).is_some() || directive.eq_ignore_ascii_case("off") => {
+                    ("", Some(directive))
+                }
+                None => (directive, None),
+            };
+            if let Some(level) = level
+                && Level::parse(level).is_none()
+                && !level.eq_ignore_ascii_case("off")
+            {
+                return Err(bad("the level must be error, warn, info, debug, trace or off"));
+            }
+            if module.is_empty() {
+                let level = level
+                    .and_then(Level::parse)
+                    .ok_or(bad("exeunt always says its errors: the level for every module must be error..trace"))?;
+                filter.level = Some(level);
+            } else if !module.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                return Err(bad("a module is a path such as exeunt::checks"));
+            } else {
+                modules.push(directive);
+            }
+        }
+        filter.rest = modules.join(",");
+        if let Some(text) = text {
+            filter.rest = format!("{}/{text}", filter.rest);
+        }
+        Ok(filter)
+    }
+
+    /// The filter as env_logger reads it, with `level` for the modules no directive names.
+    fn spec(&self, level: Level) -> String {
+        let name = ["error", "warn", "info", "debug", "trace"][level as usize];
+        match self.rest.starts_with('/') || self.rest.is_empty() {
+            true => format!("{name}{}", self.rest),
+            false => format!("{name},{}", self.rest),
+        }
+    }
+}
+
+/// Writes what env_logger formats into the sink. env_logger hands over each line with
+/// one `write_all`, so each goes in whole.
+struct SinkWriter;
+
+impl Write for SinkWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        sink::log(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The env_logger in front, replaced when a run chooses its level.
+static FRONT: Mutex<Option<env_logger::Logger>> = Mutex::new(None);
+
+/// What the `log` macros reach: the env_logger of the moment.
+struct Front;
+
+impl Front {
+    fn with<T>(&self, default: T, use_it: impl FnOnce(&env_logger::Logger) -> T) -> T {
+        // No panic can happen while the lock is held; if one did, the logger is still whole.
+        let front = FRONT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        front.as_ref().map_or(default, use_it)
+    }
+}
+
+impl Log for Front {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        self.with(false, |logger| logger.enabled(metadata))
     }
 
     fn log(&self, record: &Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warn",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        let subject = record.key_values().get(log::kv::Key::from_str("subject"));
-        output::log(&line(level, record.args(), subject.as_ref().map(|s| s as &dyn fmt::Display)));
+        self.with((), |logger| logger.log(record));
     }
 
     fn flush(&self) {}
 }
 
-/// Installs the logger; later calls only change the level and format.
-pub fn init(level: Level, format: LogFormat) {
-    static LOGGER: StderrLogger = StderrLogger;
+/// env_logger's format hook: the line as exeunt writes it, text or JSON.
+fn write_line(out: &mut env_logger::fmt::Formatter, record: &Record) -> std::io::Result<()> {
+    let level = match record.level() {
+        log::Level::Error => "error",
+        log::Level::Warn => "warn",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
+    };
+    let subject = record.key_values().get(log::kv::Key::from_str("subject"));
+    out.write_all(&line(level, record.args(), subject.as_ref().map(|s| s as &dyn fmt::Display)))
+}
+
+/// Installs the logger, or replaces it: `filter` with `level` for the modules it does
+/// not name, lines written as `format` says.
+pub fn init(filter: &Filter, level: Level, format: LogFormat) {
+    let logger = env_logger::Builder::new()
+        .parse_filters(&filter.spec(level))
+        .format(write_line)
+        .target(env_logger::Target::Pipe(Box::new(SinkWriter)))
+        .write_style(env_logger::WriteStyle::Never)
+        .build();
+    let most = logger.filter();
+    *FRONT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(logger);
+    static LOGGER: Front = Front;
     let _ = log::set_logger(&LOGGER);
-    output::word_drops_with(drops_note);
-    log::set_max_level(level.filter());
+    sink::word_drops_with(drops_note);
+    log::set_max_level(most);
     set_format(format);
 }
 
@@ -155,5 +276,30 @@ mod tests {
         assert_eq!(Level::parse("loud"), None);
         assert_eq!(Level::Warn.raised(1), Level::Info);
         assert_eq!(Level::Info.raised(200), Level::Trace);
+    }
+
+    #[test]
+    fn exeunt_log_reads_env_loggers_directives_and_keeps_the_bare_level_apart() {
+        let filter = Filter::parse("warn, exeunt::checks=debug").expect("valid");
+        assert_eq!(filter.level, Some(Level::Warn));
+        assert_eq!(filter.spec(Level::Info), "info,exeunt::checks=debug");
+        let filter = Filter::parse("exeunt::checks/probe").expect("valid");
+        assert_eq!((filter.level, filter.spec(Level::Warn)), (None, "warn,exeunt::checks/probe".to_string()));
+        assert_eq!(Filter::parse("TRACE").expect("valid").spec(Level::Trace), "trace");
+        assert_eq!(Filter::parse("/only this").expect("valid").spec(Level::Info), "info/only this");
+    }
+
+    #[test]
+    fn a_bad_exeunt_log_directive_is_named() {
+        let bad = |spec: &str| Filter::parse(spec).expect_err(spec).to_string();
+        assert_eq!(
+            bad("info,checks=loud"),
+            "EXEUNT_LOG: 'checks=loud': the level must be error, warn, info, debug, trace or off"
+        );
+        let every = "exeunt always says its errors: the level for every module must be error..trace";
+        assert_eq!(bad("=off"), format!("EXEUNT_LOG: '=off': {every}"));
+        assert_eq!(bad("off"), format!("EXEUNT_LOG: 'off': {every}"));
+        assert!(Filter::parse("=debug").is_ok());
+        assert_eq!(bad("exeunt checks"), "EXEUNT_LOG: 'exeunt checks': a module is a path such as exeunt::checks");
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::Show;
+use crate::logger::LogFormat;
 use crate::quoted::Quoted;
 use crate::signo::{SIGTERM, Signo};
 
@@ -92,16 +93,6 @@ impl fmt::Display for Output {
             Output::Json => "json",
         })
     }
-}
-
-/// How exeunt writes its own log lines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum LogFormat {
-    /// `[exeunt] info: message`
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Where exeunt's control socket listens, when not at its default: an abstract name

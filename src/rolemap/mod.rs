@@ -13,10 +13,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration::{self, Show};
+use crate::logger::LogFormat;
 use crate::plan::{
     Check, ControlSocket, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD,
-    DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, LogFormat, MatchName, Matcher, OnExit, OnTimeout, Output, Plan, Pod,
-    ProcessSpec, Readiness, Role, ShutdownOrder,
+    DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, MatchName, Matcher, OnExit, OnTimeout, Output, Plan, Pod, ProcessSpec,
+    Readiness, Role, ShutdownOrder,
 };
 use crate::quoted::Quoted;
 use crate::signo::Signo;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use common::{HANG, SLEEP_FOREVER, Scratch, children_of, exeunt, require_pid_namespaces};
+use common::{HANG, SLEEP_FOREVER, Scratch, children_of, count, exeunt, require_pid_namespaces};
 
 /// Bytes waiting in a pipe, read through its read end.
 fn waiting_in(pipe: &impl AsRawFd) -> usize {
@@ -116,4 +116,64 @@ fn a_full_stderr_delays_no_signal_and_the_dropped_lines_are_counted_once_it_drai
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("[exeunt]")).collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// A sidecar whose file probe fails until its shell makes the file, and a primary that
+/// ends at once: a run with readiness probes, signals, spawns and a shutdown, each of
+/// which says something at debug level.
+fn probed_run(scratch: &Scratch, log: &str) -> common::Outcome {
+    let _ = std::fs::remove_file(scratch.path("ready"));
+    let marker = scratch.path("ready");
+    let map = scratch.file(
+        "map.toml",
+        &[
+            common::process(
+                "db",
+                "sidecar",
+                &common::until_term("db", &format!("sleep 0.1; touch {marker};")),
+                &format!("ready = {{ file = \"{marker}\", interval = \"20ms\" }}"),
+            ),
+            common::process("job", "primary", "echo job done", ""),
+        ]
+        .concat(),
+    );
+    common::pid1_env(&[("EXEUNT_LOG", log)], &["-c", &map]).finish()
+}
+
+#[test]
+fn exeunt_log_module_directives_show_the_debug_lines_of_that_module_alone() {
+    let scratch = Scratch::new("log-filter");
+    let outcome = probed_run(&scratch, "warn,exeunt::checks=debug");
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let debug: Vec<&str> = outcome.stderr.lines().filter(|l| l.starts_with("[exeunt] debug: ")).collect();
+    let failed = format!("readiness probe of process #1: failed: {} does not exist", scratch.path("ready"));
+    assert!(debug.iter().any(|l| l.ends_with(&failed)), "{}", outcome.stderr);
+    assert!(debug.iter().any(|l| l.ends_with("readiness probe of process #1: passed")), "{}", outcome.stderr);
+    assert!(
+        debug.iter().all(|l| l.contains("readiness probe of process #1")),
+        "only the probes' debug lines: {}",
+        outcome.stderr
+    );
+    // warn: the info lines a role map's run writes (the start, the exit) are left out.
+    assert_eq!(count(&outcome.stderr, "info: "), 0, "{}", outcome.stderr);
+    // The same run at plain debug level says more: the supervisor's own debug line on
+    // the failed probe, and the info lines.
+    let outcome = probed_run(&scratch, "debug");
+    assert!(outcome.stderr.contains("[exeunt] debug: probe of db failed: "), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains(&failed) && count(&outcome.stderr, "info: ") > 0, "{}", outcome.stderr);
+}
+
+#[test]
+fn a_bad_exeunt_log_directive_is_one_line_naming_it_and_nothing_runs() {
+    let scratch = Scratch::new("log-filter-bad");
+    let marker = scratch.path("ran");
+    let outcome =
+        common::pid1_env(&[("EXEUNT_LOG", "warn,exeunt::checks=loud")], &["sh", "-c", &format!("touch {marker}")])
+            .finish();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(
+        outcome.stderr,
+        "exeunt: EXEUNT_LOG: 'exeunt::checks=loud': the level must be error, warn, info, debug, trace or off (see exeunt --help)"
+    );
+    assert!(!std::path::Path::new(&marker).exists());
 }
