@@ -251,7 +251,10 @@ fn say(text: &str) -> i32 {
 
 /// Prints `exeunt: message` to stderr (a JSON line when the log is JSON) and returns
 /// `code`.
+/// Says `message` as exeunt's errors are said, one line (or JSON object) for each of
+/// its lines, and returns `code`.
 fn complain(code: i32, message: &str) -> i32 {
-    let _ = std::io::stderr().write_all(&logger::error_line(message));
+    let lines: Vec<u8> = message.lines().flat_map(logger::error_line).collect();
+    let _ = std::io::stderr().write_all(&lines);
     code
 }

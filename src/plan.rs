@@ -348,8 +348,8 @@ pub struct ProcessSpec {
     /// Added to the environment exeunt inherited.
     pub env: Vec<(String, String)>,
     pub workdir: Option<PathBuf>,
-    pub user: Option<UserSpec>,
-    /// `user` resolved, by [`crate::resolve`]; None runs the process as exeunt runs.
+    /// Who the process runs as: the role map's `user`, looked up by
+    /// [`crate::resolve`]; None runs it as exeunt runs.
     pub account: Option<Account>,
     /// Signals exeunt receives that this process gets as another one (Some) or not at
     /// all (None): primaries only.
@@ -382,7 +382,6 @@ impl ProcessSpec {
             exit_code: None,
             env: Vec::new(),
             workdir: None,
-            user: None,
             account: None,
             rewrite: Vec::new(),
             output: Output::Inherit,
@@ -491,14 +490,6 @@ impl Plan {
     pub fn match_timeout(&self) -> Duration {
         self.match_timeout.or(self.pod.as_ref().map(|p| p.birth_timeout)).unwrap_or(DEFAULT_BIRTH_TIMEOUT)
     }
-
-    /// Replaces every grace period, global and per process (`--grace`).
-    pub fn override_grace(&mut self, grace: Duration) {
-        self.grace_period = grace;
-        for process in &mut self.processes {
-            process.grace_period = grace;
-        }
-    }
 }
 
 impl fmt::Display for Plan {
@@ -580,8 +571,8 @@ impl fmt::Display for Plan {
             if let Some(dir) = &p.workdir {
                 write!(f, ", workdir {}", dir.display())?;
             }
-            if let Some(user) = &p.user {
-                write!(f, ", user {user}")?;
+            if let Some(account) = &p.account {
+                write!(f, ", runs as {account} and gid {}", account.gid)?;
             }
             if p.output != Output::Inherit {
                 write!(f, ", output {}", p.output)?;

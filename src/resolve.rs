@@ -17,61 +17,74 @@ use std::fmt;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::cli::Options;
-use crate::plan::{Account, DEFAULT_GRACE, Plan, ProcessSpec, Role, UserSpec};
+use crate::plan::{Account, DEFAULT_GRACE, Plan, ProcessSpec, Role, ShutdownOrder, UserSpec};
 use crate::pod::kubexit_env::{self, KUBEXIT_DEFAULT_GRACE, KubexitError};
 use crate::quoted::Quoted;
-use crate::rolemap::{self, RoleMapError};
+use crate::rolemap::{self, RoleMap, RoleMapError, SaidProcess};
+use crate::signo::Signo;
 use crate::spawn::{WorkdirProblem, workdir_problem};
 
-/// Why no plan could be made; each shown as one line.
+/// Why no plan could be made; each mistake shown as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveError {
     RoleMap(RoleMapError),
     Kubexit(KubexitError),
-    /// A `user` that the user database does not know, or cannot be asked about.
-    User {
-        process: String,
-        problem: String,
-    },
-    /// A `user` other than exeunt's own, while exeunt is not root.
-    NeedsRoot {
-        process: String,
-        user: String,
-        uid: u32,
-    },
-    /// A command line and environment larger than exec takes (E2BIG).
-    TooLarge {
-        process: String,
-        problem: String,
-    },
-    /// A `workdir` that is not a directory.
-    Workdir {
-        process: String,
-        dir: String,
-    },
-    /// A `workdir` that the process's `user` may not enter.
-    WorkdirDenied {
-        process: String,
-        dir: String,
-        user: String,
-    },
+    /// Every process that cannot run as its role map says, each with its problem.
+    Processes(Vec<ProcessError>),
 }
 
+/// A process that cannot run as it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessError {
+    /// `file:line:column` of the key at fault, when a role map wrote it.
+    pub place: Option<String>,
+    pub process: String,
+    pub problem: Problem,
+}
+
+/// What stands between a process and its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A `user` that the user database does not know, or cannot be asked about.
+    User(String),
+    /// A `user` other than exeunt's own, while exeunt is not root.
+    NeedsRoot { user: String, uid: u32 },
+    /// A command line and environment larger than exec takes (E2BIG).
+    TooLarge(String),
+    /// A `workdir` that is not a directory.
+    Workdir { dir: String },
+    /// A `workdir` that the process's `user` may not enter.
+    WorkdirDenied { dir: String, user: String },
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(place) = &self.place {
+            write!(f, "{place}: ")?;
+        }
+        write!(f, "process {}: ", self.process)?;
+        match &self.problem {
+            Problem::User(problem) | Problem::TooLarge(problem) => f.write_str(problem),
+            Problem::NeedsRoot { user, uid } => {
+                write!(f, "user = \"{user}\" needs exeunt to run as root (it runs as uid {uid})")
+            }
+            Problem::Workdir { dir } => write!(f, "workdir {} is not a directory", Quoted(dir)),
+            Problem::WorkdirDenied { dir, user } => write!(f, "workdir {} cannot be entered by {user}", Quoted(dir)),
+        }
+    }
+}
+
+/// One line per mistake.
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ResolveError::RoleMap(e) => e.fmt(f),
             ResolveError::Kubexit(e) => e.fmt(f),
-            ResolveError::User { process, problem } => write!(f, "process {process}: {problem}"),
-            ResolveError::NeedsRoot { process, user, uid } => {
-                write!(f, "process {process}: user = \"{user}\" needs exeunt to run as root (it runs as uid {uid})")
-            }
-            ResolveError::TooLarge { process, problem } => write!(f, "process {process}: {problem}"),
-            ResolveError::Workdir { process, dir } => {
-                write!(f, "process {process}: workdir {} is not a directory", Quoted(dir))
-            }
-            ResolveError::WorkdirDenied { process, dir, user } => {
-                write!(f, "process {process}: workdir {} cannot be entered by {user}", Quoted(dir))
+            ResolveError::Processes(errors) => {
+                for (i, error) in errors.iter().enumerate() {
+                    write!(f, "{}{error}", if i > 0 { "\n" } else { "" })?;
+                }
+                Ok(())
             }
         }
     }
@@ -99,94 +112,137 @@ pub struct Resolved {
     pub kubexit_api_variables: bool,
 }
 
-/// Resolves the plan of a run. `env` looks up an environment variable.
+/// Resolves the plan of a run: the one place where what the role map and the command
+/// line say becomes what a run will do. `env` looks up an environment variable.
 pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Resolved, ResolveError> {
-    let mut plan = match &options.config {
+    let mut map = match &options.config {
         Some(path) => {
             let command = (!options.command.is_empty()).then_some(options.command.as_slice());
-            rolemap::load(path, command)?
+            Some(rolemap::load(path, command)?)
         }
-        None => Plan::new(vec![ProcessSpec::new("main", Role::Primary, options.command.clone())], DEFAULT_GRACE),
+        None => None,
     };
-    let kubexit = kubexit_env::read(plan.pod.take(), env)?;
-    if let Some(pod) = kubexit.pod {
-        if options.config.is_none() && kubexit.grace.is_none() {
-            plan.override_grace(KUBEXIT_DEFAULT_GRACE);
+    let kubexit = kubexit_env::read(map.as_mut().and_then(|m| m.pod.take()), env)?;
+    // kubexit's own default grace applies where kubexit's variables alone set up a pod.
+    let kubexit_default = (map.is_none() && kubexit.pod.is_some()).then_some(KUBEXIT_DEFAULT_GRACE);
+    let grace = options.grace.or(kubexit.grace).or(kubexit_default);
+    let processes = match &mut map {
+        Some(map) => resolve_processes(std::mem::take(&mut map.processes), Some(map), options, grace)?,
+        None => {
+            let main = ProcessSpec::new("main", Role::Primary, options.command.clone());
+            resolve_processes(vec![SaidProcess { spec: main, user: None, workdir_at: None }], None, options, grace)?
         }
-        plan.pod = Some(pod);
-    }
-    if let Some(grace) = options.grace.or(kubexit.grace) {
-        plan.override_grace(grace);
-    }
-    plan.signal_groups = options.signal_groups;
-    plan.sidecar_container = options.sidecar_container;
-    // The role map's `control_socket` wins, as its `log_format` does.
-    if plan.control_socket.is_none() {
-        plan.control_socket = options.control_socket.clone();
-    }
-    plan.zero_codes = options.zero_codes.clone();
-    plan.report_reaped = options.report_reaped;
-    // Without a role map, exeunt stands in for tini: signals go on as they came.
-    plan.forward_stop_signals = options.config.is_none();
-    if let Some(delay) = options.stop_delay {
-        plan.stop_delay = delay;
-    }
-    if let Some(dumb_init) = options.dumb_init {
-        plan.setsid = dumb_init.setsid;
-        plan.job_control = true;
-        plan.leave_cwd = true;
-    }
-    let mut rewrite = options.rewrite.clone();
-    if plan.setsid {
-        // The child's group has no terminal of exeunt's to stop on: the terminal's stop
-        // signals become SIGSTOP for it, unless rewritten.
-        for signo in [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN] {
-            if !rewrite.iter().any(|(from, _)| from.0 == signo) {
-                rewrite.push((crate::signo::Signo(signo), Some(crate::signo::Signo(libc::SIGSTOP))));
-            }
-        }
-    }
-    for primary in plan.processes.iter_mut().filter(|p| p.role == Role::Primary) {
-        for &(from, to) in &rewrite {
-            // The role map's own table wins for the signals it names.
-            if primary.rewritten(from).is_none() {
-                primary.rewrite.push((from, to));
-            }
-        }
-    }
-    resolve_accounts(&mut plan, Uid::effective().as_raw())?;
-    let inherited: Vec<usize> = std::env::vars_os().map(|(k, v)| k.len() + v.len() + 1).collect();
-    for process in plan.processes.iter().filter(|p| !p.command.is_empty()) {
-        exec_room(process, &inherited, exec_limit())
-            .map_err(|problem| ResolveError::TooLarge { process: process.name.clone(), problem })?;
-    }
-    for process in &plan.processes {
-        let Some(dir) = &process.workdir else { continue };
-        let (name, shown) = (process.name.clone(), dir.display().to_string());
-        match workdir_problem(dir, process.account.as_ref()) {
-            Some(WorkdirProblem::NotADirectory) => return Err(ResolveError::Workdir { process: name, dir: shown }),
-            Some(WorkdirProblem::Denied { user }) => {
-                return Err(ResolveError::WorkdirDenied { process: name, dir: shown, user });
-            }
-            None => {}
-        }
-    }
+    };
+    let said = |read: fn(&RoleMap) -> Option<std::time::Duration>| map.as_ref().and_then(read);
+    let plan = Plan {
+        processes,
+        grace_period: grace.or(map.as_ref().map(|m| m.grace_period)).unwrap_or(DEFAULT_GRACE),
+        shutdown: map.as_ref().map_or(ShutdownOrder::Ordered, |m| m.shutdown),
+        pod: kubexit.pod,
+        match_timeout: said(|m| m.match_timeout),
+        signal_groups: options.signal_groups,
+        sidecar_container: options.sidecar_container,
+        zero_codes: options.zero_codes.clone(),
+        report_reaped: options.report_reaped,
+        // Without a role map, exeunt stands in for tini: signals go on as they came.
+        forward_stop_signals: map.is_none(),
+        kill_primaries_after: said(|m| m.kill_primaries_after),
+        kill_on_second_signal: map.as_ref().is_some_and(|m| m.kill_on_second_signal),
+        stop_delay: options.stop_delay.or(said(|m| Some(m.stop_delay))).unwrap_or_default(),
+        setsid: options.dumb_init.is_some_and(|d| d.setsid),
+        job_control: options.dumb_init.is_some(),
+        leave_cwd: options.dumb_init.is_some(),
+        log_format: map.as_ref().and_then(|m| m.log_format),
+        // The role map's `control_socket` wins, as its `log_format` does.
+        control_socket: map.as_ref().and_then(|m| m.control_socket.clone()).or(options.control_socket.clone()),
+    };
     Ok(Resolved { plan, kubexit_api_variables: kubexit.api_variables_ignored })
 }
 
-/// Looks every `user` up; refuses a user change that needs root when exeunt (`euid`)
-/// is not root.
-fn resolve_accounts(plan: &mut Plan, euid: u32) -> Result<(), ResolveError> {
-    let my_gid = Gid::effective().as_raw();
-    for process in &mut plan.processes {
-        let Some(user) = &process.user else { continue };
-        let account = account(user).map_err(|problem| ResolveError::User { process: process.name.clone(), problem })?;
-        if euid != 0 && (account.uid, account.gid) != (euid, my_gid) {
-            return Err(ResolveError::NeedsRoot { process: process.name.clone(), user: user.to_string(), uid: euid });
+/// Each process as it will run: grace periods overridden by `grace`, the command
+/// line's rewrites added to the primaries, users looked up, and what exec and chdir
+/// will meet checked. Every process that cannot run so is one error.
+fn resolve_processes(
+    said: Vec<SaidProcess>,
+    map: Option<&RoleMap>,
+    options: &Options,
+    grace: Option<std::time::Duration>,
+) -> Result<Vec<ProcessSpec>, ResolveError> {
+    let rewrite = rewrites(options);
+    let inherited: Vec<usize> = std::env::vars_os().map(|(k, v)| k.len() + v.len() + 1).collect();
+    let (euid, limit) = (Uid::effective().as_raw(), exec_limit());
+    let mut errors = Vec::new();
+    let mut processes = Vec::with_capacity(said.len());
+    for SaidProcess { mut spec, user, workdir_at } in said {
+        let mut error = |place: Option<&std::ops::Range<usize>>, problem| {
+            let order = place.map_or(usize::MAX, |span| span.start);
+            let place = place.zip(map).map(|(span, map)| map.place(span));
+            errors.push((order, ProcessError { place, process: spec.name.clone(), problem }));
+        };
+        if let Some(grace) = grace {
+            spec.grace_period = grace;
         }
-        process.account = Some(account);
+        if spec.role == Role::Primary {
+            for &(from, to) in &rewrite {
+                // The role map's own table wins for the signals it names.
+                if spec.rewritten(from).is_none() {
+                    spec.rewrite.push((from, to));
+                }
+            }
+        }
+        if let Some((user, at)) = &user {
+            match account(user, euid) {
+                Ok(account) => spec.account = Some(account),
+                Err(problem) => error(Some(at), problem),
+            }
+        }
+        if !spec.command.is_empty()
+            && let Err(problem) = exec_room(&spec, &inherited, limit)
+        {
+            error(None, Problem::TooLarge(problem));
+        }
+        if let Some(dir) = &spec.workdir {
+            let shown = dir.display().to_string();
+            match workdir_problem(dir, spec.account.as_ref()) {
+                Some(WorkdirProblem::NotADirectory) => error(workdir_at.as_ref(), Problem::Workdir { dir: shown }),
+                Some(WorkdirProblem::Denied { user }) => {
+                    error(workdir_at.as_ref(), Problem::WorkdirDenied { dir: shown, user })
+                }
+                None => {}
+            }
+        }
+        processes.push(spec);
     }
-    Ok(())
+    if errors.is_empty() {
+        return Ok(processes);
+    }
+    // In the order of the role map's text, as its other mistakes.
+    errors.sort_by_key(|(order, _)| *order);
+    Err(ResolveError::Processes(errors.into_iter().map(|(_, error)| error).collect()))
+}
+
+/// The command line's rewrites (`-r`), and in dumb-init's setsid mode the terminal's
+/// stop signals as SIGSTOP: the primary's group has no terminal of exeunt's to stop on.
+fn rewrites(options: &Options) -> Vec<(Signo, Option<Signo>)> {
+    let mut rewrite = options.rewrite.clone();
+    if options.dumb_init.is_some_and(|d| d.setsid) {
+        for signo in [libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN] {
+            if !rewrite.iter().any(|(from, _)| from.0 == signo) {
+                rewrite.push((Signo(signo), Some(Signo(libc::SIGSTOP))));
+            }
+        }
+    }
+    rewrite
+}
+
+/// Looks `user` up; refuses a user change that needs root when exeunt (`euid`) is not
+/// root.
+fn account(user: &UserSpec, euid: u32) -> Result<Account, Problem> {
+    let account = look_up(user).map_err(Problem::User)?;
+    if euid != 0 && (account.uid, account.gid) != (euid, Gid::effective().as_raw()) {
+        return Err(Problem::NeedsRoot { user: user.to_string(), uid: euid });
+    }
+    Ok(account)
 }
 
 /// The most a single argument or variable may take (the kernel's MAX_ARG_STRLEN).
@@ -231,7 +287,7 @@ fn exec_room(process: &ProcessSpec, inherited: &[usize], limit: usize) -> Result
 
 /// The ids for `USER[:GROUP]`. A user given by name takes its passwd group unless a
 /// group is given; a numeric uid without a passwd entry takes the same gid.
-fn account(spec: &UserSpec) -> Result<Account, String> {
+fn look_up(spec: &UserSpec) -> Result<Account, String> {
     let lookup_error = |what: &str, e: nix::Error| format!("cannot look up {what}: {e}");
     let (uid, entry) = match spec.user.parse::<u32>() {
         Ok(uid) => (uid, User::from_uid(Uid::from_raw(uid)).map_err(|e| lookup_error("the user", e))?),
@@ -343,26 +399,48 @@ mod tests {
         assert!(err.starts_with("KUBEXIT_NAME: '../x' is not a valid name"), "{err}");
         let user = Map::new("user", &format!("{JOB}user = \"no-such-user-here\"\n"));
         let err = resolve(&user.options(), &env(&[])).expect_err("no such user").to_string();
-        assert_eq!(err, "process job: user 'no-such-user-here' does not exist in /etc/passwd");
+        let place = user.0.display();
+        assert_eq!(err, format!("{place}:5:8: process job: user 'no-such-user-here' does not exist in /etc/passwd"));
         let dir = Map::new("workdir", &format!("{JOB}workdir = \"/no/such/dir\"\n"));
         let err = resolve(&dir.options(), &env(&[])).expect_err("no such dir").to_string();
-        assert_eq!(err, "process job: workdir '/no/such/dir' is not a directory");
+        assert_eq!(err, format!("{}:5:11: process job: workdir '/no/such/dir' is not a directory", dir.0.display()));
     }
 
     #[test]
     fn a_user_change_needs_root() {
-        let mut plan = Plan::new(vec![ProcessSpec::new("job", Role::Primary, vec!["true".into()])], DEFAULT_GRACE);
-        plan.processes[0].user = Some(UserSpec { user: "4242".into(), group: None });
-        let err = resolve_accounts(&mut plan.clone(), 65534).expect_err("not root").to_string();
-        assert_eq!(err, "process job: user = \"4242\" needs exeunt to run as root (it runs as uid 65534)");
-        resolve_accounts(&mut plan, 0).expect("root may");
-        assert_eq!(plan.processes[0].account.as_ref().map(|a| (a.uid, a.gid)), Some((4242, 4242)));
+        let user = UserSpec { user: "4242".into(), group: None };
+        let err = account(&user, 65534).expect_err("not root");
+        assert_eq!(err, Problem::NeedsRoot { user: "4242".into(), uid: 65534 });
+        let problem = ProcessError { place: Some("m:5:8".into()), process: "job".into(), problem: err };
+        assert_eq!(
+            problem.to_string(),
+            "m:5:8: process job: user = \"4242\" needs exeunt to run as root (it runs as uid 65534)"
+        );
+        let account = account(&user, 0).expect("root may");
+        assert_eq!((account.uid, account.gid), (4242, 4242));
+    }
+
+    #[test]
+    fn every_process_that_cannot_run_is_told_at_once_with_its_place() {
+        let text = format!(
+            "{JOB}user = \"no-such-user-here\"\n\n[[process]]\nname = \"db\"\nrole = \"sidecar\"\ncommand = [\"true\"]\nworkdir = \"/no/such/dir\"\n"
+        );
+        let map = Map::new("every", &text);
+        let err = resolve(&map.options(), &env(&[])).expect_err("two problems").to_string();
+        let path = map.0.display();
+        assert_eq!(
+            err,
+            format!(
+                "{path}:5:8: process job: user 'no-such-user-here' does not exist in /etc/passwd\n\
+                 {path}:11:11: process db: workdir '/no/such/dir' is not a directory"
+            )
+        );
     }
 
     #[test]
     fn users_resolve_by_number_or_name() {
         let user =
-            |user: &str, group: Option<&str>| account(&UserSpec { user: user.into(), group: group.map(Into::into) });
+            |user: &str, group: Option<&str>| look_up(&UserSpec { user: user.into(), group: group.map(Into::into) });
         let root = Account { uid: 0, gid: 0, name: Some("root".into()), home: Some("/root".into()) };
         assert_eq!(user("root", None), Ok(root));
         assert_eq!(user("4242", Some("4343")), Ok(Account { uid: 4242, gid: 4343, name: None, home: None }));

@@ -1,7 +1,9 @@
 //! The role map's rules, each pinned on a role map's text.
 
 use super::*;
-use crate::plan::{Check, Endpoint, OnExit, OnTimeout, UserSpec};
+use crate::plan::{
+    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, Endpoint, OnExit, OnTimeout, UserSpec,
+};
 use crate::signo::{SIGTERM, Signo};
 
 const FULL: &str = r#"
@@ -37,7 +39,10 @@ fn full_role_map_becomes_a_plan_in_start_order() {
     assert_eq!(queue.grace_period, Duration::from_secs(3));
     assert_eq!(queue.env, [("QUEUE_URL".to_string(), "amqp://localhost".to_string())]);
     assert_eq!(queue.workdir.as_deref(), Some(Path::new("/srv")));
-    assert_eq!(queue.user, Some(UserSpec { user: "1000".into(), group: Some("1000".into()) }));
+    assert_eq!(
+        queue.user.as_ref().map(|(user, _)| user),
+        Some(&UserSpec { user: "1000".into(), group: Some("1000".into()) })
+    );
     assert_eq!((forwarder.name.as_str(), forwarder.role), ("forwarder", Role::Primary));
     assert_eq!(forwarder.command, ["/app/forwarder", "--once"]);
     assert_eq!(forwarder.stop_signal, SIGTERM);
@@ -258,7 +263,10 @@ fn a_value_of_the_wrong_type_names_its_key_and_shows_the_right_form() {
         error(&format!("{primary}command = [\"a\"]\nready = {{ exec = \"pg_isready\" }}\n"))
             .contains(": exec: expected a list such as"),
     );
-    assert_eq!(error("grace_period = 5\n"), "map.toml:1:16: grace_period: expected a string, not integer '5'");
+    assert_eq!(
+        error(&format!("grace_period = 5\n{primary}command = [\"a\"]\n")),
+        "map.toml:1:16: grace_period: expected a string, not integer '5'"
+    );
 }
 
 #[test]
@@ -300,4 +308,39 @@ fn control_socket_is_an_abstract_name_a_path_or_off_and_a_bad_one_is_named_where
     let long = format!("/{}", "x".repeat(107));
     let err = error(&format!("control_socket = \"{long}\"\n{primary}"));
     assert!(err.starts_with("map.toml:1:18: control_socket: '/xxx") && err.ends_with("which a socket address holds"));
+}
+
+#[test]
+fn every_mistake_is_one_line_in_the_order_of_the_text() {
+    let text = "grace_period = \"5s\"\n\n[[process]]\ncolour = \"red\"\nname = \"web\"\nrole = \"primary\"\ncommand = [\"true\"]\ngrace_period = \"ten\"\n\n[[process]]\nrole = \"sidecar\"\nname = \"web\"\ncommand = [\"true\"]\n";
+    let err = error(text);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("map.toml:4:1: unknown field 'colour', expected one of 'name', "), "{err}");
+    assert!(lines[1].starts_with("map.toml:8:16: grace_period: invalid duration 'ten'"), "{err}");
+    assert_eq!(lines[2], "map.toml:12:8: name: 'web' is already the name of the process on line 5");
+}
+
+#[test]
+fn a_key_that_cannot_be_read_brings_no_mistake_that_follows_from_its_absence() {
+    // `comand` is likely the command misspelt: no "command: missing" besides.
+    let err = error("[[process]]\nname = \"a\"\nrole = \"primary\"\ncomand = [\"x\"]\n");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A role that cannot be read may have been the primary's.
+    let err = error("[[process]]\nname = \"a\"\nrole = \"boss\"\ncommand = [\"x\"]\n");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn single_brackets_are_one_mistake_and_the_process_is_still_read() {
+    let err = error("[process]\nname = \"A\"\nrole = \"primary\"\ncommand = [\"x\"]\n");
+    assert_eq!(
+        err,
+        "map.toml:1:1: process: write [[process]] with double brackets: each [[process]] table is one entry of a list\n\
+         map.toml:2:8: name: 'A' is not a valid name (1 to 63 of a-z, 0-9 and '-', starting and ending with a letter or digit)"
+    );
+    assert!(
+        error("process = 3\n")
+            .starts_with("map.toml:1:11: process: expected [[process]] tables, one per process, not an integer")
+    );
 }

@@ -78,7 +78,7 @@ fn user_change_is_refused_when_exeunt_is_not_root() {
     assert_eq!(outcome.code, 2, "{outcome:?}");
     assert_eq!(
         outcome.stderr.trim(),
-        "exeunt: process job: user = \"daemon\" needs exeunt to run as root (it runs as uid 65534)"
+        format!("exeunt: {map}:5:8: process job: user = \"daemon\" needs exeunt to run as root (it runs as uid 65534)")
     );
     assert!(!outcome.stdout.contains("started"), "nothing runs: {outcome:?}");
 }
@@ -118,7 +118,8 @@ fn a_workdir_the_user_cannot_enter_is_a_workdir_error_naming_the_dir_and_the_use
         "map.toml",
         &format!("[[process]]\nname = \"web\"\nrole = \"primary\"\ncommand = [\"/bin/echo\", \"hi\"]\nuser = \"nobody\"\nworkdir = \"{private}\"\n"),
     );
-    let expected = format!("exeunt: process web: workdir '{private}' cannot be entered by user nobody (uid 65534)");
+    let expected =
+        format!("exeunt: {map}:6:11: process web: workdir '{private}' cannot be entered by user nobody (uid 65534)");
     for args in [vec!["--check", map.as_str()], vec!["-c", map.as_str()]] {
         let outcome = common::run_pid1(&args);
         assert_eq!(outcome.code, 2, "{args:?}: {outcome:?}");

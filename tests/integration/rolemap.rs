@@ -93,7 +93,10 @@ fn a_user_that_does_not_exist_is_refused_before_anything_starts() {
     let map = scratch.file("map.toml", &text);
     let outcome = plain(&["-c", &map]).finish();
     assert_eq!(outcome.code, 2, "{outcome:?}");
-    assert_eq!(outcome.stderr.trim(), "exeunt: process job: user 'no-such-user-here' does not exist in /etc/passwd");
+    assert_eq!(
+        outcome.stderr.trim(),
+        format!("exeunt: {map}:9:8: process job: user 'no-such-user-here' does not exist in /etc/passwd")
+    );
     assert!(!std::path::Path::new(&scratch.path("started")).exists());
 }
 
@@ -129,7 +132,10 @@ fn check_refuses_what_a_run_would_refuse_and_shows_what_a_run_would_use() {
     let map = scratch.file("user.toml", &format!("{job}user = \"no-such-user-here\"\n"));
     let outcome = plain(&["--check", &map]).finish();
     assert_eq!(outcome.code, 2, "{outcome:?}");
-    assert_eq!(outcome.stderr.trim(), "exeunt: process job: user 'no-such-user-here' does not exist in /etc/passwd");
+    assert_eq!(
+        outcome.stderr.trim(),
+        format!("exeunt: {map}:5:8: process job: user 'no-such-user-here' does not exist in /etc/passwd")
+    );
 
     let map = scratch.file("match.toml", &format!("match_timeout = \"5s\"\n{job}"));
     let mut command = std::process::Command::new(common::exeunt());
@@ -194,4 +200,50 @@ fn a_start_that_fails_for_want_of_descriptors_says_so() {
         "{}",
         outcome.stderr
     );
+}
+
+#[test]
+fn a_role_map_with_three_mistakes_gets_three_lines_naming_each_and_starts_nothing() {
+    let scratch = Scratch::new("three-mistakes");
+    let text = format!(
+        "{}[[process]]\ncolour = \"red\"\nname = \"web\"\nrole = \"primary\"\ncommand = [\"true\"]\ngrace_period = \"ten\"\n\n\
+         [[process]]\nrole = \"sidecar\"\nname = \"web\"\ncommand = [\"true\"]\n",
+        marker(&scratch)
+    );
+    let map = scratch.file("map.toml", &text);
+    for args in [["-c", map.as_str()], ["--check", map.as_str()]] {
+        let outcome = plain(&args).finish();
+        assert_eq!(outcome.code, 2, "{args:?}: {outcome:?}");
+        let lines: Vec<&str> = outcome.stderr.lines().collect();
+        assert_eq!(lines.len(), 3, "{args:?}: {}", outcome.stderr);
+        assert!(lines[0].starts_with(&format!("exeunt: {map}:6:1: unknown field 'colour'")), "{}", outcome.stderr);
+        assert!(
+            lines[1].starts_with(&format!("exeunt: {map}:10:16: grace_period: invalid duration 'ten'")),
+            "{}",
+            outcome.stderr
+        );
+        assert_eq!(lines[2], format!("exeunt: {map}:14:8: name: 'web' is already the name of the process on line 7"));
+        assert!(!std::path::Path::new(&scratch.path("started")).exists(), "{args:?}: something was started");
+    }
+}
+
+#[test]
+fn every_user_and_workdir_that_cannot_be_had_is_named_with_its_place_at_once() {
+    let scratch = Scratch::new("resolve-mistakes");
+    let text = format!(
+        "{}[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\nuser = \"no-such-user-here\"\n\n\
+         [[process]]\nname = \"db\"\nrole = \"sidecar\"\ncommand = [\"true\"]\nworkdir = \"/no/such/dir\"\n",
+        marker(&scratch)
+    );
+    let map = scratch.file("map.toml", &text);
+    let outcome = plain(&["-c", &map]).finish();
+    assert_eq!(outcome.code, 2, "{outcome:?}");
+    assert_eq!(
+        outcome.stderr.lines().collect::<Vec<_>>(),
+        [
+            format!("exeunt: {map}:9:8: process job: user 'no-such-user-here' does not exist in /etc/passwd"),
+            format!("exeunt: {map}:15:11: process db: workdir '/no/such/dir' is not a directory"),
+        ]
+    );
+    assert!(!std::path::Path::new(&scratch.path("started")).exists(), "something was started");
 }
