@@ -1,0 +1,96 @@
+//! Exit policies: restarts with back-off, `max_restarts`, `fail` and `ignore`.
+
+use super::*;
+
+#[test]
+fn crashing_sidecar_restarts_with_doubling_back_off_reset_after_a_long_run() {
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    let mut now = SEC;
+    let mut pid = 100;
+    for expected in [100, 200, 400, 800] {
+        assert_eq!(sup.handle(exited(pid, 1), now), []);
+        assert_eq!(sup.next_deadline(), Some(now + expected * MS));
+        now += expected * MS;
+        assert_eq!(sup.handle(Event::Tick, now), [Action::Spawn(0)]);
+        pid += 10;
+        sup.handle(Event::Spawned { index: 0, pid }, now);
+    }
+    // A run of 10 s forgives the past crashes.
+    now += 10 * SEC;
+    sup.handle(exited(pid, 1), now);
+    assert_eq!(sup.next_deadline(), Some(now + 100 * MS));
+}
+
+#[test]
+fn back_off_never_exceeds_30s() {
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    let mut now = SEC;
+    for round in 0..20 {
+        let pid = 1000 + round;
+        if round == 0 {
+            sup.handle(exited(100, 1), now);
+        } else {
+            sup.handle(Event::Spawned { index: 0, pid }, now);
+            sup.handle(exited(pid, 1), now);
+        }
+        let delay = sup.next_deadline().expect("a restart is due") - now;
+        assert!(delay <= 30 * SEC, "{delay:?}");
+        now += delay;
+        sup.handle(Event::Tick, now);
+    }
+}
+
+#[test]
+fn back_off_follows_the_sidecars_restart_delays() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.processes[0].restart_delay = 20 * MS;
+    plan.processes[0].max_restart_delay = 50 * MS;
+    let mut sup = started(&plan);
+    let (mut now, mut pid) = (SEC, 100);
+    for expected in [20, 40, 50, 50] {
+        sup.handle(exited(pid, 1), now);
+        let delay = sup.next_deadline().expect("a restart is due") - now;
+        assert_eq!(delay, expected * MS);
+        now += delay;
+        assert_eq!(sup.handle(Event::Tick, now), [Action::Spawn(0)]);
+        pid += 1;
+        sup.handle(Event::Spawned { index: 0, pid }, now);
+    }
+}
+
+#[test]
+fn max_restarts_then_the_sidecar_fails_the_run_with_its_exit_code() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.processes[0].max_restarts = Some(1);
+    plan.processes[0].exit_code = Some(42);
+    let mut sup = started(&plan);
+    sup.handle(exited(100, 1), SEC);
+    sup.handle(Event::Tick, SEC + 100 * MS);
+    sup.handle(Event::Spawned { index: 0, pid: 200 }, SEC + 100 * MS);
+    assert_eq!(sup.handle(exited(200, 1), 2 * SEC), [term(101)]);
+    sup.handle(Event::Exited { pid: 101, status: ExitStatus::Signal(SIGTERM) }, 2 * SEC);
+    assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(42)]);
+}
+
+#[test]
+fn sidecar_with_on_exit_fail_stops_the_primary_and_exits_with_its_status() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.processes[0].on_exit = OnExit::Fail;
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(exited(100, 9), SEC), [term(101)]);
+    sup.handle(exited(101, 0), SEC);
+    assert_eq!(sup.handle(GONE, SEC), [Action::Exit(9)]);
+}
+
+#[test]
+fn sidecar_with_on_exit_ignore_is_left_gone() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.processes[0].on_exit = OnExit::Ignore;
+    let mut sup = started(&plan);
+    assert_eq!(sup.handle(exited(100, 9), SEC), []);
+    assert_eq!(sup.next_deadline(), None, "no restart is scheduled");
+    assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
+    assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)]);
+}
