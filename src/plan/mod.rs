@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::duration::Show;
 use crate::logger::LogFormat;
 use crate::quoted::Quoted;
 use crate::signo::{SIGTERM, Signo};
+
+mod show;
 
 /// The default time between a process's stop signal and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -489,106 +490,6 @@ impl Plan {
     /// pod can leave it stale.
     pub fn match_timeout(&self) -> Duration {
         self.match_timeout.or(self.pod.as_ref().map(|p| p.birth_timeout)).unwrap_or(DEFAULT_BIRTH_TIMEOUT)
-    }
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "grace period for leftover processes: {}", Show(self.grace_period))?;
-        let order = match self.shutdown {
-            ShutdownOrder::Ordered => "sidecars stop in reverse start order",
-            ShutdownOrder::Parallel => "sidecars stop all at once",
-        };
-        writeln!(f, "shutdown: {order}")?;
-        match self.kill_primaries_after {
-            Some(after) => {
-                writeln!(f, "after a stop signal, primaries still running {} later are killed", Show(after))?
-            }
-            None => writeln!(f, "after a stop signal, primaries run until they exit (the runtime keeps the deadline)")?,
-        }
-        if self.stop_delay > Duration::ZERO {
-            writeln!(f, "a stop signal is passed on {} after it came (stop_delay)", Show(self.stop_delay))?;
-        }
-        if self.kill_on_second_signal {
-            writeln!(f, "a second stop signal kills what is left at once")?;
-        }
-        if self.log_format == Some(LogFormat::Json) {
-            writeln!(f, "exeunt logs JSON lines")?;
-        }
-        if let Some(socket) = &self.control_socket {
-            writeln!(f, "control socket: {socket}")?;
-        }
-        if let Some(pod) = &self.pod {
-            writeln!(
-                f,
-                "pod: container {}, graveyard {}, death deps {:?}, birth deps {:?}, birth timeout {}",
-                pod.name,
-                pod.graveyard.display(),
-                pod.death_deps,
-                pod.birth_deps,
-                Show(pod.birth_timeout)
-            )?;
-        }
-        if self.match_timeout.is_some() || self.pod.is_some() || self.processes.iter().any(|p| p.matcher.is_some()) {
-            writeln!(f, "sidecars found by match may take {} to appear", Show(self.match_timeout()))?;
-        }
-        for (i, p) in self.processes.iter().enumerate() {
-            let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();
-            match &p.matcher {
-                Some(matcher) => write!(f, "{}. {} {}: found by {matcher}", i + 1, p.role, p.name)?,
-                None => write!(f, "{}. {} {}: {:?}", i + 1, p.role, p.name, command)?,
-            }
-            write!(f, ", stop {}, grace {}", p.stop_signal, Show(p.grace_period))?;
-            if let Some(hook) = &p.stop_hook {
-                write!(f, ", stop hook {hook}")?;
-            }
-            if let Some(ready) = &p.ready {
-                let on_timeout = match ready.on_timeout {
-                    OnTimeout::Fail => "fail",
-                    OnTimeout::Start => "start",
-                };
-                write!(
-                    f,
-                    ", ready when {} (every {}, attempts {} max, within {}, else {on_timeout})",
-                    ready.probe,
-                    Show(ready.interval),
-                    Show(ready.attempt_timeout),
-                    Show(ready.timeout)
-                )?;
-            }
-            if p.role == Role::Sidecar {
-                write!(f, ", on exit {}", p.on_exit)?;
-                if let Some(max) = p.max_restarts {
-                    write!(f, " (at most {max} restarts)")?;
-                }
-                if p.on_exit == OnExit::Restart {
-                    write!(f, " after {} to {}", Show(p.restart_delay), Show(p.max_restart_delay))?;
-                }
-                if let Some(code) = p.exit_code {
-                    write!(f, ", fails with {code}")?;
-                }
-            }
-            if let Some(dir) = &p.workdir {
-                write!(f, ", workdir {}", dir.display())?;
-            }
-            if let Some(account) = &p.account {
-                write!(f, ", runs as {account} and gid {}", account.gid)?;
-            }
-            if p.output != Output::Inherit {
-                write!(f, ", output {}", p.output)?;
-            }
-            for (key, _) in &p.env {
-                write!(f, ", env {key}")?;
-            }
-            for (from, to) in &p.rewrite {
-                match to {
-                    Some(to) => write!(f, ", {from} as {to}")?,
-                    None => write!(f, ", {from} ignored")?,
-                }
-            }
-            writeln!(f)?;
-        }
-        Ok(())
     }
 }
 
