@@ -66,7 +66,7 @@ pub fn main(args: &[OsString]) -> i32 {
             Ok(Invocation::Version) => say(&format!("exeunt {}, as dumb-init\n", env!("CARGO_PKG_VERSION"))),
             Ok(Invocation::Help | Invocation::Check(_) | Invocation::Ask(..)) => say(cli::DUMB_INIT_USAGE),
             // dumb-init's own code for a bad command line.
-            Err(e) => complain(SETUP_ERROR, &e.to_string().replace("exeunt --help", "dumb-init --help")),
+            Err(e) => complain(SETUP_ERROR, &e.to_string()),
         };
     }
     match cli::parse(words, &env) {
