@@ -383,7 +383,7 @@ mod tests {
         assert_eq!(parse_dumb_init(&words(&["--help"]), &none), Ok(Invocation::Help));
         for (line, expected) in [(&[][..], "nothing to run"), (&["-x", "true"][..], "unknown option '-x'")] {
             let err = parse_dumb_init(&words(line), &none).expect_err(expected).to_string();
-            assert!(err.starts_with(expected), "{err}");
+            assert!(err.starts_with(expected) && err.ends_with(" (see dumb-init --help)"), "{err}");
         }
     }
 
