@@ -6,11 +6,13 @@
 //!
 //! It is made of parts that own their state: each process's life and readiness
 //! ([`process`]), the shutdown and the sweep ([`shutdown`]), the pod's gating
-//! ([`pod`]) and the exit code ([`verdict`]). A part with deadlines lists each one
+//! ([`pod`]) and the exit code ([`verdict`]). What an exit means is decided in
+//! [`exits`], what a signal from outside means in [`forwarding`]. A part with deadlines lists each one
 //! once, beside the duty that falls due then; after every event the supervisor does
 //! every duty whose deadline has passed, and the earliest deadline left is the one
 //! the event loop waits for. A deadline nobody acts on cannot be written.
 
+mod exits;
 mod forwarding;
 mod leftovers;
 mod pod;
@@ -24,8 +26,8 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::duration::Show;
-use crate::events::{Action, CheckId, Event, ExitStatus, Purpose, Time};
-use crate::plan::{OnExit, OnTimeout, Plan, Role};
+use crate::events::{Action, CheckId, Event, Purpose, Time};
+use crate::plan::{OnTimeout, Plan, Role};
 use crate::signo::{SIGKILL, Signo};
 use leftovers::Leftovers;
 use pod::{News, PodGate};
@@ -415,96 +417,6 @@ impl<'p> Supervisor<'p> {
                 }
             }
             (Purpose::Ready | Purpose::Stop, _) => {}
-        }
-    }
-
-    fn on_exit(&mut self, pid: i32, status: ExitStatus, now: Time, actions: &mut Vec<Action>) {
-        let Some(index) = self.procs.iter().position(|p| p.state.pid() == Some(pid)) else {
-            self.leftovers.exited(pid);
-            if self.plan.report_reaped {
-                warn!("Reaped zombie process with pid={pid}");
-            } else {
-                debug!("reaped orphan pid {pid} ({status})");
-            }
-            return;
-        };
-        let plan = self.plan;
-        let spec = &plan.processes[index];
-        let (since, hook_running) = match self.procs[index].state {
-            State::Running { since, .. } | State::Killed { since, .. } => (since, false),
-            State::Stopping { since, how, .. } => (since, how == How::Hook { running: true }),
-            _ => (now, false),
-        };
-        if hook_running {
-            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
-        }
-        self.procs[index].state = State::Gone;
-        self.procs[index].exit = Some(status);
-        let ran_for = now.saturating_sub(since);
-        let ran = Show(Duration::from_millis(ran_for.as_millis() as u64));
-        let name = &spec.name;
-        if spec.role == Role::Primary {
-            info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}");
-            if spec.matcher.is_none() {
-                // It led a process group of its own; what it left there goes before the sidecars.
-                self.leftovers.primary_exited(pid, index);
-            }
-            if self.plan.setsid
-                && let Some(signo) = self.as_rewritten(index, crate::signo::SIGTERM)
-            {
-                // dumb-init's setsid mode: what is left of its session's group goes too.
-                actions.push(Action::SignalGroup { pgid: pid, signo });
-            }
-            self.verdict.primary_exited(status);
-            let primaries_left = self.primary_alive();
-            if status.code() != 0 && primaries_left && !self.shutdown.is_begun() {
-                warn!(subject = name.as_str(); "primary {name} failed: stopping the other primaries");
-            }
-            if status.code() != 0 || !primaries_left {
-                self.begin_shutdown(None, actions);
-            }
-            return;
-        }
-        if self.shutdown.is_begun() {
-            info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}");
-            return;
-        }
-        if self.procs[index].probing_now() {
-            actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
-        }
-        if std::mem::take(&mut self.procs[index].restart_asked) {
-            info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: starting it again, as asked");
-            let proc = &mut self.procs[index];
-            proc.asked_restarts += 1;
-            proc.state = State::Starting;
-            actions.push(Action::Spawn(index));
-            return;
-        }
-        if self.procs[index].first_probing() {
-            self.not_ready(index, &format!("not ready: it exited with {status} after {ran}"), actions);
-            return;
-        }
-        let proc = &mut self.procs[index];
-        // Its probe runs again once it has started again.
-        proc.ready = Ready::Lost;
-        match spec.on_exit {
-            OnExit::Restart if proc.may_restart(spec) => {
-                let delay = proc.back_off(spec, ran_for, now);
-                warn!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: restarting it in {}", Show(delay));
-            }
-            OnExit::Ignore => {
-                warn!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: ignored, the primaries run on")
-            }
-            OnExit::Restart | OnExit::Fail => {
-                let after = if spec.on_exit == OnExit::Restart {
-                    format!(" and {} restarts", proc.restarts)
-                } else {
-                    String::new()
-                };
-                error!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}{after}: stopping everything");
-                self.verdict.sidecar_failed(status, spec.exit_code);
-                self.begin_shutdown(None, actions);
-            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::shutdown::KILL_RETRY;
 use super::*;
-use crate::events::{Death, Milestone};
+use crate::events::{Death, ExitStatus, Milestone};
 use crate::plan::{Check, DEFAULT_GRACE, ProcessSpec, Readiness};
 use crate::signo::SIGTERM;
 

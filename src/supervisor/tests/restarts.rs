@@ -1,6 +1,7 @@
 //! Exit policies: restarts with back-off, `max_restarts`, `fail` and `ignore`.
 
 use super::*;
+use crate::plan::OnExit;
 
 #[test]
 fn crashing_sidecar_restarts_with_doubling_back_off_reset_after_a_long_run() {
