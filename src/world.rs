@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use crate::checks::Checks;
 use crate::control::{self, listener::Control, listener::OpenError};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
-use crate::events::{Action, Event, Milestone, Purpose};
+use crate::events::{Action, CheckId, Event, Milestone, Purpose};
 use crate::output::Output;
 use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
@@ -140,24 +140,7 @@ impl event_loop::World for Os<'_> {
                 }
             }
             Action::Spawn(index) => {
-                let plan = self.plan;
-                let spec = &plan.processes[index];
-                let event = match &spec.matcher {
-                    Some(matcher) => self.others.adopt(index, &spec.name, matcher, poller),
-                    None => {
-                        let output = self.carried_output(index, poller);
-                        match self.launcher.spawn(plan, index, output) {
-                            Ok(pid) => {
-                                if self.groups.len() == self.groups.capacity() {
-                                    self.groups.pop_front();
-                                }
-                                self.groups.push_back(pid);
-                                Event::Spawned { index, pid }
-                            }
-                            Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
-                        }
-                    }
-                };
+                let event = self.spawn(index, poller);
                 events.push_back(event);
             }
             Action::Signal { pid, signo, group } => self.send(pid, signo, group),
@@ -179,22 +162,7 @@ impl event_loop::World for Os<'_> {
                 self.send(pid, signo, group);
                 self.resume_if_stopped(pid, group);
             }
-            Action::SignalWithStatus { pid, signo, status } => {
-                // The proof first: the receiver looks for it as soon as the signal arrives.
-                match crate::pod::peer::vouch(pid, status) {
-                    Ok(proof) => self.proofs.push(proof),
-                    Err(e) => warn!("cannot vouch for the exit status sent to pid {pid}: {e}"),
-                }
-                match self.others.signal(pid, signo, Some(status)) {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => {
-                        debug!("queueing {signo} with a status to pid {pid}: {e}");
-                        self.send(pid, signo, false);
-                    }
-                    None => debug!("pid {pid} is no process of another container that exeunt watches"),
-                }
-                self.resume_if_stopped(pid, false);
-            }
+            Action::SignalWithStatus { pid, signo, status } => self.send_with_status(pid, signo, status),
             Action::Record(milestone) => {
                 if let Some(graveyard) = &mut self.graveyard {
                     graveyard.record(milestone, events);
@@ -208,20 +176,7 @@ impl event_loop::World for Os<'_> {
                 // whether anything is left at all.
                 self.reap(events);
             }
-            Action::StartCheck(id) => {
-                let spec = &self.plan.processes[id.index];
-                let check = match id.purpose {
-                    Purpose::Ready => spec.ready.as_ref().map(|r| &r.probe),
-                    Purpose::Stop => spec.stop_hook.as_ref(),
-                };
-                let Some(check) = check else { return };
-                let (plan, launcher) = (self.plan, &self.launcher);
-                let mut run =
-                    |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.to_string());
-                if let Some(result) = self.checks.start(id, check, poller, &mut run) {
-                    events.push_back(Event::CheckDone { id, result });
-                }
-            }
+            Action::StartCheck(id) => self.start_check(id, poller, events),
             Action::CancelCheck(id) => self.checks.cancel(id, poller),
             Action::Answer { client, answer } => {
                 if let Some(control) = &mut self.control {
@@ -257,6 +212,63 @@ fn listen(plan: &Plan, poller: &Poller) -> Option<Control> {
 }
 
 impl Os<'_> {
+    /// Starts process `index` of the plan, or for a sidecar of another container,
+    /// starts looking for it.
+    fn spawn(&mut self, index: usize, poller: &Poller) -> Event {
+        let plan = self.plan;
+        let spec = &plan.processes[index];
+        if let Some(matcher) = &spec.matcher {
+            return self.others.adopt(index, &spec.name, matcher, poller);
+        }
+        let output = self.carried_output(index, poller);
+        match self.launcher.spawn(plan, index, output) {
+            Ok(pid) => {
+                if self.groups.len() == self.groups.capacity() {
+                    self.groups.pop_front();
+                }
+                self.groups.push_back(pid);
+                Event::Spawned { index, pid }
+            }
+            Err(e) => Event::SpawnFailed { index, code: e.code(), reason: e.to_string() },
+        }
+    }
+
+    /// Sends another container's exeunt a stop signal that carries an exit status,
+    /// with the proof that it comes from this exeunt.
+    fn send_with_status(&mut self, pid: i32, signo: Signo, status: i32) {
+        // The proof first: the receiver looks for it as soon as the signal arrives.
+        match crate::pod::peer::vouch(pid, status) {
+            Ok(proof) => self.proofs.push(proof),
+            Err(e) => warn!("cannot vouch for the exit status sent to pid {pid}: {e}"),
+        }
+        match self.others.signal(pid, signo, Some(status)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                debug!("queueing {signo} with a status to pid {pid}: {e}");
+                self.send(pid, signo, false);
+            }
+            None => debug!("pid {pid} is no process of another container that exeunt watches"),
+        }
+        self.resume_if_stopped(pid, false);
+    }
+
+    /// Starts a readiness probe or a stop hook; one whose outcome is known at once (a
+    /// file) is an event now.
+    fn start_check(&mut self, id: CheckId, poller: &Poller, events: &mut Events) {
+        let spec = &self.plan.processes[id.index];
+        let check = match id.purpose {
+            Purpose::Ready => spec.ready.as_ref().map(|r| &r.probe),
+            Purpose::Stop => spec.stop_hook.as_ref(),
+        };
+        let Some(check) = check else { return };
+        let (plan, launcher) = (self.plan, &self.launcher);
+        let mut run =
+            |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.to_string());
+        if let Some(result) = self.checks.start(id, check, poller, &mut run) {
+            events.push_back(Event::CheckDone { id, result });
+        }
+    }
+
     /// Sends a signal to a process, or to its process group. A process of another
     /// container gets it through its pidfd, and only itself. The process itself gets it
     /// too when the group is gone, and always for SIGKILL: it may have moved itself to
