@@ -90,38 +90,66 @@ fn gated_http(port: u16, gate: &str) -> String {
     format!("{sidecar} {gate}")
 }
 
-#[test]
-fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_and_the_shutdown() {
-    let scratch = Scratch::new("control-status");
-    let gate = scratch.path("web-may-answer");
-    let drained = scratch.fifo("job-drained");
-    let port = free_port();
-    let map = [
-        process(
-            "web",
-            "sidecar",
-            &gated_http(port, &gate),
-            &format!(
-                "ready = {{ http = \"http://127.0.0.1:{port}/ready\", interval = \"50ms\" }}\nstop_signal = \"SIGUSR1\""
-            ),
-        ),
-        process(
-            "job",
-            "primary",
-            &format!(
-                "trap 'kill -9 $! 2>/dev/null; echo job draining; read x < {drained}; echo job drained; exit 0' TERM; \
-                 echo job started; {SLEEP_FOREVER}"
-            ),
-            "",
-        ),
-    ]
-    .concat();
-    let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
-    running.expect_line("answered 503");
-    let pid = running.exeunt_pid();
+/// An HTTP-probed sidecar `web` (stopped by SIGUSR1) whose probe answers 503 until
+/// `gate` exists, and a primary `job` that drains on SIGTERM until `drained` is
+/// written: the run the status, readiness and restart tests ask about.
+struct WebAndJob {
+    /// Dropped first: exeunt is killed before its scratch directory goes.
+    running: common::Running,
+    pid: i32,
+    gate: String,
+    drained: String,
+    scratch: Scratch,
+}
 
-    // The readiness wait: the sidecar runs but has not passed its probe; the primary
-    // waits for it.
+impl WebAndJob {
+    /// Started, with the sidecar's probe failing.
+    fn start(name: &str) -> WebAndJob {
+        let scratch = Scratch::new(name);
+        let gate = scratch.path("web-may-answer");
+        let drained = scratch.fifo("job-drained");
+        let port = free_port();
+        let ready = format!("ready = {{ http = \"http://127.0.0.1:{port}/ready\", interval = \"50ms\" }}");
+        let map = [
+            process("web", "sidecar", &gated_http(port, &gate), &format!("{ready}\nstop_signal = \"SIGUSR1\"")),
+            process(
+                "job",
+                "primary",
+                &format!(
+                    "trap 'kill -9 $! 2>/dev/null; echo job draining; read x < {drained}; echo job drained; exit 0' TERM; \
+                     echo job started; {SLEEP_FOREVER}"
+                ),
+                "",
+            ),
+        ]
+        .concat();
+        let mut running = pid1(&["-c", &scratch.file("map.toml", &map)]);
+        running.expect_line("answered 503");
+        let pid = running.exeunt_pid();
+        WebAndJob { running, pid, gate, drained, scratch }
+    }
+
+    /// Lets the probe pass, and waits for the primary's start.
+    fn ready(mut self) -> WebAndJob {
+        std::fs::write(&self.gate, "").expect("open the gate");
+        self.running.expect_line("job started");
+        self
+    }
+
+    /// Lets the draining primary end, and the run with it.
+    fn drain(self) -> common::Outcome {
+        let mut fifo = std::fs::OpenOptions::new().write(true).open(&self.drained).expect("open the fifo");
+        fifo.write_all(b"\n").expect("drain");
+        let outcome = self.running.finish();
+        drop(self.scratch);
+        outcome
+    }
+}
+
+#[test]
+fn during_the_readiness_wait_status_says_starting_and_nothing_is_ready() {
+    let run = WebAndJob::start("control-starting");
+    let pid = run.pid;
     let status = ask(pid, &["--status"]);
     assert_eq!(status.code, 0, "{status:?}");
     assert!(status.stdout.starts_with("exeunt: starting for "), "{}", status.stdout);
@@ -139,10 +167,12 @@ fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_an
     assert_eq!(ask(pid, &["--ready", "web"]).code, 1);
     let live = ask(pid, &["--live"]);
     assert_eq!((live.code, live.stdout.as_str()), (0, "exeunt is starting\n"), "{live:?}");
+}
 
-    // The probe passes: the sidecar is ready and the primary starts.
-    std::fs::write(&gate, "").expect("open the gate");
-    running.expect_line("job started");
+#[test]
+fn once_the_probe_passes_status_says_running_and_everything_is_ready() {
+    let run = WebAndJob::start("control-running").ready();
+    let pid = run.pid;
     let ready = ask(pid, &["--ready"]);
     assert_eq!((ready.code, ready.stdout.as_str()), (0, "ready: web, job\n"), "{ready:?}");
     assert_eq!(ask(pid, &["--ready", "web"]).stdout, "ready: web\n");
@@ -153,11 +183,14 @@ fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_an
     let fields = json_fields(&ask(pid, &["--status", "--json"]).stdout);
     assert!(fields.contains("phase=running\nready=True\n"), "{fields}");
     assert!(fields.contains("web=sidecar/ready/True/0/") && fields.contains("job=primary/running/True/0/"));
+}
 
-    // A restart: the old web gets its stop signal, a new one starts and is probed again,
-    // and the container is not ready until it passes.
+#[test]
+fn a_restart_stops_the_sidecar_with_its_stop_signal_and_readiness_waits_for_the_new_ones_probe() {
+    let mut run = WebAndJob::start("control-restart").ready();
+    let pid = run.pid;
     let (old_web, job_pid) = (pid_of(pid, "web"), pid_of(pid, "job"));
-    std::fs::remove_file(&gate).expect("close the gate");
+    std::fs::remove_file(&run.gate).expect("close the gate");
     let restart = ask(pid, &["--restart", "web"]);
     assert_eq!(restart.code, 0, "{restart:?}");
     assert!(restart.stdout.starts_with("restarting web: stopping pid "), "{}", restart.stdout);
@@ -165,8 +198,8 @@ fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_an
     let ready = ask(pid, &["--ready"]);
     assert_eq!(ready.code, 1, "not ready while web restarts: {ready:?}");
     assert!(ready.stderr.starts_with("not ready: web is "), "{ready:?}");
-    running.expect_log("sidecar web exited with SIGUSR1");
-    running.expect_log("starting it again, as asked");
+    run.running.expect_log("sidecar web exited with SIGUSR1");
+    run.running.expect_log("starting it again, as asked");
     let deadline = Instant::now() + HANG;
     let new_web = loop {
         let web = pid_of(pid, "web");
@@ -182,40 +215,48 @@ fn status_and_ready_follow_an_http_probed_sidecar_through_the_start_a_restart_an
     let web = row(&status.stdout, "web");
     // The state holds the probe's words; RESTARTS and FOR are the last two columns.
     assert!(web.contains(" starting (") && web.split_whitespace().rev().nth(1) == Some("1"), "{web}");
-    std::fs::write(&gate, "").expect("open the gate again");
+    std::fs::write(&run.gate, "").expect("open the gate again");
     while ask(pid, &["--ready"]).code != 0 {
         assert!(Instant::now() < deadline, "the new web's probe did not pass within {HANG:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(pid_of(pid, "job"), job_pid, "the primary ran on");
     assert_ne!(new_web, old_web);
+    run.running.signal(libc::SIGTERM);
+    let outcome = run.drain();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert_eq!(count(&outcome.stdout, "job started"), 1, "the primary started once: {}", outcome.stdout);
+    assert_eq!(count(&outcome.stdout, "http sidecar listening"), 2, "{}", outcome.stdout);
+}
 
-    // A primary is not restarted: that would end the run.
-    let refused = ask(pid, &["--restart", "job"]);
+#[test]
+fn a_primary_or_an_unknown_name_is_not_restarted() {
+    let run = WebAndJob::start("control-refused").ready();
+    let refused = ask(run.pid, &["--restart", "job"]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stderr.contains("job cannot be restarted: it is a primary"), "{refused:?}");
-    let unknown = ask(pid, &["--restart", "nobody"]);
+    let unknown = ask(run.pid, &["--restart", "nobody"]);
     assert_eq!(unknown.code, 2, "{unknown:?}");
     assert!(unknown.stderr.contains("no process is named \"nobody\" (there are: web, job)"), "{unknown:?}");
+}
 
-    // The shutdown: the primary drains as long as it needs.
-    running.signal(libc::SIGTERM);
-    running.expect_line("job draining");
+#[test]
+fn while_the_primary_drains_status_says_stopping_and_nothing_is_ready_not_even_a_running_sidecar() {
+    let mut run = WebAndJob::start("control-stopping").ready();
+    let pid = run.pid;
+    run.running.signal(libc::SIGTERM);
+    run.running.expect_line("job draining");
     let status = ask(pid, &["--status"]);
     assert!(status.stdout.starts_with("exeunt: stopping for "), "{}", status.stdout);
     assert!(row(&status.stdout, "job").contains(" stopping "), "{}", status.stdout);
     assert!(json_fields(&ask(pid, &["--status", "--json"]).stdout).contains("phase=stopping\nready=False\n"));
     assert_eq!(ask(pid, &["--ready"]).code, 1);
-    // The sidecar still runs, ready, while the primary drains; nothing is ready then.
     assert!(row(&ask(pid, &["--status"]).stdout, "web").contains(" ready "));
     let web = ask(pid, &["--ready", "web"]);
     assert_eq!((web.code, web.stderr.as_str()), (1, "not ready: exeunt is stopping\n"), "{web:?}");
     assert_eq!(ask(pid, &["--live"]).stdout, "exeunt is stopping\n");
-    std::fs::OpenOptions::new().write(true).open(&drained).expect("open the fifo").write_all(b"\n").expect("drain");
-    let outcome = running.finish();
+    let outcome = run.drain();
     assert_eq!(outcome.code, 0, "{outcome:?}");
-    assert_eq!(count(&outcome.stdout, "job started"), 1, "the primary started once: {}", outcome.stdout);
-    assert_eq!(count(&outcome.stdout, "http sidecar listening"), 2, "{}", outcome.stdout);
 }
 
 #[test]
