@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use log::{info, warn};
 
+use super::alarms::Alarms;
 use crate::duration::Show;
 use crate::events::{Action, Member, Time};
 use crate::plan::Plan;
@@ -121,14 +122,6 @@ impl Leftovers {
         }
     }
 
-    pub fn deadline(&self) -> Option<Time> {
-        self.alarm().map(|(at, _)| at)
-    }
-
-    pub fn due(&self, now: Time) -> Option<KillLeftovers> {
-        self.alarm().filter(|(at, _)| *at <= now).map(|(_, duty)| duty)
-    }
-
     /// The grace period is over: SIGKILL to the groups, and the sidecars go.
     pub fn ring(&mut self, _: KillLeftovers, actions: &mut Vec<Action>) {
         if let Phase::Waiting { pids, grace, .. } = &self.phase {
@@ -152,5 +145,14 @@ fn plural(count: usize) -> String {
     match count {
         1 => "1 process".to_string(),
         n => format!("{n} processes"),
+    }
+}
+
+impl Alarms for Leftovers {
+    type Duty = KillLeftovers;
+
+    /// The leftovers' one deadline.
+    fn alarms(&self) -> impl Iterator<Item = (Time, KillLeftovers)> {
+        self.alarm().into_iter()
     }
 }

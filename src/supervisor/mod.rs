@@ -8,10 +8,11 @@
 //! ([`process`]), the shutdown and the sweep ([`shutdown`]), the pod's gating
 //! ([`pod`]) and the exit code ([`verdict`]). What an exit means is decided in
 //! [`exits`], what a signal from outside means in [`forwarding`]. A part with deadlines lists each one
-//! once, beside the duty that falls due then; after every event the supervisor does
+//! once, beside the duty that falls due then ([`alarms`]); after every event the supervisor does
 //! every duty whose deadline has passed, and the earliest deadline left is the one
 //! the event loop waits for. A deadline nobody acts on cannot be written.
 
+mod alarms;
 mod exits;
 mod forwarding;
 mod leftovers;
@@ -29,6 +30,7 @@ use crate::duration::Show;
 use crate::events::{Action, CheckId, Event, Purpose, Time};
 use crate::plan::{OnTimeout, Plan, Role};
 use crate::signo::{SIGKILL, Signo};
+use alarms::Alarms;
 use leftovers::Leftovers;
 use pod::{News, PodGate};
 use process::{Duty, How, Proc, Ready, State};

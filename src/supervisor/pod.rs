@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use log::{info, warn};
 
+use super::alarms::Alarms;
 use crate::duration::Show;
 use crate::events::{Action, Death, Milestone, Time};
 use crate::plan::Pod;
@@ -115,18 +116,10 @@ impl<'p> PodGate<'p> {
         None
     }
 
-    /// The pod's one deadline with its duty; [`PodGate::deadline`] and [`PodGate::due`]
+    /// The pod's one deadline with its duty; [`Alarms::deadline`] and [`Alarms::due`]
     /// both read it.
     fn alarm(&self) -> Option<(Time, Duty)> {
         self.birth_deadline.map(|at| (at, Duty::BirthTimeout))
-    }
-
-    pub fn deadline(&self) -> Option<Time> {
-        self.alarm().map(|(at, _)| at)
-    }
-
-    pub fn due(&self, now: Time) -> Option<Duty> {
-        self.alarm().filter(|(at, _)| *at <= now).map(|(_, duty)| duty)
     }
 
     /// [`Duty::BirthTimeout`]: ends the wait and says what was waited for, and how long.
@@ -157,6 +150,15 @@ impl<'p> PodGate<'p> {
                 actions.push(Action::Record(Milestone::Ready));
             }
         }
+    }
+}
+
+impl Alarms for PodGate<'_> {
+    type Duty = Duty;
+
+    /// The pod's one deadline: the end of the birth wait.
+    fn alarms(&self) -> impl Iterator<Item = (Time, Duty)> {
+        self.alarm().into_iter()
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::alarms::Alarms;
 use crate::duration::Show;
 use crate::events::{Action, CheckId, ExitStatus, Time};
 use crate::plan::{ProcessSpec, Readiness};
@@ -206,10 +207,10 @@ impl Proc {
     }
 
     /// Every deadline of this process with its duty, in the order the duties are done
-    /// when several have passed. [`Proc::deadline`] and [`Proc::due`] both read this one
+    /// when several have passed. [`Alarms::deadline`] and [`Alarms::due`] both read this one
     /// list, so a deadline cannot be waited for without its duty, nor a duty done
     /// without its deadline.
-    fn alarms(&self) -> [Option<(Time, Duty)>; 4] {
+    fn alarm_list(&self) -> [Option<(Time, Duty)>; 4] {
         let state = match self.state {
             State::Stopping { deadline: Some(deadline), .. } => Some((deadline, Duty::Kill)),
             State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
@@ -224,16 +225,6 @@ impl Proc {
             _ => [None, None, None],
         };
         [state, abandon, give_up, attempt]
-    }
-
-    /// When this process next needs the clock.
-    pub fn deadline(&self) -> Option<Time> {
-        self.alarms().into_iter().flatten().map(|(at, _)| at).min()
-    }
-
-    /// The first duty whose deadline has passed at `now`.
-    pub fn due(&self, now: Time) -> Option<Duty> {
-        self.alarms().into_iter().flatten().find(|(at, _)| *at <= now).map(|(_, duty)| duty)
     }
 
     /// It runs now: its probe starts at once (or it is ready at once, without one).
@@ -329,6 +320,14 @@ impl Proc {
         self.restarts += 1;
         self.state = State::Backoff { until: now + delay };
         delay
+    }
+}
+
+impl Alarms for Proc {
+    type Duty = Duty;
+
+    fn alarms(&self) -> impl Iterator<Item = (Time, Duty)> {
+        self.alarm_list().into_iter().flatten()
     }
 }
 

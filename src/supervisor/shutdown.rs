@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use log::{info, warn};
 
+use super::alarms::Alarms;
 use super::process::Proc;
 use crate::duration::Show;
 use crate::events::{Action, Time};
@@ -183,7 +184,8 @@ impl Shutdown {
     }
 
     /// The shutdown's one deadline with its duty (the drain delay's before the shutdown
-    /// begins, the sweep's after); [`Shutdown::deadline`] and [`Shutdown::due`] both read it.
+    /// begins, the sweep's after); [`Alarms::deadline`] and
+    /// [`Alarms::due`] both read it.
     fn alarm(&self) -> Option<(Time, Duty)> {
         if let Some((until, signo)) = self.held {
             return Some((until, Duty::PassOn(signo)));
@@ -193,14 +195,6 @@ impl Shutdown {
             Sweep::Killing { retry } => Some((retry, Duty::KillAgain)),
             Sweep::NotYet | Sweep::Pending | Sweep::Done => None,
         }
-    }
-
-    pub fn deadline(&self) -> Option<Time> {
-        self.alarm().map(|(at, _)| at)
-    }
-
-    pub fn due(&self, now: Time) -> Option<Duty> {
-        self.alarm().filter(|(at, _)| *at <= now).map(|(_, duty)| duty)
     }
 
     /// Takes back the held stop signal whose drain delay is over.
@@ -234,5 +228,14 @@ pub fn to_stop(plan: &Plan, procs: &[Proc]) -> Vec<usize> {
     match plan.shutdown {
         ShutdownOrder::Parallel => of(Role::Sidecar).filter(alive).collect(),
         ShutdownOrder::Ordered => of(Role::Sidecar).rev().find(alive).into_iter().collect(),
+    }
+}
+
+impl Alarms for Shutdown {
+    type Duty = Duty;
+
+    /// The shutdown's one deadline.
+    fn alarms(&self) -> impl Iterator<Item = (Time, Duty)> {
+        self.alarm().into_iter()
     }
 }
