@@ -294,7 +294,7 @@ pub fn http_answer(data: &[u8]) {
         match status_of(data, passing) {
             None => assert!(!data.contains(&b'\n'), "a complete status line was not judged"),
             Some(Ok(())) => assert!(data.starts_with(b"HTTP/1."), "passed without an HTTP/1.x status line"),
-            Some(Err(e)) => assert_one_line(&e, ""),
+            Some(Err(e)) => assert_one_line(&e.to_string(), ""),
         }
     }
     // What passes a stop hook passes a readiness probe.
@@ -387,7 +387,7 @@ mod world {
     use std::ffi::OsString;
     use std::time::Duration;
 
-    use exeunt::events::{Action, CheckId, Death, Event, ExitStatus, Member, Purpose, Request, Time};
+    use exeunt::events::{Action, CheckFailure, CheckId, Death, Event, ExitStatus, Member, Purpose, Request, Time};
     use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
     use exeunt::signo::Signo;
     use exeunt::supervisor::Supervisor;
@@ -702,7 +702,7 @@ mod world {
                 }
                 4 if !self.checks.is_empty() => {
                     let id = self.checks.remove(usize::from(more()) % self.checks.len());
-                    let result = if more() % 2 == 0 { Ok(()) } else { Err("failed".to_string()) };
+                    let result = if more() % 2 == 0 { Ok(()) } else { Err(CheckFailure::Status(503)) };
                     Event::CheckDone { id, result }
                 }
                 5 => {
@@ -827,7 +827,7 @@ mod world {
                         Event::Signal(Signo(libc::SIGTERM))
                     }
                 } else if let Some(id) = self.checks.pop() {
-                    Event::CheckDone { id, result: Err("failed".into()) }
+                    Event::CheckDone { id, result: Err(CheckFailure::Status(503)) }
                 } else if let Some(deadline) = supervisor.next_deadline() {
                     self.now = self.now.max(deadline);
                     Event::Tick

@@ -11,14 +11,14 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use log::debug;
 
 use crate::event_loop::{Events, Interest, Poller, Source, SourceId, Token};
-use crate::events::{CheckId, Event, ExitStatus, Purpose};
+use crate::events::{CheckFailure, CheckId, Event, ExitStatus, Purpose, Step};
 use crate::plan::{Check, Endpoint, HttpTarget};
 
 /// An HTTP answer's status line must come within this many bytes.
 const MAX_STATUS_LINE: usize = 1024;
 
 /// The result of a check: Ok when it passed, else why not.
-pub type Outcome = Result<(), String>;
+pub type Outcome = Result<(), CheckFailure>;
 
 /// Says a check's outcome at debug level: `EXEUNT_LOG=warn,exeunt::checks=debug` shows
 /// every probe and hook, and nothing else of the debug log.
@@ -42,7 +42,7 @@ struct Conversation {
     passing: Passing,
     addr: SocketAddr,
     /// Why the other addresses of the same check failed (`localhost` tries two).
-    failures: Vec<String>,
+    failures: Vec<CheckFailure>,
 }
 
 /// Which HTTP statuses pass.
@@ -87,15 +87,13 @@ impl Checks {
     pub fn start(&mut self, id: CheckId, check: &Check, poller: &Poller, run: &mut RunCommand) -> Option<Outcome> {
         debug!("{id}: {check}");
         let outcome = match check {
-            Check::File(path) => {
-                Some(if path.exists() { Ok(()) } else { Err(format!("{} does not exist", path.display())) })
-            }
+            Check::File(path) => Some(if path.exists() { Ok(()) } else { Err(CheckFailure::NoFile(path.clone())) }),
             Check::Exec(argv) => match run(argv) {
                 Ok(pid) => {
                     self.commands.push((pid, id));
                     None
                 }
-                Err(e) => Some(Err(e)),
+                Err(why) => Some(Err(CheckFailure::NotStarted(why))),
             },
             Check::Tcp(addr) => self.converse(id, *addr, None, poller),
             Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), poller),
@@ -124,7 +122,7 @@ impl Checks {
             let stream = match connect(addr) {
                 Ok(stream) => stream,
                 Err(e) => {
-                    failures.push(format!("connect to {addr}: {e}"));
+                    failures.push(io_failure(addr, Step::Connect, &e));
                     continue;
                 }
             };
@@ -132,7 +130,7 @@ impl Checks {
             let token = Token { source: self.source, key: self.next_key };
             self.next_key = self.next_key.wrapping_add(1);
             if let Err(e) = poller.watch(stream.as_fd(), token, Interest::Writable) {
-                failures.push(format!("cannot watch the connection to {addr}: {e}"));
+                failures.push(CheckFailure::Io { addr, step: Step::Watch, errno: Some(e as i32) });
                 continue;
             }
             let request = request.clone();
@@ -145,7 +143,7 @@ impl Checks {
                 last.failures = failures;
                 None
             }
-            None => Some(Err(failures.join("; "))),
+            None => Some(Err(CheckFailure::every(failures))),
         }
     }
 
@@ -182,8 +180,7 @@ impl Checks {
         }
         let position = self.commands.iter().position(|&(p, _)| p == pid)?;
         let (_, id) = self.commands.swap_remove(position);
-        let outcome =
-            if status == ExitStatus::Code(0) { Ok(()) } else { Err(format!("the command exited with {status}")) };
+        let outcome = if status == ExitStatus::Code(0) { Ok(()) } else { Err(CheckFailure::Exited(status)) };
         Some(Some((id, outcome)))
     }
 
@@ -202,7 +199,7 @@ impl Checks {
     }
 
     /// Closes every connection of check `id`; returns why those that failed did.
-    fn end_conversations(&mut self, id: CheckId, poller: &Poller) -> Vec<String> {
+    fn end_conversations(&mut self, id: CheckId, poller: &Poller) -> Vec<CheckFailure> {
         let mut failures = Vec::new();
         self.conversations.retain_mut(|c| {
             if c.id != id {
@@ -236,7 +233,7 @@ impl Source for Checks {
         let mut failures = self.end_conversations(id, poller);
         let result = result.map_err(|reason| {
             failures.push(reason);
-            failures.join("; ")
+            CheckFailure::every(failures)
         });
         said(id, &result);
         events.push_back(Event::CheckDone { id, result });
@@ -249,15 +246,15 @@ impl Conversation {
         let addr = self.addr;
         if self.answer.is_none() {
             if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
-                return Some(Err(format!("connect to {addr}: {e}")));
+                return Some(Err(io_failure(addr, Step::Connect, &e)));
             }
             let Some(request) = self.request.take() else { return Some(Ok(())) };
             // A request of a few hundred bytes fits a new connection's send buffer whole.
             if let Err(e) = self.stream.write_all(&request) {
-                return Some(Err(format!("sending the request to {addr}: {e}")));
+                return Some(Err(io_failure(addr, Step::Send, &e)));
             }
             if let Err(e) = poller.rewatch(self.stream.as_fd(), self.token, Interest::Readable) {
-                return Some(Err(format!("cannot watch the connection to {addr}: {e}")));
+                return Some(Err(CheckFailure::Io { addr, step: Step::Watch, errno: Some(e as i32) }));
             }
             self.answer = Some(Vec::new());
             return None;
@@ -267,10 +264,7 @@ impl Conversation {
         loop {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
-                    return Some(
-                        status_of(answer, self.passing)
-                            .unwrap_or_else(|| Err(format!("{addr} closed the connection without an HTTP answer"))),
-                    );
+                    return Some(status_of(answer, self.passing).unwrap_or(Err(CheckFailure::Closed(addr))));
                 }
                 Ok(n) => {
                     answer.extend_from_slice(&chunk[..n]);
@@ -278,12 +272,12 @@ impl Conversation {
                         return Some(outcome);
                     }
                     if answer.len() > MAX_STATUS_LINE {
-                        return Some(Err(format!("{addr} did not answer with an HTTP status line")));
+                        return Some(Err(CheckFailure::NoStatusLine(addr)));
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Some(Err(format!("reading the answer of {addr}: {e}"))),
+                Err(e) => return Some(Err(io_failure(addr, Step::Read, &e))),
             }
         }
     }
@@ -300,8 +294,8 @@ pub fn status_of(answer: &[u8], passing: Passing) -> Option<Outcome> {
     let code = words.next().and_then(|c| c.parse::<u16>().ok()).filter(|_| version.starts_with("HTTP/1."));
     Some(match code {
         Some(code) if passing.passes(code) => Ok(()),
-        Some(code) => Err(format!("HTTP status {code}")),
-        None => Err(format!("not an HTTP status line: {:?}", line.chars().take(80).collect::<String>())),
+        Some(code) => Err(CheckFailure::Status(code)),
+        None => Err(CheckFailure::NotHttp(line.chars().take(80).collect())),
     })
 }
 
@@ -314,6 +308,11 @@ fn request(method: &str, target: &HttpTarget) -> Vec<u8> {
         env!("CARGO_PKG_VERSION")
     )
     .into_bytes()
+}
+
+/// A failed step of a conversation, with the system's error when it gave one.
+fn io_failure(addr: SocketAddr, step: Step, error: &std::io::Error) -> CheckFailure {
+    CheckFailure::Io { addr, step, errno: error.raw_os_error() }
 }
 
 /// Starts a non-blocking connect; the socket becomes writable when it is settled.
@@ -371,9 +370,9 @@ mod tests {
         assert_eq!(status_of(b"HTTP/1.0 204 No Content\r\nX: y\r\n", ready), Some(Ok(())));
         assert_eq!(status_of(b"HTTP/1.1 301 Moved Permanently\r\n", ready), Some(Ok(())));
         assert_eq!(status_of(b"HTTP/1.1 399 Odd\r\n", ready), Some(Ok(())));
-        assert_eq!(status_of(b"HTTP/1.1 400 Bad Request\r\n", ready), Some(Err("HTTP status 400".into())));
-        assert_eq!(status_of(b"HTTP/1.1 503 Service Unavailable\r\n", ready), Some(Err("HTTP status 503".into())));
-        assert_eq!(status_of(b"HTTP/1.1 301 Moved\r\n", Passing::Success), Some(Err("HTTP status 301".into())));
+        assert_eq!(status_of(b"HTTP/1.1 400 Bad Request\r\n", ready), Some(Err(CheckFailure::Status(400))));
+        assert_eq!(status_of(b"HTTP/1.1 503 Service Unavailable\r\n", ready), Some(Err(CheckFailure::Status(503))));
+        assert_eq!(status_of(b"HTTP/1.1 301 Moved\r\n", Passing::Success), Some(Err(CheckFailure::Status(301))));
         assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n", Passing::Success), Some(Ok(())));
         assert_eq!(status_of(b"HTTP/1.1 200", ready), None, "incomplete line");
         assert!(status_of(b"SSH-2.0-OpenSSH\r\n", ready).is_some_and(|o| o.is_err()));
@@ -382,7 +381,7 @@ mod tests {
     #[test]
     fn a_status_line_may_end_in_a_bare_newline() {
         assert_eq!(status_of(b"HTTP/1.1 200 OK\n\nok", Passing::SuccessOrRedirect), Some(Ok(())));
-        assert_eq!(status_of(b"HTTP/1.0 500 Oops\n", Passing::SuccessOrRedirect), Some(Err("HTTP status 500".into())));
+        assert_eq!(status_of(b"HTTP/1.0 500 Oops\n", Passing::SuccessOrRedirect), Some(Err(CheckFailure::Status(500))));
     }
 
     #[test]

@@ -68,6 +68,87 @@ impl fmt::Display for CheckId {
     }
 }
 
+/// Why a check did not pass, shown as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// No attempt has answered yet.
+    NoAnswerYet,
+    /// The attempt did not answer within its timeout.
+    NoAnswerWithin(Duration),
+    /// A file check's path does not exist.
+    NoFile(std::path::PathBuf),
+    /// A command check's command could not be started: the start's own words.
+    NotStarted(String),
+    /// A command check's command exited with something else than 0.
+    Exited(ExitStatus),
+    /// One step of the conversation with an address failed; `errno` is the system's
+    /// error, None when the connection took only part of the request.
+    Io { addr: std::net::SocketAddr, step: Step, errno: Option<i32> },
+    /// The address closed the connection before an HTTP status line.
+    Closed(std::net::SocketAddr),
+    /// More bytes than a status line takes came without one.
+    NoStatusLine(std::net::SocketAddr),
+    /// An HTTP status that does not pass.
+    Status(u16),
+    /// An answer whose first line is not HTTP's: its first 80 characters.
+    NotHttp(String),
+    /// Every address of the check failed, each for its reason.
+    Every(Vec<CheckFailure>),
+}
+
+impl CheckFailure {
+    /// The failures of every address of one check, as one.
+    pub fn every(mut failures: Vec<CheckFailure>) -> CheckFailure {
+        match failures.len() {
+            1 => failures.remove(0),
+            _ => CheckFailure::Every(failures),
+        }
+    }
+}
+
+/// A step of a check's conversation with an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Connect,
+    Watch,
+    Send,
+    Read,
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckFailure::NoAnswerYet => f.write_str("no probe has answered yet"),
+            CheckFailure::NoAnswerWithin(limit) => write!(f, "no answer within {}", crate::duration::Show(*limit)),
+            CheckFailure::NoFile(path) => write!(f, "{} does not exist", path.display()),
+            CheckFailure::NotStarted(why) => f.write_str(why),
+            CheckFailure::Exited(status) => write!(f, "the command exited with {status}"),
+            CheckFailure::Io { addr, step, errno } => {
+                match step {
+                    Step::Connect => write!(f, "connect to {addr}: ")?,
+                    Step::Watch => write!(f, "cannot watch the connection to {addr}: ")?,
+                    Step::Send => write!(f, "sending the request to {addr}: ")?,
+                    Step::Read => write!(f, "reading the answer of {addr}: ")?,
+                }
+                match errno {
+                    Some(errno) => write!(f, "{}", std::io::Error::from_raw_os_error(*errno)),
+                    None => f.write_str("the connection took only part of it"),
+                }
+            }
+            CheckFailure::Closed(addr) => write!(f, "{addr} closed the connection without an HTTP answer"),
+            CheckFailure::NoStatusLine(addr) => write!(f, "{addr} did not answer with an HTTP status line"),
+            CheckFailure::Status(code) => write!(f, "HTTP status {code}"),
+            CheckFailure::NotHttp(line) => write!(f, "not an HTTP status line: {line:?}"),
+            CheckFailure::Every(failures) => {
+                for (i, failure) in failures.iter().enumerate() {
+                    write!(f, "{}{failure}", if i > 0 { "; " } else { "" })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A point in this container's life that the other containers of a pod learn of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Milestone {
@@ -163,7 +244,7 @@ pub enum Event {
     /// Who was in the process groups that `SignalLeftovers` signalled (zombies aside).
     Leftovers { members: Vec<Member> },
     /// A check finished: Ok when it passed, else why not.
-    CheckDone { id: CheckId, result: Result<(), String> },
+    CheckDone { id: CheckId, result: Result<(), CheckFailure> },
     /// A client of the control socket asks something; the answer names `client`.
     Request { client: u32, request: Request },
     /// The clock passed the deadline the supervisor asked for.

@@ -27,7 +27,7 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::duration::Show;
-use crate::events::{Action, CheckId, Event, Purpose, Time};
+use crate::events::{Action, CheckFailure, CheckId, Event, Purpose, Time};
 use crate::plan::{OnTimeout, Plan, Role};
 use crate::signo::{SIGKILL, Signo};
 use alarms::Alarms;
@@ -379,7 +379,7 @@ impl<'p> Supervisor<'p> {
         }
     }
 
-    fn on_check(&mut self, id: CheckId, result: Result<(), String>, now: Time, actions: &mut Vec<Action>) {
+    fn on_check(&mut self, id: CheckId, result: Result<(), CheckFailure>, now: Time, actions: &mut Vec<Action>) {
         let plan = self.plan;
         // A primary stopped on a request from outside gets what follows as a passed-on
         // signal, like the request itself.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::alarms::Alarms;
 use crate::duration::Show;
-use crate::events::{Action, CheckId, ExitStatus, Time};
+use crate::events::{Action, CheckFailure, CheckId, ExitStatus, Time};
 use crate::plan::{ProcessSpec, Readiness};
 use crate::signo::Signo;
 
@@ -86,7 +86,7 @@ pub enum Ready {
         next: Time,
         /// The deadline of the attempt under way, if one is.
         attempt_deadline: Option<Time>,
-        last_error: String,
+        last_error: CheckFailure,
     },
     Yes,
     /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went on.
@@ -237,7 +237,7 @@ impl Proc {
                 attempts: 0,
                 next: now,
                 attempt_deadline: None,
-                last_error: "no probe has answered yet".to_string(),
+                last_error: CheckFailure::NoAnswerYet,
             },
             None => Ready::Yes,
         };
@@ -258,7 +258,7 @@ impl Proc {
         if let Ready::Probing { next, attempt_deadline, last_error, .. } = &mut self.ready {
             actions.push(Action::CancelCheck(id));
             *attempt_deadline = None;
-            *last_error = format!("no answer within {}", Show(ready.attempt_timeout));
+            *last_error = CheckFailure::NoAnswerWithin(ready.attempt_timeout);
             *next = now + ready.interval;
         }
     }
@@ -277,7 +277,7 @@ impl Proc {
     /// changes nothing.
     pub fn probe_answered(
         &mut self,
-        result: Result<(), String>,
+        result: Result<(), CheckFailure>,
         interval: Duration,
         now: Time,
     ) -> Option<(Duration, u32)> {

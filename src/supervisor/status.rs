@@ -125,7 +125,7 @@ impl Supervisor<'_> {
             _ => None,
         };
         let probe = match &proc.ready {
-            Ready::Probing { last_error, .. } => Some(last_error.clone()),
+            Ready::Probing { last_error, .. } => Some(last_error.to_string()),
             _ => None,
         };
         let word = match shown {

@@ -3,7 +3,7 @@
 
 use super::shutdown::KILL_RETRY;
 use super::*;
-use crate::events::{Death, ExitStatus, Milestone};
+use crate::events::{CheckFailure, Death, ExitStatus, Milestone};
 use crate::plan::{Check, DEFAULT_GRACE, ProcessSpec, Readiness};
 use crate::signo::SIGTERM;
 
@@ -72,8 +72,9 @@ fn check(index: usize, purpose: Purpose) -> CheckId {
     CheckId { index, purpose }
 }
 
-fn done(index: usize, purpose: Purpose, result: Result<(), &str>) -> Event {
-    Event::CheckDone { id: check(index, purpose), result: result.map_err(str::to_string) }
+/// A check's outcome: passed, or failed with an HTTP status.
+fn done(index: usize, purpose: Purpose, result: Result<(), u16>) -> Event {
+    Event::CheckDone { id: check(index, purpose), result: result.map_err(CheckFailure::Status) }
 }
 
 mod forwarding;

@@ -14,7 +14,7 @@ fn next_sidecar_starts_only_once_the_previous_one_is_ready() {
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO),
         [Action::StartCheck(check(0, Purpose::Ready))]
     );
-    assert_eq!(sup.handle(done(0, Purpose::Ready, Err("refused")), 5 * MS), []);
+    assert_eq!(sup.handle(done(0, Purpose::Ready, Err(503)), 5 * MS), []);
     assert_eq!(sup.next_deadline(), Some(105 * MS));
     assert_eq!(sup.handle(Event::Tick, 105 * MS), [Action::StartCheck(check(0, Purpose::Ready))]);
     assert_eq!(sup.handle(done(0, Purpose::Ready, Ok(())), 110 * MS), [Action::Spawn(1)]);
@@ -41,7 +41,7 @@ fn sidecar_not_ready_in_time_stops_everything_and_exits_not_ready() {
     let mut sup = Supervisor::new(&plan, Time::ZERO);
     sup.start();
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
-    sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
+    sup.handle(done(0, Purpose::Ready, Err(503)), 10 * MS);
     assert_eq!(sup.handle(Event::Tick, 2 * SEC), [term(10)], "the primary never starts");
     sup.handle(exited(10, 0), 2 * SEC);
     assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(NOT_READY)]);
@@ -54,7 +54,7 @@ fn sidecar_not_ready_in_time_with_on_timeout_start_lets_the_primary_start() {
     let mut sup = Supervisor::new(&plan, Time::ZERO);
     sup.start();
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
-    sup.handle(done(0, Purpose::Ready, Err("refused")), 10 * MS);
+    sup.handle(done(0, Purpose::Ready, Err(503)), 10 * MS);
     assert_eq!(sup.handle(Event::Tick, 2 * SEC), [Action::Spawn(1)]);
 }
 

@@ -11,7 +11,7 @@ fn stop_hook_replaces_the_stop_signal_and_a_failed_hook_falls_through_at_once() 
     let mut sup = started(&plan);
     assert_eq!(last_primary_exits(&mut sup, exited(101, 0), SEC), [Action::StartCheck(check(0, Purpose::Stop))]);
     assert_eq!(sup.next_deadline(), Some(6 * SEC));
-    assert_eq!(sup.handle(done(0, Purpose::Stop, Err("refused")), 2 * SEC), [term(100)]);
+    assert_eq!(sup.handle(done(0, Purpose::Stop, Err(503)), 2 * SEC), [term(100)]);
     assert_eq!(sup.next_deadline(), Some(7 * SEC), "the stop signal gets a whole grace period");
 }
 
