@@ -40,9 +40,10 @@ impl Reaper {
 
 impl Source for Reaper {
     fn on_ready(&mut self, _key: u32, _poller: &Poller, events: &mut Events) {
-        // SIGCHLDs merge while pending: what is read says "some child changed", and
-        // waitpid tells which.
-        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        // SIGCHLDs merge while pending, so one read takes what is there: it says "some
+        // child changed", and waitpid tells which. One that comes after makes the
+        // descriptor readable again, and the loop brings exeunt back here.
+        let _ = self.sigchld.read_signal();
         self.collect(events);
     }
 }
@@ -135,10 +136,8 @@ pub fn pids() -> Option<Vec<i32>> {
 /// Every process below `root`, found through the parent links in /proc; None when
 /// /proc cannot be read.
 pub fn descendants(root: i32) -> Option<Vec<i32>> {
-    let links: Vec<(i32, i32)> = pids()?
-        .into_iter()
-        .filter_map(|pid| Some((pid, parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)?.ppid)))
-        .collect();
+    let links: Vec<(i32, i32)> =
+        pids()?.into_iter().filter_map(|pid| Some((pid, parse_stat(&read_proc(pid, "stat")?)?.ppid))).collect();
     let mut found = vec![root];
     let mut next = 0;
     while next < found.len() {
@@ -155,16 +154,22 @@ pub fn descendants(root: i32) -> Option<Vec<i32>> {
 pub fn signal_groups(groups: &[(i32, Signo)]) -> Vec<Member> {
     let mut members = Vec::new();
     let mut signalled = Vec::new();
+    // Most primaries leave nothing behind: a group without a member costs one kill(2),
+    // where listing /proc costs a read of every process's stat.
+    let groups: Vec<(i32, Signo)> = groups.iter().copied().filter(|&(pgid, _)| has_members(pgid)).collect();
+    if groups.is_empty() {
+        return members;
+    }
     let Some(pids) = pids() else {
         // Without /proc the members cannot be listed; the groups are signalled all the same.
-        for &(pgid, signo) in groups {
+        for &(pgid, signo) in &groups {
             // SAFETY: kill takes plain integers; a group that is gone is ESRCH.
             unsafe { libc::kill(-pgid, signo.0) };
         }
         return members;
     };
     for pid in pids {
-        let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else { continue };
+        let Some(stat) = read_proc(pid, "stat") else { continue };
         let Some(found) = parse_stat(&stat).filter(|s| s.state != b'Z') else { continue };
         let Some(&(pgid, signo)) = groups.iter().find(|(pgid, _)| *pgid == found.pgrp) else { continue };
         if !signalled.contains(&pgid) {
@@ -175,6 +180,13 @@ pub fn signal_groups(groups: &[(i32, Signo)]) -> Vec<Member> {
         members.push(Member { pid, name: command_name(&stat) });
     }
     members
+}
+
+/// Whether process group `pgid` has a member (a zombie not yet reaped counts).
+fn has_members(pgid: i32) -> bool {
+    // SAFETY: kill with signal 0 checks for the group's existence and sends nothing.
+    let found = unsafe { libc::kill(-pgid, 0) } == 0;
+    found || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The command name between the parentheses of a /proc/PID/stat line.
@@ -189,11 +201,42 @@ fn command_name(stat: &[u8]) -> String {
 const MAX_PROC_READ: u64 = 4096;
 
 /// The first [`MAX_PROC_READ`] bytes of /proc/PID/FILE.
+///
+/// Read with bare system calls: this runs for every process on the way to exeunt's
+/// exit (each leftover, each stopped sidecar), where std's File adds a stat call and a
+/// read that finds the end. /proc hands a small file over whole in the first read when
+/// the buffer has room for it, so a read that leaves room is the end.
 pub fn read_proc(pid: i32, file: &str) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    fs::File::open(format!("/proc/{pid}/{file}")).ok()?.take(MAX_PROC_READ).read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+    let path = std::ffi::CString::new(format!("/proc/{pid}/{file}")).ok()?;
+    // SAFETY: path is a NUL-terminated string; a non-negative result is a descriptor
+    // that this function owns and closes below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // A stat line fits in the first kilobyte; a larger buffer would cost the allocator
+    // a mapping of its own.
+    let mut bytes = Vec::<u8>::with_capacity(1024);
+    let whole = loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve_exact(MAX_PROC_READ as usize - bytes.len());
+        }
+        let room = (MAX_PROC_READ as usize).min(bytes.capacity()) - bytes.len();
+        // SAFETY: the read goes into the vector's spare capacity, at most `room` bytes,
+        // which its capacity holds.
+        let n = unsafe { libc::read(fd, bytes.as_mut_ptr().add(bytes.len()).cast(), room) };
+        if n < 0 {
+            break false;
+        }
+        // SAFETY: read initialized these n bytes.
+        unsafe { bytes.set_len(bytes.len() + n as usize) };
+        if (n as usize) < room || bytes.len() == MAX_PROC_READ as usize {
+            break true;
+        }
+    };
+    // SAFETY: fd is open and owned here.
+    unsafe { libc::close(fd) };
+    whole.then_some(bytes)
 }
 
 /// Whether `pid` is the top process of a container: its parent is outside this PID
@@ -216,9 +259,22 @@ pub fn namespace(pid: &str, kind: &str) -> std::io::Result<u64> {
     fs::metadata(format!("/proc/{pid}/ns/{kind}")).map(|m| m.ino())
 }
 
-/// Whether the process is stopped by a signal (state T in /proc/PID/stat).
+/// Whether the process is stopped by a signal.
+///
+/// For a child of exeunt's the kernel says it in one call: exeunt never waits with
+/// WUNTRACED, so a child's stop is never taken, and WNOWAIT leaves a stop or an exit
+/// for later too (WEXITED, so that a child that died meanwhile is still found). For
+/// another process (a sidecar of another container), /proc/PID/stat says it.
 pub fn is_stopped(pid: i32) -> bool {
-    fs::read(format!("/proc/{pid}/stat")).ok().and_then(|stat| parse_stat(&stat)).is_some_and(|s| s.state == b'T')
+    // SAFETY: siginfo_t is plain data, valid when zeroed.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WSTOPPED | libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid writes one siginfo_t into `info`, and with WNOWAIT reaps nothing.
+    if unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) } == 0 {
+        // SAFETY: a successful waitid filled si_pid, or left it 0 when nothing is to tell.
+        return unsafe { info.si_pid() } == pid && info.si_code == libc::CLD_STOPPED;
+    }
+    read_proc(pid, "stat").and_then(|stat| parse_stat(&stat)).is_some_and(|s| s.state == b'T')
 }
 
 /// What exeunt needs of a /proc/PID/stat line.
