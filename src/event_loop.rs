@@ -20,7 +20,6 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 use crate::events::{Action, Event, Time};
-use crate::supervisor::Supervisor;
 use crate::timer::Timer;
 
 /// The events that sources and actions produce, handed to the supervisor in order.
@@ -149,9 +148,20 @@ pub fn now() -> Time {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(Duration::ZERO, Duration::from)
 }
 
+/// What decides: events in, actions out, and the next time it needs the clock. The
+/// loop knows nothing more of the supervisor than this.
+pub trait Decide {
+    /// The first actions, before any event.
+    fn start(&mut self) -> Vec<Action>;
+    /// What to do about `event`, which happened at `now`.
+    fn handle(&mut self, event: Event, now: Time) -> Vec<Action>;
+    /// When the loop must wake up with a [`Event::Tick`] if nothing else comes first.
+    fn next_deadline(&self) -> Option<Time>;
+}
+
 /// Runs the supervisor to its end and returns exeunt's exit code. `known` is what the
 /// world says before anything starts (a death dep that died already): it comes first.
-pub fn run(supervisor: &mut Supervisor, world: &mut impl World, mut poller: Poller, known: Vec<Event>) -> i32 {
+pub fn run(supervisor: &mut impl Decide, world: &mut impl World, mut poller: Poller, known: Vec<Event>) -> i32 {
     let mut actions = Vec::new();
     for event in known {
         actions.extend(supervisor.handle(event, now()));

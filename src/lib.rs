@@ -157,6 +157,22 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     code
 }
 
+/// The event loop drives the supervisor through the loop's own small interface; the
+/// supervisor knows nothing of the loop, nor the loop of the supervisor.
+impl event_loop::Decide for supervisor::Supervisor<'_> {
+    fn start(&mut self) -> Vec<events::Action> {
+        supervisor::Supervisor::start(self)
+    }
+
+    fn handle(&mut self, event: events::Event, now: events::Time) -> Vec<events::Action> {
+        supervisor::Supervisor::handle(self, event, now)
+    }
+
+    fn next_deadline(&self) -> Option<events::Time> {
+        supervisor::Supervisor::next_deadline(self)
+    }
+}
+
 /// `--check`: resolves the role map of `-c` (with COMMAND as its primary), or each role
 /// map named on the command line, as a run would, and prints the plans.
 fn check(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
