@@ -611,9 +611,10 @@ mod world {
                         assert!(self.checks.contains(&id), "{id:?} cancelled but not under way");
                         self.checks.retain(|c| *c != id);
                     }
-                    Action::Answer { client, answer } => {
+                    Action::Answer { client, reply } => {
                         assert!(self.unanswered.contains(&client), "an answer to {client}, which asked nothing");
                         self.unanswered.retain(|c| *c != client);
+                        let answer = exeunt::control::status::render(reply);
                         assert!(answer.body.ends_with('\n') && answer.body.len() > 1, "{answer:?}");
                     }
                     Action::Exit(code) => {

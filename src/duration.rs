@@ -110,6 +110,21 @@ impl fmt::Display for Show {
     }
 }
 
+/// A time rounded for people: 850ms, 12.3s, 5m12s, 2h5m.
+pub struct Rounded(pub Duration);
+
+impl fmt::Display for Rounded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (ms, s) = (self.0.as_millis(), self.0.as_secs());
+        match s {
+            0 => write!(f, "{ms}ms"),
+            1..60 => write!(f, "{}.{}s", s, (ms % 1000) / 100),
+            60..3600 => write!(f, "{}m{}s", s / 60, s % 60),
+            _ => write!(f, "{}h{}m", s / 3600, (s % 3600) / 60),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,9 +175,6 @@ pub struct Member {
     pub name: String,
 }
 
-/// The version of the control socket's format, which `--status --json` also names.
-pub const CONTROL_VERSION: u32 = 1;
-
 /// What a client of the control socket asks the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -216,6 +213,49 @@ impl Answer {
     pub fn new(outcome: Outcome, line: impl fmt::Display) -> Answer {
         Answer { outcome, body: format!("{line}\n") }
     }
+}
+
+/// Where the container and each of its processes stand: what `--status` asks for, as
+/// data. The control socket renders it, as a table for people or as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `starting`, `running` or `stopping`.
+    pub phase: &'static str,
+    /// Time in this phase.
+    pub phase_for: Duration,
+    /// Whether the container is ready as a whole.
+    pub ready: bool,
+    pub processes: Vec<ProcessStatus>,
+}
+
+/// One process, as `--status` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessStatus {
+    pub name: String,
+    /// `primary` or `sidecar`.
+    pub role: &'static str,
+    pub pid: Option<i32>,
+    /// The state's word, for JSON.
+    pub word: &'static str,
+    /// The state in a few words, for people.
+    pub state: String,
+    pub ready: bool,
+    pub restarts: u32,
+    /// Time in this state.
+    pub held: Duration,
+    /// Time until a restart that waits out a back-off.
+    pub restart_in: Option<Duration>,
+    pub exit_code: Option<i32>,
+    /// Why a sidecar is not ready yet, as its probe last said.
+    pub probe: Option<String>,
+}
+
+/// The supervisor's reply to a request: an answer in words, or the status as data,
+/// `json` when the client asked for it so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Said(Answer),
+    Status { status: Status, json: bool },
 }
 
 /// What happened.
@@ -283,7 +323,7 @@ pub enum Action {
     /// Abandon a check that is under way; no CheckDone will follow.
     CancelCheck(CheckId),
     /// Answer a client of the control socket.
-    Answer { client: u32, answer: Answer },
+    Answer { client: u32, reply: Reply },
     /// Exit with this code: nothing is left running.
     Exit(i32),
 }

@@ -178,9 +178,9 @@ impl event_loop::World for Os<'_> {
             }
             Action::StartCheck(id) => self.start_check(id, poller, events),
             Action::CancelCheck(id) => self.checks.cancel(id, poller),
-            Action::Answer { client, answer } => {
+            Action::Answer { client, reply } => {
                 if let Some(control) = &mut self.control {
-                    control.answer(client, &answer, poller);
+                    control.answer(client, &control::status::render(reply), poller);
                 }
             }
             Action::Reap => self.reap(events),

@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod listener;
+pub mod status;
 pub mod wire;
 
 use std::ffi::OsString;

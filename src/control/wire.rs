@@ -18,8 +18,8 @@ use crate::events::{Answer, Outcome, Request};
 use crate::quoted::Quoted;
 use crate::signo::Signo;
 
-/// The version of the wire format this exeunt speaks.
-pub const VERSION: u32 = crate::events::CONTROL_VERSION;
+/// The version of the wire format this exeunt speaks, which `--status --json` also names.
+pub const VERSION: u32 = 1;
 
 /// The longest request line, newline included.
 pub const REQUEST_LIMIT: usize = 1024;

@@ -159,8 +159,8 @@ impl<'p> Supervisor<'p> {
             Event::Leftovers { members } => self.leftovers.found(&members, self.plan, now),
             Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
             Event::Request { client, request } => {
-                let answer = self.answer(request, now, actions);
-                actions.push(Action::Answer { client, answer });
+                let reply = self.answer(request, now, actions);
+                actions.push(Action::Answer { client, reply });
             }
             // Time passed: what fell due is done below, as after any event.
             Event::Tick => {}

@@ -1,16 +1,14 @@
 //! The supervisor's answers to the control socket's requests: what runs and how it
-//! stands, whether it is ready, and the restarts and signals asked for by name.
-//! Pure, like the rest of the supervisor: a request in, an answer and actions out.
-
-use std::fmt::Write as _;
-use std::time::Duration;
+//! stands (as data, which the control socket renders), whether it is ready, and the
+//! restarts and signals asked for by name. Pure, like the rest of the supervisor: a
+//! request in, a reply and actions out.
 
 use log::info;
 
 use super::Supervisor;
 use super::process::{Ready, Shown, State};
-use crate::duration::Show;
-use crate::events::{Action, Answer, CheckId, Outcome, Purpose, Request, Time};
+use crate::duration::{Rounded, Show};
+use crate::events::{Action, Answer, CheckId, Outcome, ProcessStatus, Purpose, Reply, Request, Status, Time};
 use crate::plan::Role;
 
 /// Where the container as a whole stands.
@@ -32,26 +30,6 @@ impl Phase {
             Phase::Stopping => "stopping",
         }
     }
-}
-
-/// One process as `--status` shows it.
-struct Row {
-    name: String,
-    role: Role,
-    pid: Option<i32>,
-    /// The state's word, for JSON.
-    word: &'static str,
-    /// The state in a few words, for people.
-    state: String,
-    ready: bool,
-    restarts: u32,
-    /// Time in this state.
-    held: Duration,
-    /// Seconds until a restart that waits out a back-off.
-    restart_in: Option<Duration>,
-    exit_code: Option<i32>,
-    /// Why a sidecar is not ready yet, as its probe last said.
-    probe: Option<String>,
 }
 
 impl Supervisor<'_> {
@@ -78,12 +56,14 @@ impl Supervisor<'_> {
     }
 
     /// The answer to one request; what it asks to be done goes into `actions`.
-    pub(super) fn answer(&mut self, request: Request, now: Time, actions: &mut Vec<Action>) -> Answer {
-        match request {
+    pub(super) fn answer(&mut self, request: Request, now: Time, actions: &mut Vec<Action>) -> Reply {
+        let answer = match request {
             Request::Status { json } => {
-                let rows: Vec<Row> = (0..self.procs.len()).map(|i| self.row(i, now)).collect();
-                let body = if json { self.status_json(&rows, now) } else { self.status_text(&rows, now) };
-                Answer { outcome: Outcome::Ok, body }
+                let processes: Vec<ProcessStatus> = (0..self.procs.len()).map(|i| self.row(i, now)).collect();
+                let (phase, since) = self.phase;
+                let ready = self.unready_reasons(&processes).is_empty();
+                let status = Status { phase: phase.word(), phase_for: now.saturating_sub(since), ready, processes };
+                return Reply::Status { status, json };
             }
             Request::Ready { names } => self.ready_answer(&names, now),
             Request::Live => Answer::new(Outcome::Ok, format!("exeunt is {}", self.phase().word())),
@@ -103,7 +83,8 @@ impl Supervisor<'_> {
                 },
                 Err(answer) => answer,
             },
-        }
+        };
+        Reply::Said(answer)
     }
 
     fn index_of(&self, name: &str) -> Result<usize, Answer> {
@@ -113,7 +94,7 @@ impl Supervisor<'_> {
         })
     }
 
-    fn row(&self, index: usize, now: Time) -> Row {
+    fn row(&self, index: usize, now: Time) -> ProcessStatus {
         let (spec, proc) = (&self.plan.processes[index], &self.procs[index]);
         let shown = match (proc.showing(), spec.role) {
             // A primary has no probe: it runs, or not.
@@ -148,9 +129,12 @@ impl Supervisor<'_> {
             Role::Sidecar => proc.is_ready(),
             Role::Primary => matches!(proc.state, State::Running { .. }),
         };
-        Row {
+        ProcessStatus {
             name: spec.name.clone(),
-            role: spec.role,
+            role: match spec.role {
+                Role::Primary => "primary",
+                Role::Sidecar => "sidecar",
+            },
             pid: proc.state.pid(),
             word,
             state,
@@ -161,86 +145,6 @@ impl Supervisor<'_> {
             exit_code: (shown == Shown::Exited).then(|| proc.exit.map(|s| s.code())).flatten(),
             probe,
         }
-    }
-
-    fn status_text(&self, rows: &[Row], now: Time) -> String {
-        let (phase, since) = self.phase;
-        let mut text = format!("exeunt: {} for {}\n", phase.word(), Rounded(now.saturating_sub(since)));
-        let header = ["NAME", "ROLE", "PID", "STATE", "RESTARTS", "FOR"];
-        let cells: Vec<[String; 6]> = rows
-            .iter()
-            .map(|row| {
-                let state = match &row.probe {
-                    Some(probe) if !row.ready => format!("{} ({probe})", row.state),
-                    _ => row.state.clone(),
-                };
-                let pid = row.pid.map_or("-".to_string(), |pid| pid.to_string());
-                [
-                    row.name.clone(),
-                    row.role.to_string(),
-                    pid,
-                    state,
-                    row.restarts.to_string(),
-                    Rounded(row.held).to_string(),
-                ]
-            })
-            .collect();
-        let mut widths = header.map(str::len);
-        for line in &cells {
-            for (width, cell) in widths.iter_mut().zip(line) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let lines = std::iter::once(header.map(String::from)).chain(cells);
-        for line in lines {
-            let last = line.len() - 1;
-            for (column, cell) in line.iter().enumerate() {
-                if column == last {
-                    text += cell;
-                } else {
-                    let _ = write!(text, "{cell:<width$}  ", width = widths[column]);
-                }
-            }
-            text.push('\n');
-        }
-        text
-    }
-
-    fn status_json(&self, rows: &[Row], now: Time) -> String {
-        let (phase, since) = self.phase;
-        let mut out = format!(
-            "{{\"version\":{},\"phase\":\"{}\",\"phase_seconds\":{},\"ready\":{},\"processes\":[",
-            crate::events::CONTROL_VERSION,
-            phase.word(),
-            Seconds(now.saturating_sub(since)),
-            self.unready_reasons(rows).is_empty(),
-        );
-        for (i, row) in rows.iter().enumerate() {
-            let pid = row.pid.map_or("null".to_string(), |pid| pid.to_string());
-            let _ = write!(
-                out,
-                "{}{{\"name\":{},\"role\":\"{}\",\"pid\":{pid},\"state\":\"{}\",\"ready\":{},\"restarts\":{},\"state_seconds\":{}",
-                if i > 0 { "," } else { "" },
-                JsonString(&row.name),
-                row.role,
-                row.word,
-                row.ready,
-                row.restarts,
-                Seconds(row.held)
-            );
-            if let Some(left) = row.restart_in {
-                let _ = write!(out, ",\"restart_in_seconds\":{}", Seconds(left));
-            }
-            if let Some(code) = row.exit_code {
-                let _ = write!(out, ",\"exit_code\":{code}");
-            }
-            if let Some(probe) = &row.probe {
-                let _ = write!(out, ",\"probe\":{}", JsonString(probe));
-            }
-            out.push('}');
-        }
-        out += "]}\n";
-        out
     }
 
     /// `--ready`: every process, or the named ones. A sidecar is ready when it runs and
@@ -256,7 +160,7 @@ impl Supervisor<'_> {
         if asked.is_empty() {
             asked.extend(0..self.procs.len());
         }
-        let rows: Vec<Row> = asked.iter().map(|&i| self.row(i, now)).collect();
+        let rows: Vec<ProcessStatus> = asked.iter().map(|&i| self.row(i, now)).collect();
         let not_ready = self.unready_reasons(&rows);
         if not_ready.is_empty() {
             let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
@@ -268,7 +172,7 @@ impl Supervisor<'_> {
 
     /// Why `rows` are not ready, one reason each; none when they are. Nothing is ready
     /// once the shutdown has begun, whatever still runs.
-    fn unready_reasons(&self, rows: &[Row]) -> Vec<String> {
+    fn unready_reasons(&self, rows: &[ProcessStatus]) -> Vec<String> {
         let mut reasons: Vec<String> = rows
             .iter()
             .filter(|r| !r.ready)
@@ -337,41 +241,5 @@ impl Supervisor<'_> {
                 no(format!("it is {state}"))
             }
         }
-    }
-}
-
-/// Text as a JSON string.
-struct JsonString<'a>(&'a str);
-
-impl std::fmt::Display for JsonString<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut out = Vec::with_capacity(self.0.len() + 2);
-        crate::json::push_string(&mut out, self.0.as_bytes());
-        // Escaped UTF-8 is UTF-8.
-        f.write_str(&String::from_utf8_lossy(&out))
-    }
-}
-
-/// A time in state, rounded for people: 850ms, 12.3s, 5m12s, 2h5m.
-struct Rounded(Duration);
-
-impl std::fmt::Display for Rounded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (ms, s) = (self.0.as_millis(), self.0.as_secs());
-        match s {
-            0 => write!(f, "{ms}ms"),
-            1..60 => write!(f, "{}.{}s", s, (ms % 1000) / 100),
-            60..3600 => write!(f, "{}m{}s", s / 60, s % 60),
-            _ => write!(f, "{}h{}m", s / 3600, (s % 3600) / 60),
-        }
-    }
-}
-
-/// Seconds with milliseconds, for JSON.
-struct Seconds(Duration);
-
-impl std::fmt::Display for Seconds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{:03}", self.0.as_secs(), self.0.subsec_millis())
     }
 }
