@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use log::{debug, info, warn};
 
-use super::{CLIENT_TIME, Container, addresses, sockaddr, stream_socket, wire};
+use super::{CLIENT_TIME, Container, Stranger, addresses, sockaddr, stream_socket, wire};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Answer, Event, Outcome, Time};
 use crate::plan::ControlSocket;
@@ -91,7 +91,7 @@ struct Refusals {
     logged_at: Option<Time>,
     /// Refusals not logged since, and the latest reason.
     since: u32,
-    latest: String,
+    latest: Option<Stranger>,
 }
 
 /// How often refused clients are logged at most.
@@ -229,14 +229,14 @@ impl Control {
 
     /// A client was refused: logged at once, unless one was in the last second; then
     /// counted, and the count logged when the second is over.
-    fn refused(&mut self, reason: String) {
+    fn refused(&mut self, reason: Stranger) {
         let now = event_loop::now();
         // A count whose second is over comes before what follows it.
         self.log_refusals(now);
         let refusals = &mut self.refusals;
         if refusals.logged_at.is_some_and(|at| now < at + REFUSALS_LOGGED_EVERY) {
             refusals.since += 1;
-            refusals.latest = reason;
+            refusals.latest = Some(reason);
             return;
         }
         warn!("refused a control client: {reason}");
@@ -246,13 +246,12 @@ impl Control {
     /// Logs the refusals counted in the second that is over.
     fn log_refusals(&mut self, now: Time) {
         let refusals = &mut self.refusals;
-        if refusals.since > 0 && refusals.logged_at.is_some_and(|at| at + REFUSALS_LOGGED_EVERY <= now) {
-            warn!(
-                "refused {} more control clients in the last second; the latest: {}",
-                refusals.since, refusals.latest
-            );
+        if refusals.since > 0
+            && refusals.logged_at.is_some_and(|at| at + REFUSALS_LOGGED_EVERY <= now)
+            && let Some(latest) = refusals.latest.take()
+        {
+            warn!("refused {} more control clients in the last second; the latest: {latest}", refusals.since);
             (refusals.since, refusals.logged_at) = (0, Some(now));
-            refusals.latest = String::new();
         }
     }
 

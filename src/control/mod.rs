@@ -62,9 +62,9 @@ impl Container {
     }
 
     /// Whether the process at the other end of the connected socket `fd` is of this
-    /// container; else who it is and why not, for a message. The kernel says who it is
-    /// (SO_PEERCRED), so it cannot lie.
-    pub fn holds(&self, fd: BorrowedFd) -> Result<(), String> {
+    /// container; else who it is and why not. The kernel says who it is (SO_PEERCRED),
+    /// so it cannot lie.
+    pub fn holds(&self, fd: BorrowedFd) -> Result<(), Stranger> {
         let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
         let mut size = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
         // SAFETY: SO_PEERCRED writes one ucred into `cred`, whose size `size` gives.
@@ -72,26 +72,60 @@ impl Container {
             libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut size)
         };
         if got != 0 {
-            return Err(format!("cannot tell who it is: {}", std::io::Error::last_os_error()));
+            return Err(Stranger::Unknown(std::io::Error::last_os_error()));
         }
         let (pid, uid) = (cred.pid, cred.uid);
         if pid <= 0 {
-            return Err(format!("uid {uid}, from another PID namespace"));
+            return Err(Stranger::OtherPidNamespace { pid: None, uid });
         }
         if uid != self.uid && uid != 0 {
-            return Err(format!("pid {pid} runs as uid {uid}, and only uid {} or root may ask or answer", self.uid));
+            return Err(Stranger::OtherUid { pid, uid, ours: self.uid });
         }
         let of = |kind| namespace(&pid.to_string(), kind);
         match (of("mnt"), of("pid")) {
-            (Ok(mount), _) if mount != self.mount => {
-                Err(format!("pid {pid} (uid {uid}) is in another mount namespace: another container"))
-            }
-            (Ok(_), Ok(pids)) if pids != self.pids => Err(format!("pid {pid} (uid {uid}) is in another PID namespace")),
+            (Ok(mount), _) if mount != self.mount => Err(Stranger::OtherMountNamespace { pid, uid }),
+            (Ok(_), Ok(pids)) if pids != self.pids => Err(Stranger::OtherPidNamespace { pid: Some(pid), uid }),
             (Ok(_), Ok(_)) => Ok(()),
-            (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(format!("pid {pid} (uid {uid}) was gone before its namespaces could be read"))
+            (Err(e), _) | (_, Err(e)) => Err(Stranger::Unreadable { pid, uid, error: e }),
+        }
+    }
+}
+
+/// The other end of a control connection, when it is not of this container.
+#[derive(Debug)]
+pub enum Stranger {
+    /// SO_PEERCRED failed.
+    Unknown(std::io::Error),
+    /// Another uid than this exeunt's, and not root.
+    OtherUid { pid: i32, uid: u32, ours: u32 },
+    /// In another mount namespace: another container.
+    OtherMountNamespace { pid: i32, uid: u32 },
+    /// In another PID namespace; the kernel shows no pid for one outside this one's.
+    OtherPidNamespace { pid: Option<i32>, uid: u32 },
+    /// Its namespaces could not be read (it may be gone already).
+    Unreadable { pid: i32, uid: u32, error: std::io::Error },
+}
+
+impl std::fmt::Display for Stranger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stranger::Unknown(e) => write!(f, "cannot tell who it is: {e}"),
+            Stranger::OtherUid { pid, uid, ours } => {
+                write!(f, "pid {pid} runs as uid {uid}, and only uid {ours} or root may ask or answer")
             }
-            (Err(e), _) | (_, Err(e)) => Err(format!("pid {pid} (uid {uid}): cannot read its namespaces: {e}")),
+            Stranger::OtherMountNamespace { pid, uid } => {
+                write!(f, "pid {pid} (uid {uid}) is in another mount namespace: another container")
+            }
+            Stranger::OtherPidNamespace { pid: None, uid } => write!(f, "uid {uid}, from another PID namespace"),
+            Stranger::OtherPidNamespace { pid: Some(pid), uid } => {
+                write!(f, "pid {pid} (uid {uid}) is in another PID namespace")
+            }
+            Stranger::Unreadable { pid, uid, error } if error.kind() == std::io::ErrorKind::NotFound => {
+                write!(f, "pid {pid} (uid {uid}) was gone before its namespaces could be read")
+            }
+            Stranger::Unreadable { pid, uid, error } => {
+                write!(f, "pid {pid} (uid {uid}): cannot read its namespaces: {error}")
+            }
         }
     }
 }
