@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use crate::plan::ControlSocket;
-use crate::reaper::namespace;
+use crate::reaper::{Namespace, namespace, own_namespace};
 
 /// How long a client has, from its connection, to send its request and take the answer.
 pub const CLIENT_TIME: Duration = Duration::from_secs(2);
@@ -39,11 +39,6 @@ pub const ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// (`@NAME/2`, `PATH.2`, ...) that exeunt takes when a neighbour holds the ones before,
 /// and that clients try in turn.
 pub const ADDRESSES: usize = 8;
-
-/// The inode of the mount namespace that `/proc/PID/ns/mnt` (or `self`) names.
-pub fn mount_namespace(pid: &str) -> std::io::Result<u64> {
-    namespace(pid, "mnt")
-}
 
 /// This container, as one end of a control connection tells whether the other end is
 /// of it: the same mount and PID namespaces, and the same uid or root.
@@ -58,7 +53,7 @@ impl Container {
     pub fn this() -> std::io::Result<Container> {
         // SAFETY: geteuid cannot fail and touches no memory.
         let uid = unsafe { libc::geteuid() };
-        Ok(Container { uid, mount: namespace("self", "mnt")?, pids: namespace("self", "pid")? })
+        Ok(Container { uid, mount: own_namespace(Namespace::Mount)?, pids: own_namespace(Namespace::Pid)? })
     }
 
     /// Whether the process at the other end of the connected socket `fd` is of this
@@ -81,8 +76,7 @@ impl Container {
         if uid != self.uid && uid != 0 {
             return Err(Stranger::OtherUid { pid, uid, ours: self.uid });
         }
-        let of = |kind| namespace(&pid.to_string(), kind);
-        match (of("mnt"), of("pid")) {
+        match (namespace(pid, Namespace::Mount), namespace(pid, Namespace::Pid)) {
             (Ok(mount), _) if mount != self.mount => Err(Stranger::OtherMountNamespace { pid, uid }),
             (Ok(_), Ok(pids)) if pids != self.pids => Err(Stranger::OtherPidNamespace { pid: Some(pid), uid }),
             (Ok(_), Ok(_)) => Ok(()),
@@ -155,7 +149,7 @@ pub fn address(configured: Option<&ControlSocket>) -> Result<Option<ControlSocke
     match configured {
         Some(ControlSocket::Off) => Ok(None),
         Some(socket) => Ok(Some(socket.clone())),
-        None => match mount_namespace("self") {
+        None => match own_namespace(Namespace::Mount) {
             Ok(inode) => Ok(Some(ControlSocket::Abstract(format!("exeunt/mnt:{inode}")))),
             Err(e) => Err(format!("cannot tell this container's mount namespace (/proc/self/ns/mnt): {e}")),
         },

@@ -17,7 +17,7 @@ use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
-use crate::reaper::{is_top_process, namespace, real_uid};
+use crate::reaper::{Namespace, is_top_process, namespace, own_namespace, real_uid};
 
 /// The largest program compared byte by byte with exeunt's own (a debug build is tens
 /// of MiB; the release build is under one).
@@ -60,7 +60,7 @@ pub fn check(sender: i32, uid: u32, status: i32) -> Result<(), String> {
     if real_uid(sender) != Some(uid) {
         return Err(format!("pid {sender} does not run as uid {uid}"));
     }
-    match (namespace(&sender.to_string(), "pid"), namespace("self", "pid")) {
+    match (namespace(sender, Namespace::Pid), own_namespace(Namespace::Pid)) {
         (Ok(theirs), Ok(ours)) if theirs == ours => {}
         (Ok(_), Ok(_)) => return Err(format!("pid {sender} is in another PID namespace")),
         (Err(e), _) | (_, Err(e)) => return Err(format!("pid {sender}: cannot read its PID namespace: {e}")),
