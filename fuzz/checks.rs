@@ -19,7 +19,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target, by the name of its corpus directory.
 #[allow(dead_code)] // The fuzz targets use one function each; the corpus test uses this.
-pub const TARGETS: [(&str, Check); 12] = [
+pub const TARGETS: [(&str, Check); 13] = [
     ("rolemap", rolemap),
     ("duration", duration),
     ("signal_name", signal_name),
@@ -32,6 +32,7 @@ pub const TARGETS: [(&str, Check); 12] = [
     ("supervisor", supervisor),
     ("output_line", output_line),
     ("control_request", control_request),
+    ("dotenv", dotenv),
 ];
 
 /// A process's line as exeunt carries it, whatever its bytes: as a JSON string, one
@@ -113,8 +114,14 @@ fn restore_escaped(message: &str) -> Vec<u8> {
 pub fn rolemap(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let command = [OsString::from("true")];
+    // Two variables for ${...} to find; any other is unset.
+    let env = |name: &str| match name {
+        "HOST" => Some(OsString::from("db")),
+        "EMPTY" => Some(OsString::new()),
+        _ => None,
+    };
     for command in [None, Some(&command[..])] {
-        match rolemap::parse(text, "fuzz.toml", command) {
+        match rolemap::parse(text, "fuzz.toml", command, &env) {
             Ok(plan) => {
                 let names: Vec<&str> = plan.processes.iter().map(|p| p.name.as_str()).collect();
                 for (i, name) in names.iter().enumerate() {
@@ -132,6 +139,29 @@ pub fn rolemap(data: &[u8]) {
                 assert!(!shown.is_empty() && !shown.ends_with('\n'), "{shown:?}");
                 shown.lines().for_each(|line| assert_one_line(line, "fuzz.toml:"));
             }
+        }
+    }
+}
+
+/// An env file's text: an error names a line of the text and holds nothing of it; what
+/// is read has names that can be set, and reads back the same written in double quotes.
+pub fn dotenv(data: &[u8]) {
+    use exeunt::dotenv;
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match dotenv::parse(text) {
+        Ok(vars) => {
+            let mut again = String::new();
+            for (key, value) in &vars {
+                assert!(rolemap::is_variable_name(key) && !key.contains([' ', '#', '\n']), "read name {key:?}");
+                assert!(!value.contains('\0'), "read a NUL in {key}");
+                let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+                again.push_str(&format!("{key}=\"{escaped}\"\n"));
+            }
+            assert_eq!(dotenv::parse(&again).as_ref(), Ok(&vars), "written back as {again:?}");
+        }
+        Err(e) => {
+            assert!(e.line >= 1 && e.line <= text.matches('\n').count() + 1, "line {} of {text:?}", e.line);
+            assert_one_line(&e.to_string(), &format!("line {}: ", e.line));
         }
     }
 }

@@ -12,9 +12,11 @@
 pub mod checks;
 pub mod cli;
 pub mod control;
+pub mod dotenv;
 pub mod duration;
 pub mod event_loop;
 pub mod events;
+pub mod expand;
 pub mod json;
 pub mod logger;
 pub mod outlet;
@@ -206,9 +208,9 @@ fn ask(request: &events::Request, options: &Options) -> i32 {
     // Where it listens: as the role map says, when one is given (-c or EXEUNT_CONFIG),
     // else as EXEUNT_CONTROL_SOCKET says, else at the default for this container.
     let configured = match &options.config {
-        Some(path) => match rolemap::load(path, None)
-            .or_else(|e| rolemap::load(path, Some(&[OsString::from("true")])).map_err(|_| e))
-        {
+        Some(path) => match rolemap::load(path, None, &|key| std::env::var_os(key)).or_else(|e| {
+            rolemap::load(path, Some(&[OsString::from("true")]), &|key| std::env::var_os(key)).map_err(|_| e)
+        }) {
             Ok(plan) => plan.control_socket.or_else(|| options.control_socket.clone()),
             Err(e) => return complain(USAGE_ERROR, &e.to_string()),
         },

@@ -1,10 +1,12 @@
-//! Where processes are spawned. Users and working directories were resolved with the
-//! plan ([`crate::resolve`]), so that a bad plan starts nothing; [`Launcher::spawn`]
-//! sets each child up between fork and exec.
+//! Where processes are spawned. Users, working directories, variables and limits were
+//! resolved with the plan ([`crate::resolve`]), so that a bad plan starts nothing;
+//! [`Launcher::spawn`] sets each child up between fork and exec: its terminal, its
+//! limits and umask, its user, its directory, in that order.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -155,10 +157,11 @@ impl Launcher {
     ) -> Result<Command, SpawnError> {
         let spec = &plan.processes[index];
         let mut command = Command::new(&argv[0]);
-        command.args(&argv[1..]).envs(spec.env.iter().map(|(k, v)| (k, v)));
+        command.args(&argv[1..]).envs(spec.env.iter().map(|v| (&v.key, &v.value)));
         if !new_session {
             command.process_group(0);
         }
+        let mut workdir = None;
         if let Some(dir) = &spec.workdir {
             match workdir_problem(dir, spec.account.as_ref()) {
                 Some(WorkdirProblem::NotADirectory) => return Err(SpawnError::Workdir { dir: dir.clone() }),
@@ -167,14 +170,12 @@ impl Launcher {
                 }
                 None => {}
             }
-            command.current_dir(dir);
+            // The role map's paths hold no NUL.
+            workdir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok();
         }
         if let Some(account) = &spec.account {
-            // The standard library sets the gid, drops supplementary groups (as root),
-            // then sets the uid, in that order.
-            command.uid(account.uid).gid(account.gid);
-            // As su, gosu and Docker's USER do, unless the role map's env says otherwise.
-            let given = |key: &str| spec.env.iter().any(|(k, _)| k == key);
+            // As su, gosu and Docker's USER do, unless the process's variables say otherwise.
+            let given = |key: &str| spec.env.iter().any(|v| v.key == key);
             for (key, value) in
                 [("HOME", account.home.as_ref().map(|h| h.as_os_str())), ("USER", None), ("LOGNAME", None)]
             {
@@ -184,41 +185,109 @@ impl Launcher {
                 }
             }
         }
-        let inherited = self.inherited;
-        let die_with_exeunt = self.die_with_exeunt;
-        // SAFETY: getpid cannot fail.
-        let exeunt = unsafe { libc::getpid() };
-        // SAFETY: the closure runs between fork and exec, so it may only make
-        // async-signal-safe calls and must not allocate: it calls setsid, ioctl,
-        // tcsetpgrp, prctl, getppid, kill, sigaction and sigprocmask on values copied in
-        // beforehand.
+        let setup = ChildSetup {
+            new_session,
+            take_terminal,
+            limits: spec
+                .limits
+                .iter()
+                .map(|l| (l.number(), libc::rlimit { rlim_cur: l.soft as _, rlim_max: l.hard as _ }))
+                .collect(),
+            umask: spec.umask,
+            ids: spec.account.as_ref().map(|a| (a.uid, a.gid)),
+            workdir,
+            die_with_exeunt: self.die_with_exeunt,
+            // SAFETY: getpid cannot fail.
+            exeunt: unsafe { libc::getpid() },
+            inherited: self.inherited,
+        };
+        // SAFETY: the closure runs between fork and exec; ChildSetup::apply makes only
+        // async-signal-safe calls and allocates nothing.
         unsafe {
-            command.pre_exec(move || {
-                if new_session {
-                    // A session of its own, which leads its own group; the terminal
-                    // exeunt gave up becomes its own, when there is one.
-                    if libc::setsid() == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    libc::ioctl(libc::STDIN_FILENO, libc::TIOCSCTTY, 0);
-                } else if take_terminal {
-                    // Done in the child, while every signal is still blocked: a
-                    // background group calling tcsetpgrp would otherwise get SIGTTOU.
-                    // Failure (no controlling terminal) leaves the terminal as it was.
-                    libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
-                }
-                if die_with_exeunt {
-                    // Set after the uid change, which would clear it.
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                    if libc::getppid() != exeunt {
-                        // exeunt died before the signal was armed.
-                        libc::kill(libc::getpid(), libc::SIGKILL);
-                    }
-                }
-                inherited.restore_in_child()
-            });
+            command.pre_exec(move || setup.apply());
         }
         Ok(command)
+    }
+}
+
+/// What a child does to itself between fork and exec, all of it made beforehand: the
+/// child may not allocate there.
+struct ChildSetup {
+    new_session: bool,
+    take_terminal: bool,
+    /// Each `RLIMIT_*` number and its limits.
+    limits: Vec<(i32, libc::rlimit)>,
+    umask: Option<u32>,
+    /// The uid and gid it runs as, when not exeunt's.
+    ids: Option<(u32, u32)>,
+    workdir: Option<std::ffi::CString>,
+    die_with_exeunt: bool,
+    exeunt: libc::pid_t,
+    inherited: Inherited,
+}
+
+impl ChildSetup {
+    /// Runs in the child, in this order: its session or its terminal, its limits and
+    /// umask (before the user changes: raising a hard limit takes exeunt's privilege),
+    /// its user, its directory (as the user, so that one it may not enter stays shut),
+    /// then the parent-death signal (after the uid change, which would clear it) and
+    /// the signal state it inherits. Only setsid, ioctl, tcsetpgrp, setrlimit, umask,
+    /// setgid, setgroups, setuid, chdir, prctl, getppid, kill, sigaction and
+    /// sigprocmask: async-signal-safe calls.
+    fn apply(&self) -> std::io::Result<()> {
+        let failed = || Err(std::io::Error::last_os_error());
+        // SAFETY: each call takes plain values or pointers to memory made before the fork.
+        unsafe {
+            if self.new_session {
+                // A session of its own, which leads its own group; the terminal exeunt
+                // gave up becomes its own, when there is one.
+                if libc::setsid() == -1 {
+                    return failed();
+                }
+                libc::ioctl(libc::STDIN_FILENO, libc::TIOCSCTTY, 0);
+            } else if self.take_terminal {
+                // Done in the child, while every signal is still blocked: a background
+                // group calling tcsetpgrp would otherwise get SIGTTOU. Failure (no
+                // controlling terminal) leaves the terminal as it was.
+                libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
+            }
+            for (resource, limit) in &self.limits {
+                if libc::setrlimit(*resource as _, limit) != 0 {
+                    return failed();
+                }
+            }
+            if let Some(mask) = self.umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            if let Some((uid, gid)) = self.ids {
+                // The gid, the supplementary groups dropped (where exeunt may), then the
+                // uid, in the order the standard library keeps.
+                if libc::setgid(gid) != 0 {
+                    return failed();
+                }
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    && std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+                {
+                    return failed();
+                }
+                if libc::setuid(uid) != 0 {
+                    return failed();
+                }
+            }
+            if let Some(dir) = &self.workdir
+                && libc::chdir(dir.as_ptr()) != 0
+            {
+                return failed();
+            }
+            if self.die_with_exeunt {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                if libc::getppid() != self.exeunt {
+                    // exeunt died before the signal was armed.
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
+        }
+        self.inherited.restore_in_child()
     }
 }
 

@@ -11,7 +11,10 @@ use crate::logger::LogFormat;
 use crate::quoted::Quoted;
 use crate::signo::{SIGTERM, Signo};
 
+mod environment;
 mod show;
+
+pub use environment::{EnvVar, Limit, RESOURCES, UNLIMITED, set_limit, set_var};
 
 /// The default time between a process's stop signal and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -346,8 +349,11 @@ pub struct ProcessSpec {
     pub max_restart_delay: Duration,
     /// The code exeunt exits with when this sidecar fails the run.
     pub exit_code: Option<i32>,
-    /// Added to the environment exeunt inherited.
-    pub env: Vec<(String, String)>,
+    /// Added to the environment exeunt inherited, each key once.
+    pub env: Vec<EnvVar>,
+    /// Set in the process before it runs its command.
+    pub limits: Vec<Limit>,
+    pub umask: Option<u32>,
     pub workdir: Option<PathBuf>,
     /// Who the process runs as: the role map's `user`, looked up by
     /// [`crate::resolve`]; None runs it as exeunt runs.
@@ -382,6 +388,8 @@ impl ProcessSpec {
             max_restart_delay: DEFAULT_MAX_RESTART_DELAY,
             exit_code: None,
             env: Vec::new(),
+            limits: Vec::new(),
+            umask: None,
             workdir: None,
             account: None,
             rewrite: Vec::new(),

@@ -104,8 +104,14 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if p.output != Output::Inherit {
         write!(f, ", output {}", p.output)?;
     }
-    for (key, _) in &p.env {
-        write!(f, ", env {key}")?;
+    for var in &p.env {
+        write!(f, ", env {var}")?;
+    }
+    for limit in &p.limits {
+        write!(f, ", limit {limit}")?;
+    }
+    if let Some(umask) = p.umask {
+        write!(f, ", umask {umask:04o}")?;
     }
     for (from, to) in &p.rewrite {
         match to {

@@ -15,14 +15,18 @@ use toml::Spanned;
 use crate::duration;
 use crate::logger::LogFormat;
 use crate::plan::{
-    ControlSocket, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, Output, Pod, ProcessSpec, Role,
+    ControlSocket, DEFAULT_BIRTH_TIMEOUT, DEFAULT_GRACE, DEFAULT_GRAVEYARD, Limit, Output, Pod, ProcessSpec, Role,
     ShutdownOrder, UserSpec,
 };
 use crate::quoted::Quoted;
 
+mod environment;
+mod expansion;
 mod process;
 mod raw;
 mod values;
+pub use environment::{SaidEnv, SaidValue, is_variable_name};
+pub use expansion::Env;
 use process::{Defaults, read_process};
 use raw::{RawPod, RawProcess, RawRole, RawRoleMap, RawShutdown};
 pub use values::{invalid_name, is_valid_name, name_problem, read_addr, read_url};
@@ -93,8 +97,9 @@ impl fmt::Display for RoleMapError {
 
 impl std::error::Error for RoleMapError {}
 
-/// What a role map says, read and checked for syntax and values. Nothing is looked up
-/// yet: no user in /etc/passwd, no directory on disk, no variable of the environment.
+/// What a role map says, read and checked for syntax and values, its variables
+/// (`${VAR}`) replaced from exeunt's environment. Nothing is looked up yet: no user in
+/// /etc/passwd, no directory or file on disk.
 /// [`crate::resolve`] makes the plan of a run of it.
 #[derive(Debug)]
 pub struct RoleMap {
@@ -112,6 +117,12 @@ pub struct RoleMap {
     pub stop_delay: Duration,
     pub log_format: Option<LogFormat>,
     pub control_socket: Option<ControlSocket>,
+    /// The top level's `env_file`, read for every process, and where it is.
+    pub env_files: Vec<PathBuf>,
+    pub env_files_at: Option<Range<usize>>,
+    /// The top level's `limits` and `umask`, for processes that do not set their own.
+    pub limits: Vec<(Limit, Range<usize>)>,
+    pub umask: Option<u32>,
 }
 
 impl RoleMap {
@@ -132,6 +143,29 @@ pub struct SaidProcess {
     pub user: Option<(UserSpec, Range<usize>)>,
     /// Where `workdir` is written, which the resolver checks on disk.
     pub workdir_at: Option<Range<usize>>,
+    /// Its variables, with the files the resolver reads for them.
+    pub variables: SaidEnv,
+    /// Its own `limits`, which the resolver checks against what exeunt may set.
+    pub own_limits: Vec<(Limit, Range<usize>)>,
+    /// Whether the resolver looks its commands up (`command_check`), and where the
+    /// command is written.
+    pub command_check: bool,
+    pub command_at: Option<Range<usize>>,
+}
+
+impl SaidProcess {
+    /// A process the role map does not describe: the command line's alone.
+    pub fn bare(spec: ProcessSpec) -> SaidProcess {
+        SaidProcess {
+            spec,
+            user: None,
+            workdir_at: None,
+            variables: SaidEnv::default(),
+            own_limits: Vec::new(),
+            command_check: true,
+            command_at: None,
+        }
+    }
 }
 
 impl Deref for SaidProcess {
@@ -143,7 +177,8 @@ impl Deref for SaidProcess {
 
 /// Reads the role map at `path`. `command`, when given, becomes the primary: it
 /// replaces the command of the role map's one primary, or is added as primary `main`.
-pub fn load(path: &Path, command: Option<&[OsString]>) -> Result<RoleMap, RoleMapError> {
+/// `env` gives the variables that `${VAR}` names.
+pub fn load(path: &Path, command: Option<&[OsString]>, env: &Env) -> Result<RoleMap, RoleMapError> {
     let origin = path.display().to_string();
     let io_error = |e: std::io::Error| RoleMapError::whole(&origin, format!("cannot read the role map: {e}"));
     let file = std::fs::File::open(path).map_err(io_error)?;
@@ -155,16 +190,17 @@ pub fn load(path: &Path, command: Option<&[OsString]>) -> Result<RoleMap, RoleMa
     let text = String::from_utf8(bytes).map_err(|e| {
         RoleMapError::whole(&origin, format!("the role map is not UTF-8 (byte {})", e.utf8_error().valid_up_to()))
     })?;
-    parse(&text, &origin, command)
+    parse(&text, &origin, command, env)
 }
 
 type At<'a> = dyn Fn(Range<usize>, String) -> Mistake + 'a;
 
-/// Reads a role map's text; `origin` names it in mistakes.
-pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<RoleMap, RoleMapError> {
+/// Reads a role map's text; `origin` names it in mistakes, `env` gives the variables.
+pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>, env: &Env) -> Result<RoleMap, RoleMapError> {
     let at = |span: Range<usize>, message: String| Mistake::at(text, span, message);
     let mut m = Mistakes::default();
-    let raw = raw::read_document(text, &mut m).map_err(|mistake| RoleMapError::new(origin, vec![mistake]))?;
+    let mut raw = raw::read_document(text, &mut m).map_err(|mistake| RoleMapError::new(origin, vec![mistake]))?;
+    expansion::expand_document(&mut raw, text, env, &mut m);
     let mut map = read_settings(&raw, &at, &mut m);
     (map.origin, map.text) = (origin.to_string(), text.to_string());
     let defaults = Defaults {
@@ -195,6 +231,9 @@ fn read_settings(raw: &RawRoleMap, at: &At, m: &mut Mistakes) -> RoleMap {
     let control_socket = raw.control_socket.as_ref().and_then(|value| {
         m.note(ControlSocket::parse(value.get_ref()).map_err(|e| at(value.span(), format!("control_socket: {e}"))))
     });
+    let env = environment::read_env(None, raw.env_file.as_ref(), None, at, m);
+    let limits = raw.limits.as_ref().map(|t| environment::read_limits(t, at, m)).unwrap_or_default();
+    let umask = raw.umask.as_ref().and_then(|v| m.note(environment::read_umask(v, at)));
     RoleMap {
         origin: String::new(),
         text: String::new(),
@@ -211,6 +250,10 @@ fn read_settings(raw: &RawRoleMap, at: &At, m: &mut Mistakes) -> RoleMap {
         stop_delay,
         log_format,
         control_socket,
+        env_files: env.files,
+        env_files_at: env.files_at,
+        limits,
+        umask,
     }
 }
 
@@ -274,7 +317,7 @@ fn place_command(
             let mut primary = ProcessSpec::new(&name, Role::Primary, command.to_vec());
             primary.grace_period = defaults.grace_period;
             primary.output = defaults.output;
-            map.processes.push(SaidProcess { spec: primary, user: None, workdir_at: None });
+            map.processes.push(SaidProcess::bare(primary));
         }
         // A role that could not be read is a mistake already, and may have been the primary.
         (None, []) if raw_map.process_refused || raw.iter().any(|p| !p.refused.is_empty() || p.name.is_none()) => {}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::environment::{read_env, read_limits, read_umask};
 use super::raw::{RawMatch, RawOnExit, RawOnTimeout, RawProcess, RawReady, RawRole, RawSignal, RawStop};
 use super::values::{read_addr, read_url, read_user};
 use super::{At, Mistake, Mistakes, SaidProcess, read_duration, read_output};
@@ -56,7 +57,10 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
         }
     }
     read_exit_policy(p, &mut spec, at, m);
-    read_environment(p, &mut spec, at, m);
+    read_workdir(p, &mut spec, at, m);
+    let env = read_env(p.env.as_ref(), p.env_file.as_ref(), p.env_dir.as_ref(), at, m);
+    let limits = p.limits.as_ref().map(|table| read_limits(table, at, m)).unwrap_or_default();
+    spec.umask = p.umask.as_ref().and_then(|v| m.note(read_umask(v, at)));
     read_rewrite(p, &mut spec, at, m);
     let user = p.user.as_ref().and_then(|user| {
         let spec = read_user(user.get_ref());
@@ -69,7 +73,15 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
         }
         spec.map(|spec| (spec, user.span()))
     });
-    Some(SaidProcess { spec, user, workdir_at: p.workdir.as_ref().map(Spanned::span) })
+    Some(SaidProcess {
+        spec,
+        user,
+        workdir_at: p.workdir.as_ref().map(Spanned::span),
+        variables: env,
+        own_limits: limits,
+        command_check: p.command_check.as_ref().is_none_or(|c| *c.get_ref()),
+        command_at: p.command.as_ref().map(Spanned::span),
+    })
 }
 
 /// What starts the process: its command, or for a sidecar of another container, how
@@ -105,6 +117,10 @@ fn refuse_for_matched(p: &RawProcess, at: &At, m: &mut Mistakes) {
         ("user", p.user.as_ref().map(Spanned::span)),
         ("workdir", p.workdir.as_ref().map(Spanned::span)),
         ("env", p.env.as_ref().map(Spanned::span)),
+        ("env_file", p.env_file.as_ref().map(Spanned::span)),
+        ("env_dir", p.env_dir.as_ref().map(Spanned::span)),
+        ("limits", p.limits.as_ref().map(Spanned::span)),
+        ("umask", p.umask.as_ref().map(Spanned::span)),
         ("output", p.output.as_ref().map(Spanned::span)),
     ]);
     for (key, span) in not_for_matched {
@@ -169,18 +185,8 @@ fn read_exit_policy(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mis
     }
 }
 
-/// `env` and `workdir`.
-fn read_environment(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mistakes) {
-    if let Some(env) = &p.env {
-        for (key, value) in env.get_ref() {
-            if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
-                let why = "cannot be set: names must be non-empty and hold no '=' or NUL, values no NUL";
-                m.push(at(env.span(), format!("env: {} {why}", Quoted(key))));
-            } else {
-                spec.env.push((key.clone(), value.clone()));
-            }
-        }
-    }
+/// `workdir`.
+fn read_workdir(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mistakes) {
     if let Some(dir) = &p.workdir {
         if dir.get_ref().is_empty() || dir.get_ref().contains('\0') {
             m.push(at(dir.span(), "workdir: must be a non-empty path".to_string()));

@@ -23,6 +23,9 @@ pub struct RawRoleMap {
     pub output: Option<Spanned<String>>,
     pub log_format: Option<Spanned<String>>,
     pub control_socket: Option<Spanned<String>>,
+    pub env_file: Option<Spanned<RawPaths>>,
+    pub limits: Option<Spanned<std::collections::BTreeMap<String, RawLimit>>>,
+    pub umask: Option<Spanned<String>>,
     pub pod: Option<RawPod>,
     /// Read apart, one table at a time: see [`read_document`].
     #[serde(skip)]
@@ -42,7 +45,12 @@ pub struct RawProcess {
     pub matcher: Option<Spanned<RawMatch>>,
     pub stop_signal: Option<Spanned<RawSignal>>,
     pub grace_period: Option<Spanned<String>>,
-    pub env: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    pub env: Option<Spanned<std::collections::BTreeMap<String, RawEnvValue>>>,
+    pub env_file: Option<Spanned<RawPaths>>,
+    pub env_dir: Option<Spanned<String>>,
+    pub limits: Option<Spanned<std::collections::BTreeMap<String, RawLimit>>>,
+    pub umask: Option<Spanned<String>>,
+    pub command_check: Option<Spanned<bool>>,
     pub workdir: Option<Spanned<String>>,
     pub user: Option<Spanned<String>>,
     pub stop: Option<Spanned<RawStop>>,
@@ -149,6 +157,96 @@ impl<'de> Deserialize<'de> for RawSignal {
             }
             fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<RawSignal, E> {
                 Ok(RawSignal(number.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// A value of `env`: a string, or `{ file = "PATH" }` for the content of a file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RawEnvValue {
+    Text(String),
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for RawEnvValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RawEnvValue, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawEnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, or { file = \"PATH\" } for the content of a file")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawEnvValue, E> {
+                Ok(RawEnvValue::Text(text.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawEnvValue, A::Error> {
+                let mut file = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "file" if file.is_none() => file = Some(map.next_value::<String>()?),
+                        _ => {
+                            return Err(serde::de::Error::custom(format!(
+                                "unknown key {key:?}: give {{ file = \"PATH\" }}"
+                            )));
+                        }
+                    }
+                }
+                file.map(RawEnvValue::File).ok_or_else(|| serde::de::Error::custom("give { file = \"PATH\" }"))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// `env_file`: one path, or a list of them.
+#[derive(Clone, Default)]
+pub struct RawPaths(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for RawPaths {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RawPaths, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawPaths;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a path, or a list of paths")
+            }
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<RawPaths, E> {
+                Ok(RawPaths(vec![path.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawPaths, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(path) = seq.next_element::<String>()? {
+                    paths.push(path);
+                }
+                Ok(RawPaths(paths))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// A resource limit as a role map writes it: a number, or `"unlimited"` or
+/// `"SOFT:HARD"`.
+pub enum RawLimit {
+    Number(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RawLimit, D::Error> {
+        struct Either;
+        impl serde::de::Visitor<'_> for Either {
+            type Value = RawLimit;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, \"unlimited\" or \"SOFT:HARD\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<RawLimit, E> {
+                Ok(RawLimit::Number(number))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawLimit, E> {
+                Ok(RawLimit::Text(text.to_string()))
             }
         }
         deserializer.deserialize_any(Either)

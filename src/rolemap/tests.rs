@@ -25,6 +25,11 @@ workdir = "/srv"
 user = "1000:1000"
 "#;
 
+/// Reads a role map with no variables in the environment.
+fn parse(text: &str, origin: &str, command: Option<&[OsString]>) -> Result<RoleMap, RoleMapError> {
+    super::parse(text, origin, command, &|_| None)
+}
+
 fn error(text: &str) -> String {
     parse(text, "map.toml", None).expect_err("should be refused").to_string()
 }
@@ -37,7 +42,7 @@ fn full_role_map_becomes_a_plan_in_start_order() {
     assert_eq!((queue.name.as_str(), queue.role), ("queue", Role::Sidecar));
     assert_eq!(queue.stop_signal, Signo(libc::SIGINT));
     assert_eq!(queue.grace_period, Duration::from_secs(3));
-    assert_eq!(queue.env, [("QUEUE_URL".to_string(), "amqp://localhost".to_string())]);
+    assert_eq!(queue.variables.vars, [("QUEUE_URL".to_string(), SaidValue::Text("amqp://localhost".to_string()))]);
     assert_eq!(queue.workdir.as_deref(), Some(Path::new("/srv")));
     assert_eq!(
         queue.user.as_ref().map(|(user, _)| user),
@@ -129,7 +134,7 @@ fn oversized_role_map_is_refused_before_parsing() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("big.toml");
     std::fs::write(&path, "#".repeat(MAX_SIZE as usize + 1)).expect("write");
-    let err = load(&path, None).expect_err("too big").to_string();
+    let err = load(&path, None, &|_| None).expect_err("too big").to_string();
     std::fs::remove_dir_all(&dir).ok();
     assert!(err.ends_with("the role map is larger than 1048576 bytes"), "{err}");
 }

@@ -362,8 +362,11 @@ impl Drop for Running {
     }
 }
 
-/// A role map's `[[process]]` running `script` with sh, plus `extra` lines.
+/// A role map's `[[process]]` running `script` with sh, plus `extra` lines. The script
+/// reaches sh as it is written: each `$` is doubled, since the role map reads `$$` as
+/// one `$` and `${VAR}` as exeunt's variable.
 pub fn process(name: &str, role: &str, script: &str, extra: &str) -> String {
+    let script = script.replace('$', "$$");
     format!("[[process]]\nname = \"{name}\"\nrole = \"{role}\"\ncommand = [\"sh\", \"-c\", {script:?}]\n{extra}\n\n")
 }
 
@@ -435,4 +438,13 @@ pub fn exists(pid: i32) -> bool {
 /// dash moves descriptors around while it sets up redirections and pipelines.
 pub fn list_fds(into: &str) -> String {
     format!("ls /proc/self/fd > {into}.raw; sort -n {into}.raw | tr '\\n' ' ' > {into}")
+}
+
+/// The directory of PostgreSQL's server programs (Debian's postgresql package).
+pub fn postgresql_bin() -> std::path::PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").ok().into_iter().flatten().filter_map(|e| e.ok());
+    versions
+        .map(|e| e.path().join("bin"))
+        .find(|bin| bin.join("postgres").exists())
+        .expect("PostgreSQL is missing: apt-get install postgresql (scripts/test does)")
 }

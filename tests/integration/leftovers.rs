@@ -2,7 +2,7 @@
 //! so that a database or a proxy outlives its clients.
 
 use crate::common;
-use common::{Scratch, Stream, free_port, position, process, run_pid1};
+use common::{Scratch, Stream, free_port, position, postgresql_bin, process, run_pid1};
 
 /// A primary that starts a client of the server on `port` in the background and exits
 /// once the client is connected (it says so through the FIFO `connected`); the client
@@ -51,15 +51,6 @@ fn a_client_the_primary_left_goes_first_and_the_server_it_holds_up_stops_cleanly
     assert!(outcome.stdout.contains("db: clean shutdown"), "{outcome:?}");
     let stopped = outcome.time_of(Stream::Stderr, "sending SIGTERM to sidecar db");
     println!("the server stopped {:?} after its SIGTERM", outcome.elapsed.saturating_sub(stopped));
-}
-
-/// The directory of PostgreSQL's server programs (Debian's postgresql package).
-fn postgresql_bin() -> std::path::PathBuf {
-    let versions = std::fs::read_dir("/usr/lib/postgresql").ok().into_iter().flatten().filter_map(|e| e.ok());
-    versions
-        .map(|e| e.path().join("bin"))
-        .find(|bin| bin.join("postgres").exists())
-        .expect("PostgreSQL is missing: apt-get install postgresql (scripts/test does)")
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod common;
 mod aarch64;
 mod control;
 mod dumb_init;
+mod environment;
 mod exit_policies;
 mod exit_status;
 mod faults;

@@ -17,12 +17,16 @@ use std::fmt;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::cli::Options;
-use crate::plan::{Account, DEFAULT_GRACE, Plan, ProcessSpec, Role, ShutdownOrder, UserSpec};
+use crate::plan::{Account, Check, DEFAULT_GRACE, EnvVar, Plan, ProcessSpec, Role, ShutdownOrder, UserSpec, set_limit};
 use crate::pod::kubexit_env::{self, KUBEXIT_DEFAULT_GRACE, KubexitError};
 use crate::quoted::Quoted;
 use crate::rolemap::{self, RoleMap, RoleMapError, SaidProcess};
 use crate::signo::Signo;
 use crate::spawn::{WorkdirProblem, workdir_problem};
+
+mod command;
+mod environment;
+mod limits;
 
 /// Why no plan could be made; each mistake shown as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +42,8 @@ pub enum ResolveError {
 pub struct ProcessError {
     /// `file:line:column` of the key at fault, when a role map wrote it.
     pub place: Option<String>,
-    pub process: String,
+    /// None for a key of the role map's top level, which every process shares.
+    pub process: Option<String>,
     pub problem: Problem,
 }
 
@@ -55,6 +60,12 @@ pub enum Problem {
     Workdir { dir: String },
     /// A `workdir` that the process's `user` may not enter.
     WorkdirDenied { dir: String, user: String },
+    /// An env file, `env_dir` or `{ file = ... }` that cannot be read for variables.
+    Env(String),
+    /// A resource limit that exeunt may not set.
+    Limit(String),
+    /// A command that exec would not find, or not run.
+    Command(String),
 }
 
 impl fmt::Display for ProcessError {
@@ -62,9 +73,15 @@ impl fmt::Display for ProcessError {
         if let Some(place) = &self.place {
             write!(f, "{place}: ")?;
         }
-        write!(f, "process {}: ", self.process)?;
+        if let Some(process) = &self.process {
+            write!(f, "process {process}: ")?;
+        }
         match &self.problem {
-            Problem::User(problem) | Problem::TooLarge(problem) => f.write_str(problem),
+            Problem::User(problem)
+            | Problem::TooLarge(problem)
+            | Problem::Env(problem)
+            | Problem::Limit(problem)
+            | Problem::Command(problem) => f.write_str(problem),
             Problem::NeedsRoot { user, uid } => {
                 write!(f, "user = \"{user}\" needs exeunt to run as root (it runs as uid {uid})")
             }
@@ -118,7 +135,7 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     let mut map = match &options.config {
         Some(path) => {
             let command = (!options.command.is_empty()).then_some(options.command.as_slice());
-            Some(rolemap::load(path, command)?)
+            Some(rolemap::load(path, command, env)?)
         }
         None => None,
     };
@@ -127,10 +144,13 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     let kubexit_default = (map.is_none() && kubexit.pod.is_some()).then_some(KUBEXIT_DEFAULT_GRACE);
     let grace = options.grace.or(kubexit.grace).or(kubexit_default);
     let processes = match &mut map {
-        Some(map) => resolve_processes(std::mem::take(&mut map.processes), Some(map), options, grace)?,
+        Some(map) => {
+            let said = std::mem::take(&mut map.processes);
+            Resolver::new(Some(map), options, grace, env).processes(said)?
+        }
         None => {
             let main = ProcessSpec::new("main", Role::Primary, options.command.clone());
-            resolve_processes(vec![SaidProcess { spec: main, user: None, workdir_at: None }], None, options, grace)?
+            Resolver::new(None, options, grace, env).processes(vec![SaidProcess::bare(main)])?
         }
     };
     let said = |read: fn(&RoleMap) -> Option<std::time::Duration>| map.as_ref().and_then(read);
@@ -159,31 +179,78 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
     Ok(Resolved { plan, kubexit_api_variables: kubexit.api_variables_ignored })
 }
 
-/// Each process as it will run: grace periods overridden by `grace`, the command
-/// line's rewrites added to the primaries, users looked up, and what exec and chdir
-/// will meet checked. Every process that cannot run so is one error.
-fn resolve_processes(
-    said: Vec<SaidProcess>,
-    map: Option<&RoleMap>,
-    options: &Options,
+/// What every process of a run is resolved against, and the problems found so far,
+/// each with where it sorts in the role map's text.
+struct Resolver<'a> {
+    map: Option<&'a RoleMap>,
     grace: Option<std::time::Duration>,
-) -> Result<Vec<ProcessSpec>, ResolveError> {
-    let rewrite = rewrites(options);
-    let inherited: Vec<usize> = std::env::vars_os().map(|(k, v)| k.len() + v.len() + 1).collect();
-    let (euid, limit) = (Uid::effective().as_raw(), exec_limit());
-    let mut errors = Vec::new();
-    let mut processes = Vec::with_capacity(said.len());
-    for SaidProcess { mut spec, user, workdir_at } in said {
-        let mut error = |place: Option<&std::ops::Range<usize>>, problem| {
-            let order = place.map_or(usize::MAX, |span| span.start);
-            let place = place.zip(map).map(|(span, map)| map.place(span));
-            errors.push((order, ProcessError { place, process: spec.name.clone(), problem }));
+    rewrite: Vec<(Signo, Option<Signo>)>,
+    /// The size of each inherited variable, `KEY=VALUE` and its NUL.
+    inherited: Vec<usize>,
+    inherited_path: Option<OsString>,
+    euid: u32,
+    exec_limit: usize,
+    /// The variables of the top level's env files, which every process starts from.
+    shared_env: Vec<EnvVar>,
+    errors: Vec<(usize, ProcessError)>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        map: Option<&'a RoleMap>,
+        options: &Options,
+        grace: Option<std::time::Duration>,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Resolver<'a> {
+        let mut resolver = Resolver {
+            map,
+            grace,
+            rewrite: rewrites(options),
+            inherited: std::env::vars_os().map(|(k, v)| k.len() + v.len() + 1).collect(),
+            inherited_path: env("PATH"),
+            euid: Uid::effective().as_raw(),
+            exec_limit: exec_limit(),
+            shared_env: Vec::new(),
+            errors: Vec::new(),
         };
-        if let Some(grace) = grace {
+        if let Some(map) = map
+            && let Err(e) = environment::read_env_files(&map.env_files, &mut resolver.shared_env)
+        {
+            resolver.error(None, map.env_files_at.as_ref(), Problem::Env(e));
+        }
+        resolver
+    }
+
+    /// Notes a problem of `process` (None: the top level's) at `place` in the role map.
+    fn error(&mut self, process: Option<&str>, place: Option<&std::ops::Range<usize>>, problem: Problem) {
+        let order = place.map_or(usize::MAX, |span| span.start);
+        let place = place.zip(self.map).map(|(span, map)| map.place(span));
+        self.errors.push((order, ProcessError { place, process: process.map(str::to_string), problem }));
+    }
+
+    /// Each process as it will run: grace periods overridden, the command line's
+    /// rewrites added to the primaries, users looked up, variables read, limits and
+    /// commands checked, and what exec and chdir will meet checked. Every process that
+    /// cannot run so is one error.
+    fn processes(mut self, said: Vec<SaidProcess>) -> Result<Vec<ProcessSpec>, ResolveError> {
+        let processes: Vec<ProcessSpec> = said.into_iter().map(|said| self.process(said)).collect();
+        if self.errors.is_empty() {
+            return Ok(processes);
+        }
+        // In the order of the role map's text, as its other mistakes.
+        self.errors.sort_by_key(|(order, _)| *order);
+        Err(ResolveError::Processes(self.errors.into_iter().map(|(_, error)| error).collect()))
+    }
+
+    fn process(&mut self, said: SaidProcess) -> ProcessSpec {
+        let SaidProcess { mut spec, user, workdir_at, variables: env, own_limits: limits, command_check, command_at } =
+            said;
+        let name = spec.name.clone();
+        if let Some(grace) = self.grace {
             spec.grace_period = grace;
         }
         if spec.role == Role::Primary {
-            for &(from, to) in &rewrite {
+            for &(from, to) in &self.rewrite {
                 // The role map's own table wins for the signals it names.
                 if spec.rewritten(from).is_none() {
                     spec.rewrite.push((from, to));
@@ -191,34 +258,79 @@ fn resolve_processes(
             }
         }
         if let Some((user, at)) = &user {
-            match account(user, euid) {
+            match account(user, self.euid) {
                 Ok(account) => spec.account = Some(account),
-                Err(problem) => error(Some(at), problem),
+                Err(problem) => self.error(Some(&name), Some(at), problem),
             }
         }
+        spec.env = self.shared_env.clone();
+        for (key, problem) in environment::read_said(&env, &mut spec.env) {
+            let at = match key {
+                environment::Problem::Files => env.files_at.as_ref(),
+                environment::Problem::Dir => env.dir.as_ref().map(|(_, at)| at),
+                environment::Problem::Vars => env.vars_at.as_ref(),
+            };
+            self.error(Some(&name), at, Problem::Env(problem));
+        }
+        self.limits(&mut spec, &limits);
         if !spec.command.is_empty()
-            && let Err(problem) = exec_room(&spec, &inherited, limit)
+            && let Err(problem) = exec_room(&spec, &self.inherited, self.exec_limit)
         {
-            error(None, Problem::TooLarge(problem));
+            self.error(Some(&name), None, Problem::TooLarge(problem));
         }
         if let Some(dir) = &spec.workdir {
             let shown = dir.display().to_string();
             match workdir_problem(dir, spec.account.as_ref()) {
-                Some(WorkdirProblem::NotADirectory) => error(workdir_at.as_ref(), Problem::Workdir { dir: shown }),
+                Some(WorkdirProblem::NotADirectory) => {
+                    self.error(Some(&name), workdir_at.as_ref(), Problem::Workdir { dir: shown })
+                }
                 Some(WorkdirProblem::Denied { user }) => {
-                    error(workdir_at.as_ref(), Problem::WorkdirDenied { dir: shown, user })
+                    self.error(Some(&name), workdir_at.as_ref(), Problem::WorkdirDenied { dir: shown, user })
                 }
                 None => {}
             }
         }
-        processes.push(spec);
+        // Without a role map, a command that cannot run gets tini's 127 or 126.
+        if self.map.is_some() && command_check {
+            self.commands(&spec, command_at.as_ref());
+        }
+        spec
     }
-    if errors.is_empty() {
-        return Ok(processes);
+
+    /// The top level's limits and umask where the process sets none of its own, each
+    /// limit checked against what exeunt may set.
+    fn limits(&mut self, spec: &mut ProcessSpec, own: &[(crate::plan::Limit, std::ops::Range<usize>)]) {
+        let shared = self.map.map(|m| m.limits.as_slice()).unwrap_or_default();
+        let mut merged: Vec<(crate::plan::Limit, std::ops::Range<usize>)> = shared.to_vec();
+        for (limit, at) in own {
+            match merged.iter_mut().find(|(l, _)| l.resource == limit.resource) {
+                Some(earlier) => *earlier = (*limit, at.clone()),
+                None => merged.push((*limit, at.clone())),
+            }
+        }
+        for (limit, at) in merged {
+            match limits::limit_problem(&limit) {
+                Some(problem) => self.error(Some(&spec.name.clone()), Some(&at), Problem::Limit(problem)),
+                None => set_limit(&mut spec.limits, limit),
+            }
+        }
+        spec.umask = spec.umask.or(self.map.and_then(|m| m.umask));
     }
-    // In the order of the role map's text, as its other mistakes.
-    errors.sort_by_key(|(order, _)| *order);
-    Err(ResolveError::Processes(errors.into_iter().map(|(_, error)| error).collect()))
+
+    /// The process's command, and its probe's and stop hook's, looked up as exec will.
+    fn commands(&mut self, spec: &ProcessSpec, command_at: Option<&std::ops::Range<usize>>) {
+        let checks = [spec.ready.as_ref().map(|r| &r.probe), spec.stop_hook.as_ref()];
+        let hooks = checks.into_iter().flatten().filter_map(|check| match check {
+            Check::Exec(argv) => argv.first(),
+            _ => None,
+        });
+        let first = spec.command.first().map(|program| (program, command_at));
+        for (program, at) in first.into_iter().chain(hooks.map(|program| (program, None))) {
+            if let Err(problem) = command::look_up(spec, program, self.inherited_path.as_deref()) {
+                self.error(Some(&spec.name), at, Problem::Command(problem));
+            }
+        }
+    }
 }
 
 /// The command line's rewrites (`-r`), and in dumb-init's setsid mode the terminal's
@@ -271,7 +383,7 @@ fn exec_room(process: &ProcessSpec, inherited: &[usize], limit: usize) -> Result
         ));
     }
     let args: usize = process.command.iter().map(|a| a.len() + 1 + pointer).sum();
-    let own: usize = process.env.iter().map(|(k, v)| k.len() + v.len() + 2 + pointer).sum();
+    let own: usize = process.env.iter().map(|v| v.key.len() + v.value.len() + 2 + pointer).sum();
     // Variables the role map sets replace inherited ones; counting both errs on the safe side
     // by at most the inherited values' size.
     let env: usize = inherited.iter().map(|size| size + 1 + pointer).sum::<usize>() + own;
@@ -322,135 +434,4 @@ fn look_up(spec: &UserSpec) -> Result<Account, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    use super::*;
-
-    const SEC: Duration = Duration::from_secs(1);
-
-    /// A role map written to a scratch file, and options that run it.
-    struct Map(PathBuf);
-
-    impl Map {
-        fn new(test: &str, text: &str) -> Map {
-            let path = std::env::temp_dir().join(format!("exeunt-resolve-{test}-{}.toml", std::process::id()));
-            std::fs::write(&path, text).expect("write the role map");
-            Map(path)
-        }
-
-        fn options(&self) -> Options {
-            Options { config: Some(self.0.clone()), ..Options::default() }
-        }
-    }
-
-    impl Drop for Map {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
-        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v))
-    }
-
-    const JOB: &str = "[[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\n";
-
-    #[test]
-    fn an_explicit_match_timeout_wins_over_kubexit_birth_timeout() {
-        let map = Map::new("match", &format!("match_timeout = \"5s\"\n{JOB}"));
-        let vars = env(&[("KUBEXIT_NAME", "app"), ("KUBEXIT_BIRTH_TIMEOUT", "60s")]);
-        let plan = resolve(&map.options(), &vars).expect("valid").plan;
-        assert_eq!(plan.match_timeout(), 5 * SEC);
-        assert_eq!(plan.pod.as_ref().map(|p| p.birth_timeout), Some(60 * SEC), "the birth deps still get 60 s");
-    }
-
-    #[test]
-    fn without_match_timeout_the_pods_birth_timeout_applies_kubexits_first() {
-        let map = Map::new("birth", &format!("[pod]\nname = \"app\"\nbirth_timeout = \"10s\"\n{JOB}"));
-        assert_eq!(resolve(&map.options(), &env(&[])).expect("valid").plan.match_timeout(), 10 * SEC);
-        let vars = env(&[("KUBEXIT_BIRTH_TIMEOUT", "60s")]);
-        assert_eq!(resolve(&map.options(), &vars).expect("valid").plan.match_timeout(), 60 * SEC);
-        let plain = Map::new("plain", JOB);
-        assert_eq!(resolve(&plain.options(), &env(&[])).expect("valid").plan.match_timeout(), 30 * SEC);
-    }
-
-    #[test]
-    fn grace_comes_from_the_command_line_then_kubexit_then_the_role_map() {
-        let map = Map::new("grace", &format!("grace_period = \"3s\"\n{JOB}"));
-        let grace = |options: &Options, vars: &dyn Fn(&str) -> Option<OsString>| {
-            let plan = resolve(options, vars).expect("valid").plan;
-            (plan.grace_period, plan.processes[0].grace_period)
-        };
-        assert_eq!(grace(&map.options(), &env(&[])), (3 * SEC, 3 * SEC));
-        assert_eq!(grace(&map.options(), &env(&[("KUBEXIT_GRACE_PERIOD", "7s")])), (7 * SEC, 7 * SEC));
-        let flag = Options { grace: Some(SEC), ..map.options() };
-        assert_eq!(grace(&flag, &env(&[("KUBEXIT_GRACE_PERIOD", "7s")])), (SEC, SEC));
-        let kubexit_only = Options { command: vec!["true".into()], ..Options::default() };
-        assert_eq!(grace(&kubexit_only, &env(&[("KUBEXIT_NAME", "app")])), (30 * SEC, 30 * SEC), "kubexit's default");
-        assert_eq!(grace(&kubexit_only, &env(&[])), (DEFAULT_GRACE, DEFAULT_GRACE));
-    }
-
-    #[test]
-    fn kubexit_variables_unknown_users_and_missing_workdirs_are_refused() {
-        let map = Map::new("refused", JOB);
-        let err = resolve(&map.options(), &env(&[("KUBEXIT_NAME", "../x")])).expect_err("a path").to_string();
-        assert!(err.starts_with("KUBEXIT_NAME: '../x' is not a valid name"), "{err}");
-        let user = Map::new("user", &format!("{JOB}user = \"no-such-user-here\"\n"));
-        let err = resolve(&user.options(), &env(&[])).expect_err("no such user").to_string();
-        let place = user.0.display();
-        assert_eq!(err, format!("{place}:5:8: process job: user 'no-such-user-here' does not exist in /etc/passwd"));
-        let dir = Map::new("workdir", &format!("{JOB}workdir = \"/no/such/dir\"\n"));
-        let err = resolve(&dir.options(), &env(&[])).expect_err("no such dir").to_string();
-        assert_eq!(err, format!("{}:5:11: process job: workdir '/no/such/dir' is not a directory", dir.0.display()));
-    }
-
-    #[test]
-    fn a_user_change_needs_root() {
-        let user = UserSpec { user: "4242".into(), group: None };
-        let err = account(&user, 65534).expect_err("not root");
-        assert_eq!(err, Problem::NeedsRoot { user: "4242".into(), uid: 65534 });
-        let problem = ProcessError { place: Some("m:5:8".into()), process: "job".into(), problem: err };
-        assert_eq!(
-            problem.to_string(),
-            "m:5:8: process job: user = \"4242\" needs exeunt to run as root (it runs as uid 65534)"
-        );
-        let account = account(&user, 0).expect("root may");
-        assert_eq!((account.uid, account.gid), (4242, 4242));
-    }
-
-    #[test]
-    fn every_process_that_cannot_run_is_told_at_once_with_its_place() {
-        let text = format!(
-            "{JOB}user = \"no-such-user-here\"\n\n[[process]]\nname = \"db\"\nrole = \"sidecar\"\ncommand = [\"true\"]\nworkdir = \"/no/such/dir\"\n"
-        );
-        let map = Map::new("every", &text);
-        let err = resolve(&map.options(), &env(&[])).expect_err("two problems").to_string();
-        let path = map.0.display();
-        assert_eq!(
-            err,
-            format!(
-                "{path}:5:8: process job: user 'no-such-user-here' does not exist in /etc/passwd\n\
-                 {path}:11:11: process db: workdir '/no/such/dir' is not a directory"
-            )
-        );
-    }
-
-    #[test]
-    fn users_resolve_by_number_or_name() {
-        let user =
-            |user: &str, group: Option<&str>| look_up(&UserSpec { user: user.into(), group: group.map(Into::into) });
-        let root = Account { uid: 0, gid: 0, name: Some("root".into()), home: Some("/root".into()) };
-        assert_eq!(user("root", None), Ok(root));
-        assert_eq!(user("4242", Some("4343")), Ok(Account { uid: 4242, gid: 4343, name: None, home: None }));
-        assert_eq!(
-            user("no-such-user-here", None),
-            Err("user 'no-such-user-here' does not exist in /etc/passwd".into())
-        );
-        assert_eq!(
-            user("0", Some("no-such-group-here")),
-            Err("group 'no-such-group-here' does not exist in /etc/group".into())
-        );
-    }
-}
+mod tests;
