@@ -124,3 +124,55 @@ fn users_resolve_by_number_or_name() {
         Err("group 'no-such-group-here' does not exist in /etc/group".into())
     );
 }
+
+/// A scratch directory for the resolver's file tests.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("exeunt-resolve-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("make a scratch directory");
+    dir
+}
+
+#[test]
+fn secrets_lose_one_trailing_newline_and_files_that_are_not_regular_or_too_large_are_named() {
+    let dir = scratch("secrets");
+    std::fs::write(dir.join("two-lines"), "a\nb\n\n").unwrap();
+    assert_eq!(environment::read_secret(&dir.join("two-lines")), Ok("a\nb\n".to_string()));
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert_eq!(environment::read_secret(&fifo), Err("is not a regular file".to_string()), "and it did not block");
+    std::fs::write(dir.join("big"), vec![b'x'; environment::MAX_FILE as usize + 1]).unwrap();
+    assert_eq!(environment::read_secret(&dir.join("big")), Err("is larger than 1048576 bytes".to_string()));
+    std::fs::write(dir.join("nul"), "a\0b").unwrap();
+    assert!(environment::read_secret(&dir.join("nul")).unwrap_err().contains("NUL"));
+    let mut vars = Vec::new();
+    let err = environment::read_env_dir(&dir, &mut vars).unwrap_err();
+    assert_eq!(err, format!("env_dir {0}: {0}/big is larger than 1048576 bytes", dir.display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn commands_are_looked_up_in_the_processs_own_path_from_its_workdir() {
+    let dir = scratch("commands");
+    let tool = dir.join("tool");
+    std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+    let mut spec = ProcessSpec::new("job", Role::Primary, vec![]);
+    let look = |spec: &ProcessSpec, program: &str| {
+        command::look_up(spec, OsString::from(program).as_os_str(), Some(OsString::from("/usr/bin:/bin").as_os_str()))
+    };
+    assert!(look(&spec, "sh").is_ok(), "found on the inherited PATH");
+    assert_eq!(look(&spec, "tool"), Err("command 'tool' is not found in PATH /usr/bin:/bin".to_string()));
+    spec.env.push(EnvVar { key: "PATH".into(), value: dir.display().to_string(), from: None });
+    let err = look(&spec, "tool").unwrap_err();
+    assert_eq!(err, format!("command 'tool' ({}) is not executable", tool.display()));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(look(&spec, "tool"), Ok(tool.clone()));
+    assert!(look(&spec, "sh").is_err(), "the process's own PATH replaces exeunt's");
+    spec.workdir = Some(dir.clone());
+    assert_eq!(look(&spec, "./tool"), Ok(dir.join("./tool")), "a relative path from the workdir");
+    // Executable by its owner alone: not by another user.
+    spec.account = Some(Account { uid: 4242, gid: 4242, name: None, home: None });
+    assert_eq!(look(&spec, "./tool"), Err("command './tool' is not executable by uid 4242".to_string()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

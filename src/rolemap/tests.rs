@@ -349,3 +349,84 @@ fn single_brackets_are_one_mistake_and_the_process_is_still_read() {
             .starts_with("map.toml:1:11: process: expected [[process]] tables, one per process, not an integer")
     );
 }
+
+const ENVIRONMENT: &str = r#"
+env_file = "/etc/shared.env"
+limits = { core = 0, nofile = 1024 }
+umask = "0022"
+
+[[process]]
+name = "web"
+role = "sidecar"
+command = ["nginx", "-c", "${CONF:-/etc/nginx.conf}"]
+env = { HOST = "${HOST}:8080", PASSWORD = { file = "${SECRETS}/web" }, PLAIN = "$${NOT_EXPANDED}" }
+env_file = ["/a.env", "/b.env"]
+env_dir = "/run/secrets/web"
+limits = { nofile = "4096:8192", stack = "unlimited" }
+umask = "0077"
+ready = { http = "http://${HOST}:8080/health" }
+
+[[process]]
+name = "job"
+role = "primary"
+command = ["/app/job"]
+command_check = false
+"#;
+
+#[test]
+fn environment_keys_are_read_with_their_variables_replaced() {
+    let env = |name: &str| match name {
+        "HOST" => Some(OsString::from("127.0.0.1")),
+        "SECRETS" => Some(OsString::from("/run/secrets")),
+        _ => None,
+    };
+    let map = super::parse(ENVIRONMENT, "map.toml", None, &env).expect("valid");
+    assert_eq!(map.env_files, [PathBuf::from("/etc/shared.env")]);
+    assert_eq!(map.umask, Some(0o022));
+    let shared: Vec<String> = map.limits.iter().map(|(l, _)| l.to_string()).collect();
+    assert_eq!(shared, ["core=0", "nofile=1024"]);
+    let [web, job] = map.processes.as_slice() else { panic!("two processes") };
+    assert_eq!(web.command, ["nginx", "-c", "/etc/nginx.conf"]);
+    assert_eq!(
+        web.variables.vars,
+        [
+            ("HOST".to_string(), SaidValue::Text("127.0.0.1:8080".into())),
+            ("PASSWORD".to_string(), SaidValue::File("/run/secrets/web".into())),
+            ("PLAIN".to_string(), SaidValue::Text("${NOT_EXPANDED}".into())),
+        ]
+    );
+    assert_eq!(web.variables.files, [PathBuf::from("/a.env"), PathBuf::from("/b.env")]);
+    assert_eq!(web.variables.dir.as_ref().map(|(d, _)| d.clone()), Some(PathBuf::from("/run/secrets/web")));
+    let own: Vec<String> = web.own_limits.iter().map(|(l, _)| l.to_string()).collect();
+    assert_eq!(own, ["nofile=4096:8192", "stack=unlimited"]);
+    assert_eq!(web.umask, Some(0o077));
+    let Some(Check::Http { target, .. }) = web.ready.as_ref().map(|r| &r.probe) else { panic!("an http probe") };
+    assert_eq!((target.url.as_str(), target.host.as_str()), ("http://127.0.0.1:8080/health", "127.0.0.1:8080"));
+    assert!(web.command_check && !job.command_check);
+}
+
+#[test]
+fn every_environment_mistake_is_one_line_and_shows_no_variable_value() {
+    let text = r#"[[process]]
+name = "job"
+role = "primary"
+command = ["run"]
+env = { A = { path = "/x" } }
+limits = { files = 10, nofile = "10:5", core = "lots" }
+umask = "0999"
+workdir = "${UNSET}"
+env_dir = "${HOME:?HOME must be set}"
+"#;
+    let env = |name: &str| (name == "SECRET").then(|| OsString::from("s3cret"));
+    let err = super::parse(text, "map.toml", None, &env).expect_err("mistakes").to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 7, "{err}");
+    assert_eq!(lines[0], "map.toml:5:13: unknown key \"path\": give { file = \"PATH\" }");
+    assert!(lines[1].starts_with("map.toml:6:10: limits.core: 'lots' is not a number"), "{err}");
+    assert!(lines[2].starts_with("map.toml:6:10: limits: 'files' is not a resource limit"), "{err}");
+    assert_eq!(lines[3], "map.toml:6:10: limits.nofile: the soft limit 10 is above the hard limit 5");
+    assert_eq!(lines[4], "map.toml:7:9: umask: '0999' is not an octal mask such as \"0027\"");
+    assert!(lines[5].starts_with("map.toml:8:11: workdir: ${UNSET}: UNSET is not set"), "{err}");
+    assert_eq!(lines[6], "map.toml:9:11: env_dir: ${HOME}: HOME must be set");
+    assert!(!err.contains("s3cret"));
+}
