@@ -158,13 +158,18 @@ fn limits_and_umask_are_set_in_the_process_that_runs_as_its_user() {
             )
         )
     };
-    // The soft limit raised to the hard one: any user may.
-    let outcome = with_open_files_2048(&scratch.file("map.toml", &map("2048")));
+    // Under exeunt's own limits (open files: 20000 on this machine): both lowered to 4096.
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map("4096"))]);
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert_eq!(outcome.stdout, "600\n65534", "umask 0077, and the process ran as nobody");
     let shown = std::fs::read_to_string(&limits).unwrap();
-    assert_eq!(limit_line(&shown, "Max open files"), ["2048", "2048"], "{shown}");
+    assert_eq!(limit_line(&shown, "Max open files"), ["4096", "4096"], "{shown}");
     assert_eq!(limit_line(&shown, "Max core file size"), ["0", "0"], "the top level's, {shown}");
+    // Under 1024 soft and 2048 hard, a soft limit raised to the hard one: any user may.
+    let outcome = with_open_files_2048(&scratch.file("soft.toml", &map("2048")));
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let shown = std::fs::read_to_string(&limits).unwrap();
+    assert_eq!(limit_line(&shown, "Max open files"), ["2048", "2048"], "{shown}");
     // A hard limit above exeunt's own: set before the process becomes nobody, where
     // exeunt has CAP_SYS_RESOURCE; refused before anything runs where it has not.
     let raised = scratch.file("raised.toml", &map("4096"));
