@@ -51,9 +51,12 @@ impl Signo {
         if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&number) { Ok(Signo(number)) } else { Err(bad()) }
     }
 
-    /// The stop signals: exeunt shuts down on them instead of forwarding them.
+    /// The stop signals: exeunt shuts down on them instead of forwarding them. SIGQUIT
+    /// is not one: tini passes it on as it came, and a JVM or a Go program answers it
+    /// with a dump of its threads and lives on (nginx leaves on it, and exeunt then
+    /// stops as after any primary's exit).
     pub fn asks_to_stop(self) -> bool {
-        matches!(self.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+        matches!(self.0, libc::SIGTERM | libc::SIGINT)
     }
 
     /// Signals that are exeunt's own business and never forwarded: SIGCHLD is how

@@ -83,6 +83,34 @@ fn with_sidecar(scratch: &Scratch, primary: &str, primary_extra: &str) -> String
 }
 
 #[test]
+fn with_a_role_map_a_jvm_gets_sigquit_as_sigquit_prints_its_thread_dump_and_lives_on() {
+    assert!(
+        std::path::Path::new("/usr/bin/java").exists(),
+        "java is missing: apt-get install default-jre-headless (scripts/test does)"
+    );
+    let scratch = Scratch::new("jvm-sigquit");
+    let source = scratch.file(
+        "Main.java",
+        "public class Main {\n    public static void main(String[] args) throws Exception {\n        \
+         System.out.println(\"jvm ready\");\n        System.out.flush();\n        Thread.sleep(Long.MAX_VALUE);\n    }\n}\n",
+    );
+    let mut running = pid1(&["-c", &with_sidecar(&scratch, &format!("exec java {source}"), "")]);
+    running.expect_line("jvm ready");
+    running.signal(libc::SIGQUIT);
+    running.expect_line("Full thread dump");
+    // The JVM and its sidecar live on: the dump is all SIGQUIT asks of it.
+    std::thread::sleep(Duration::from_millis(500));
+    running.signal(libc::SIGTERM);
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 143, "the JVM ended by SIGTERM, not by SIGQUIT: {outcome:?}");
+    let err = &outcome.stderr;
+    assert!(!err.contains("received SIGQUIT: stopping"), "{err}");
+    assert!(err.contains("received SIGTERM: stopping"), "{err}");
+    let dumped = outcome.time_of(Stream::Stdout, "Full thread dump");
+    assert!(outcome.time_of(Stream::Stdout, "side got TERM") > dumped + Duration::from_millis(500), "{outcome:?}");
+}
+
+#[test]
 fn with_a_role_map_a_primary_that_drains_for_20s_is_not_killed_and_the_sidecar_stops_after_it() {
     let scratch = Scratch::new("drain-20s");
     let drain = "echo draining; sleep 20; echo drained; exit 0";

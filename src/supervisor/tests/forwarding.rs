@@ -19,6 +19,20 @@ fn a_stop_signal_reaches_each_primary_as_its_stop_signal_and_the_sidecars_only_a
 }
 
 #[test]
+fn with_a_role_map_sigquit_reaches_each_primary_as_sigquit_and_stops_nothing() {
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    let quit = Signo(libc::SIGQUIT);
+    for _ in 0..3 {
+        assert_eq!(sup.handle(Event::Signal(quit), SEC), [Action::Signal { pid: 101, signo: quit, group: false }]);
+    }
+    assert_eq!(sup.next_deadline(), None);
+    // No shutdown began: a sidecar that crashes is restarted as ever.
+    assert_eq!(sup.handle(exited(100, 1), SEC), []);
+    assert_eq!(sup.handle(Event::Tick, SEC + 100 * MS), [Action::Spawn(0)]);
+}
+
+#[test]
 fn without_a_role_map_stop_signals_reach_the_primary_as_they_came_each_time() {
     let mut plan = plan(&[("main", Role::Primary)]);
     plan.forward_stop_signals = true;
