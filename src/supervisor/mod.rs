@@ -236,7 +236,7 @@ impl<'p> Supervisor<'p> {
                 self.not_ready(index, &reason, actions);
             }
             // A probe's duties without a probe: nothing can be due.
-            (Duty::AbandonAttempt | Duty::Attempt | Duty::GiveUp, None) => proc.ready = Ready::GaveUp,
+            (Duty::AbandonAttempt | Duty::Attempt | Duty::GiveUp, None) => proc.ready = Ready::GaveUp(None),
         }
     }
 
@@ -254,7 +254,13 @@ impl<'p> Supervisor<'p> {
         let sidecars_ready =
             (0..self.procs.len()).filter(|&i| self.role(i) == Role::Sidecar).all(|i| self.procs[i].settled());
         if sidecars_ready && self.procs.iter().all(settled) {
-            self.pod.ready(actions);
+            // Sidecars whose start went on without them (`on_timeout = "start"`).
+            let plan = self.plan;
+            let given_up: Vec<&str> = (0..self.procs.len())
+                .filter(|&i| matches!(self.procs[i].ready, Ready::GaveUp(Some(_))))
+                .map(|i| plan.processes[i].name.as_str())
+                .collect();
+            self.pod.ready(&given_up, actions);
         }
     }
 
@@ -365,7 +371,7 @@ impl<'p> Supervisor<'p> {
     /// A sidecar that will not be ready: stop everything, or go on, as it asks.
     fn not_ready(&mut self, index: usize, reason: &str, actions: &mut Vec<Action>) {
         let spec = &self.plan.processes[index];
-        self.procs[index].ready = Ready::GaveUp;
+        self.procs[index].ready = Ready::GaveUp(Some(reason.to_string()));
         let on_timeout = spec.ready.as_ref().map_or(OnTimeout::Fail, |r| r.on_timeout);
         match on_timeout {
             OnTimeout::Fail => {
@@ -437,7 +443,7 @@ impl<'p> Supervisor<'p> {
                 if proc.probing_now() {
                     actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
                 }
-                proc.ready = Ready::GaveUp;
+                proc.ready = Ready::GaveUp(None);
             }
         }
     }

@@ -142,10 +142,17 @@ impl<'p> PodGate<'p> {
         self.ready
     }
 
-    /// Every process has started and every sidecar is ready: the pod learns it once.
-    pub fn ready(&mut self, actions: &mut Vec<Action>) {
+    /// Every process has started and every sidecar is ready, but for those `given_up`
+    /// (`on_timeout = "start"`): the pod learns it once.
+    pub fn ready(&mut self, given_up: &[&str], actions: &mut Vec<Action>) {
         if !std::mem::replace(&mut self.ready, true) {
-            info!("every process has started and every sidecar is ready");
+            match given_up {
+                [] => info!("every process has started and every sidecar is ready"),
+                _ => warn!(
+                    "every process has started; not ready, and started without (on_timeout = \"start\"): {}",
+                    given_up.join(", ")
+                ),
+            }
             if self.pod.is_some() {
                 actions.push(Action::Record(Milestone::Ready));
             }

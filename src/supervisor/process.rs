@@ -89,8 +89,9 @@ pub enum Ready {
         last_error: CheckFailure,
     },
     Yes,
-    /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went on.
-    GaveUp,
+    /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went
+    /// on. Why, when it was given up on for a reason of its own.
+    GaveUp(Option<String>),
     /// It was ready (or the start went on without it), and it is being restarted: its
     /// probe runs again once it has started, and nothing waits for it.
     Lost,
@@ -172,7 +173,7 @@ impl Proc {
             (State::Starting | State::Searching { .. }, _) => Shown::Starting,
             (State::Running { .. }, Ready::Probing { .. }) => Shown::Starting,
             (State::Running { .. }, Ready::Yes) => Shown::Ready,
-            (State::Running { .. }, Ready::No | Ready::GaveUp | Ready::Lost) => Shown::Running,
+            (State::Running { .. }, Ready::No | Ready::GaveUp(_) | Ready::Lost) => Shown::Running,
             (State::Stopping { .. } | State::Killed { .. }, _) if self.restart_asked => Shown::Restarting,
             (State::Backoff { .. }, _) => Shown::Restarting,
             (State::Stopping { .. } | State::Killed { .. }, _) => Shown::Stopping,

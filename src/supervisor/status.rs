@@ -107,6 +107,7 @@ impl Supervisor<'_> {
         };
         let probe = match &proc.ready {
             Ready::Probing { last_error, .. } => Some(last_error.to_string()),
+            Ready::GaveUp(Some(why)) => Some(why.clone()),
             _ => None,
         };
         let word = match shown {

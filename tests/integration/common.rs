@@ -448,3 +448,16 @@ pub fn postgresql_bin() -> std::path::PathBuf {
         .find(|bin| bin.join("postgres").exists())
         .expect("PostgreSQL is missing: apt-get install postgresql (scripts/test does)")
 }
+
+/// `exeunt ARGS` in the PID and mount namespaces of the exeunt with host pid `pid`, as
+/// `kubectl exec` runs it: its exit code, stdout and stderr.
+pub fn ask_in(pid: i32, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new("timeout")
+        .args(["20", "nsenter", "-t", &pid.to_string(), "-m", "-p"])
+        .arg(exeunt())
+        .args(args)
+        .output()
+        .expect("run nsenter (util-linux) and timeout (coreutils)");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().expect("the client exited"), text(&output.stdout), text(&output.stderr))
+}

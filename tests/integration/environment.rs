@@ -5,19 +5,7 @@
 use std::process::Command;
 
 use crate::common;
-use common::{Scratch, exeunt, free_port, pid1_env, postgresql_bin, process, run_pid1};
-
-/// `exeunt ARGS` in the PID and mount namespaces of the exeunt with host pid `pid`.
-fn ask(pid: i32, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new("timeout")
-        .args(["20", "nsenter", "-t", &pid.to_string(), "-m", "-p"])
-        .arg(exeunt())
-        .args(args)
-        .output()
-        .expect("run nsenter (util-linux) and timeout (coreutils)");
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (output.status.code().expect("the client exited"), text(&output.stdout), text(&output.stderr))
-}
+use common::{Scratch, ask_in, exeunt, free_port, pid1_env, postgresql_bin, process, run_pid1};
 
 #[test]
 fn env_files_in_compose_format_reach_the_process_and_later_sources_win() {
@@ -307,7 +295,7 @@ fn a_postgresql_password_from_a_file_opens_the_database_and_appears_in_nothing_e
     assert!(check_out.contains(&format!("env PGPASSWORD=<from {secret}>")), "{check_out}");
     let mut running = pid1_env(&[("EXEUNT_LOG", "debug")], &["-c", &map]);
     running.expect_line("42");
-    let (code, status, _) = ask(running.exeunt_pid(), &["--status", "--json"]);
+    let (code, status, _) = ask_in(running.exeunt_pid(), &["--status", "--json"]);
     assert_eq!(code, 0, "{status}");
     std::fs::write(&gate, "").unwrap();
     let outcome = running.finish();

@@ -147,6 +147,30 @@ fn sidecar_not_ready_in_time_with_on_timeout_start_lets_the_primary_run() {
     let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
     assert_eq!(outcome.code, 3, "the primary ran and its status counts: {outcome:?}");
     assert!(outcome.stderr.contains("starting the rest anyway"), "{}", outcome.stderr);
+    let started_without = "every process has started; not ready, and started without (on_timeout = \"start\"): db";
+    assert!(outcome.stderr.contains(started_without), "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("every sidecar is ready"), "{}", outcome.stderr);
+}
+
+#[test]
+fn a_sidecar_started_without_under_on_timeout_start_is_not_ready_with_its_probes_error() {
+    let scratch = Scratch::new("not-ready-why");
+    let (never, gate) = (scratch.path("never"), scratch.path("gate"));
+    let ready =
+        format!("ready = {{ file = \"{never}\", interval = \"20ms\", timeout = \"200ms\", on_timeout = \"start\" }}");
+    let map = [
+        process("db", "sidecar", &until_term("db", ""), &ready),
+        process("job", "primary", &format!("echo job started; until [ -e {gate} ]; do sleep 0.02; done"), ""),
+    ]
+    .concat();
+    let mut running = common::pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_line("job started");
+    let (code, out, err) = common::ask_in(running.exeunt_pid(), &["--ready"]);
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    let why = format!("not ready: db is running (not ready within 200ms: file {never}: {never} does not exist)");
+    assert_eq!(err.trim_end(), why);
+    assert_eq!(running.finish().code, 0);
 }
 
 #[test]
