@@ -152,32 +152,40 @@ pub fn descendants(root: i32) -> Option<Vec<i32>> {
 /// Sends each process group its signal, where the group has live members, and says
 /// who the members were: the leftovers of the primaries that led the groups.
 pub fn signal_groups(groups: &[(i32, Signo)]) -> Vec<Member> {
-    let mut members = Vec::new();
-    let mut signalled = Vec::new();
     // Most primaries leave nothing behind: a group without a member costs one kill(2),
     // where listing /proc costs a read of every process's stat.
     let groups: Vec<(i32, Signo)> = groups.iter().copied().filter(|&(pgid, _)| has_members(pgid)).collect();
     if groups.is_empty() {
-        return members;
+        return Vec::new();
     }
-    let Some(pids) = pids() else {
-        // Without /proc the members cannot be listed; the groups are signalled all the same.
-        for &(pgid, signo) in &groups {
-            // SAFETY: kill takes plain integers; a group that is gone is ESRCH.
-            unsafe { libc::kill(-pgid, signo.0) };
+    let in_groups = |pgids: &[i32]| -> Option<Vec<Member>> {
+        let mut members = Vec::new();
+        for pid in pids()? {
+            let Some(stat) = read_proc(pid, "stat") else { continue };
+            let Some(found) = parse_stat(&stat).filter(|s| s.state != b'Z') else { continue };
+            if pgids.contains(&found.pgrp) {
+                members.push(Member { pid, name: command_name(&stat) });
+            }
         }
-        return members;
+        Some(members)
     };
-    for pid in pids {
-        let Some(stat) = read_proc(pid, "stat") else { continue };
-        let Some(found) = parse_stat(&stat).filter(|s| s.state != b'Z') else { continue };
-        let Some(&(pgid, signo)) = groups.iter().find(|(pgid, _)| *pgid == found.pgrp) else { continue };
-        if !signalled.contains(&pgid) {
-            // SAFETY: kill takes plain integers; a group that emptied since is ESRCH.
-            unsafe { libc::kill(-pgid, signo.0) };
-            signalled.push(pgid);
+    // Listed before they are signalled: a signal that ends them at once would leave
+    // them out of the list, and out of the count said.
+    let pgids: Vec<i32> = groups.iter().map(|&(pgid, _)| pgid).collect();
+    let mut members = in_groups(&pgids).unwrap_or_default();
+    for &(pgid, signo) in &groups {
+        // SAFETY: kill takes plain integers; a group that emptied since is ESRCH.
+        unsafe { libc::kill(-pgid, signo.0) };
+    }
+    // Who joined a group while it was listed was signalled too, and is waited for.
+    if !members.is_empty()
+        && let Some(late) = in_groups(&pgids)
+    {
+        for member in late {
+            if !members.iter().any(|m| m.pid == member.pid) {
+                members.push(member);
+            }
         }
-        members.push(Member { pid, name: command_name(&stat) });
     }
     members
 }

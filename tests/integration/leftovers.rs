@@ -150,3 +150,19 @@ fn without_proc_and_not_pid_1_the_sweep_signals_the_groups_started_and_ends_afte
     assert!(escaped_alive, "a process that left every group exeunt started is out of its sight without /proc");
     println!("without /proc: exeunt ended {:?} after it started (grace 500ms)", outcome.elapsed);
 }
+
+#[test]
+fn a_thousand_leftovers_are_counted_as_a_thousand_and_all_gone_before_the_sidecar_stops() {
+    let scratch = Scratch::new("leftover-thousand");
+    // Each sleep dies of its SIGTERM at once: counted after the signal, most were missed.
+    let job = "i=0; while [ $i -lt 1000 ]; do sleep 1000 & i=$((i+1)); done; echo forked";
+    let map =
+        [process("db", "sidecar", &common::until_term("db", ""), ""), process("job", "primary", job, "")].concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let err = &outcome.stderr;
+    assert!(err.contains("sending SIGTERM to 1000 processes left behind by primary job before the sidecars"), "{err}");
+    let gone = position(err, "the primaries' leftovers are gone: stopping the sidecars");
+    assert!(gone < position(err, "sending SIGTERM to sidecar db"), "{err}");
+    assert!(!err.contains("killing"), "{err}");
+}
