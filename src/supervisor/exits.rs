@@ -100,6 +100,19 @@ impl Supervisor<'_> {
             return;
         }
         let proc = &mut self.procs[index];
+        // A probe that passed a moment before the exit may have answered for another
+        // process (one that holds the same port, say).
+        match proc.probe_passed_at.take() {
+            Some(passed) if now.saturating_sub(passed) < Duration::from_secs(1) => {
+                proc.exits_after_passing += 1;
+                let after = Show(now.saturating_sub(passed));
+                warn!(subject = name.as_str(); "sidecar {name} exited {after} after its probe passed: the probe may have passed against another process");
+                if proc.exits_after_passing == 3 {
+                    warn!(subject = name.as_str(); "sidecar {name} has exited within 1s of passing its probe 3 times in a row: its probe likely answers for another process");
+                }
+            }
+            _ => proc.exits_after_passing = 0,
+        }
         // Its probe runs again once it has started again.
         proc.ready = Ready::Lost;
         match spec.on_exit {

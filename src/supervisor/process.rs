@@ -146,6 +146,10 @@ pub struct Proc {
     pub shown: (Shown, Time),
     /// Quick exits in a row, for the back-off.
     streak: u32,
+    /// When its probe last passed, while it runs.
+    pub probe_passed_at: Option<Time>,
+    /// Exits in a row within a second of its probe passing.
+    pub exits_after_passing: u32,
     /// For a sidecar of another container: until when it may take to appear, counted
     /// from the first search that found nothing.
     pub search_deadline: Option<Time>,
@@ -162,6 +166,8 @@ impl Proc {
             exit: None,
             shown: (Shown::Waiting, Time::ZERO),
             streak: 0,
+            probe_passed_at: None,
+            exits_after_passing: 0,
             search_deadline: None,
         }
     }
@@ -171,9 +177,10 @@ impl Proc {
         match (self.state, &self.ready) {
             (State::Waiting, _) => Shown::Waiting,
             (State::Starting | State::Searching { .. }, _) => Shown::Starting,
-            (State::Running { .. }, Ready::Probing { .. }) => Shown::Starting,
+            // One the start went on without never became ready: it is still starting.
+            (State::Running { .. }, Ready::Probing { .. } | Ready::GaveUp(Some(_))) => Shown::Starting,
             (State::Running { .. }, Ready::Yes) => Shown::Ready,
-            (State::Running { .. }, Ready::No | Ready::GaveUp(_) | Ready::Lost) => Shown::Running,
+            (State::Running { .. }, Ready::No | Ready::GaveUp(None) | Ready::Lost) => Shown::Running,
             (State::Stopping { .. } | State::Killed { .. }, _) if self.restart_asked => Shown::Restarting,
             (State::Backoff { .. }, _) => Shown::Restarting,
             (State::Stopping { .. } | State::Killed { .. }, _) => Shown::Stopping,
@@ -290,6 +297,7 @@ impl Proc {
             Ok(()) => {
                 let took = (now.saturating_sub(*since), *attempts);
                 self.ready = Ready::Yes;
+                self.probe_passed_at = Some(now);
                 Some(took)
             }
             Err(e) => {

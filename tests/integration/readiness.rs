@@ -168,7 +168,7 @@ fn a_sidecar_started_without_under_on_timeout_start_is_not_ready_with_its_probes
     let (code, out, err) = common::ask_in(running.exeunt_pid(), &["--ready"]);
     std::fs::write(&gate, "").unwrap();
     assert_eq!(code, 1, "{out}{err}");
-    let why = format!("not ready: db is running (not ready within 200ms: file {never}: {never} does not exist)");
+    let why = format!("not ready: db is starting (not ready within 200ms: file {never}: {never} does not exist)");
     assert_eq!(err.trim_end(), why);
     assert_eq!(running.finish().code, 0);
 }
@@ -340,4 +340,26 @@ fn localhost_reaches_a_server_that_listens_on_ipv6_loopback_only() {
         assert!(outcome.stderr.contains("sidecar web is ready"), "{name}: {}", outcome.stderr);
         assert!(outcome.stdout.contains("job ran"), "{name}: {outcome:?}");
     }
+}
+
+#[test]
+fn a_sidecar_that_exits_just_after_its_probe_passed_is_warned_about_the_probe_and_after_3_again() {
+    let scratch = Scratch::new("probe-other");
+    // Another process holds the port the probe knocks on: the probe passes at once,
+    // while the sidecar itself fails shortly after each start.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = other.local_addr().expect("addr").port();
+    let map = [
+        process("web", "sidecar", "sleep 0.2; exit 1", &format!("ready = {{ tcp = \"127.0.0.1:{port}\" }}")),
+        process("job", "primary", "sleep 3", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let err = &outcome.stderr;
+    let each = "after its probe passed: the probe may have passed against another process";
+    assert!(common::count(err, each) >= 3, "{err}");
+    let third = "sidecar web has exited within 1s of passing its probe 3 times in a row";
+    assert_eq!(common::count(err, third), 1, "said once: {err}");
+    drop(other);
 }
