@@ -398,6 +398,15 @@ impl<'p> Supervisor<'p> {
                 if let Err(e) = &result {
                     debug!("probe of {} failed: {e}", spec.name);
                 }
+                // A probe whose command cannot even be started will not pass by waiting:
+                // the start does not wait out the timeout for it.
+                if let (Err(e @ CheckFailure::NotStarted(_)), true) = (&result, proc.first_probing()) {
+                    let probe = spec.ready.as_ref().map(|r| r.probe.to_string()).unwrap_or_default();
+                    let reason = format!("not ready: {probe}: {e}");
+                    proc.probe_answered(result, Duration::ZERO, now);
+                    self.not_ready(id.index, &reason, actions);
+                    return;
+                }
                 let interval = spec.ready.as_ref().map_or(Duration::ZERO, |r| r.interval);
                 if let Some((took, attempts)) = proc.probe_answered(result, interval, now) {
                     let took = Show(Duration::from_millis(took.as_millis() as u64));

@@ -363,3 +363,28 @@ fn a_sidecar_that_exits_just_after_its_probe_passed_is_warned_about_the_probe_an
     assert_eq!(common::count(err, third), 1, "said once: {err}");
     drop(other);
 }
+
+#[test]
+fn a_probe_whose_program_cannot_start_fails_the_start_at_once_not_at_the_timeout() {
+    let scratch = Scratch::new("probe-missing");
+    let started = scratch.path("started");
+    // The program goes missing after the plan was made; command_check = false stands
+    // for that here.
+    let map = [
+        process(
+            "db",
+            "sidecar",
+            &until_term("db", ""),
+            "ready = { exec = [\"/no/such/checker\"] }\ncommand_check = false",
+        ),
+        process("job", "primary", &format!("touch {started}"), ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    let expected =
+        "sidecar db is not ready: exec [\"/no/such/checker\"]: command '/no/such/checker' not found: stopping";
+    assert!(outcome.stderr.contains(expected), "{}", outcome.stderr);
+    assert!(outcome.elapsed < std::time::Duration::from_secs(5), "not the 30 s timeout: {:?}", outcome.elapsed);
+    assert!(!std::path::Path::new(&started).exists(), "the primary never started");
+}
