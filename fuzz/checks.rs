@@ -623,6 +623,11 @@ mod world {
                         let members = strays.into_iter().map(|pid| Member { pid, name: "stray".into() }).collect();
                         self.queue.push_back(Event::Leftovers { members });
                     }
+                    // An exited sidecar's group: the world's strays are the primaries',
+                    // so it is found empty.
+                    Action::ClearGroup { index, .. } => {
+                        self.queue.push_back(Event::GroupLeft { index, members: Vec::new() });
+                    }
                     // A group, not a pid: it may be gone, and that is no fault. exeunt
                     // stopping itself changes nothing in the world.
                     Action::SignalGroup { .. } | Action::SuspendSelf => {}

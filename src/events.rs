@@ -283,6 +283,9 @@ pub enum Event {
     LeftoversUnseen,
     /// Who was in the process groups that `SignalLeftovers` signalled (zombies aside).
     Leftovers { members: Vec<Member> },
+    /// Who was left in the process group of the sidecar at `index` that `ClearGroup`
+    /// signalled, after the sidecar itself exited.
+    GroupLeft { index: usize, members: Vec<Member> },
     /// A check finished: Ok when it passed, else why not.
     CheckDone { id: CheckId, result: Result<(), CheckFailure> },
     /// A client of the control socket asks something; the answer names `client`.
@@ -310,6 +313,9 @@ pub enum Action {
     /// Signal each process group that has live members with its signal, and report
     /// the members (`Event::Leftovers`).
     SignalLeftovers { groups: Vec<(i32, Signo)> },
+    /// Signal what is left in the process group of the exited sidecar at `index`, and
+    /// report who it was (`Event::GroupLeft`).
+    ClearGroup { index: usize, pgid: i32, signo: Signo },
     /// Stop exeunt itself (dumb-init's job control: after its child, on SIGTSTP).
     SuspendSelf,
     /// Signal every descendant of exeunt, then reap.

@@ -153,6 +153,9 @@ impl event_loop::World for Os<'_> {
             Action::SignalLeftovers { groups } => {
                 events.push_back(Event::Leftovers { members: reaper::signal_groups(&groups) });
             }
+            Action::ClearGroup { index, pgid, signo } => {
+                events.push_back(Event::GroupLeft { index, members: reaper::signal_groups(&[(pgid, signo)]) });
+            }
             Action::SuspendSelf => {
                 // SAFETY: kill takes plain integers. SIGSTOP stops exeunt here, between
                 // two actions; SIGCONT lets it go on from this line.

@@ -16,6 +16,9 @@ impl Supervisor<'_> {
     pub(super) fn on_exit(&mut self, pid: i32, status: ExitStatus, now: Time, actions: &mut Vec<Action>) {
         let Some(index) = self.procs.iter().position(|p| p.state.pid() == Some(pid)) else {
             self.leftovers.exited(pid);
+            for proc in &mut self.procs {
+                proc.stray_gone(pid);
+            }
             if self.plan.report_reaped {
                 warn!("Reaped zombie process with pid={pid}");
             } else {
@@ -36,7 +39,7 @@ impl Supervisor<'_> {
         let ran_for = now.saturating_sub(since);
         match self.plan.processes[index].role {
             Role::Primary => self.primary_exited(index, pid, status, ran_for, actions),
-            Role::Sidecar => self.sidecar_exited(index, status, ran_for, now, actions),
+            Role::Sidecar => self.sidecar_exited(index, pid, status, ran_for, now, actions),
         }
     }
 
@@ -72,6 +75,7 @@ impl Supervisor<'_> {
     fn sidecar_exited(
         &mut self,
         index: usize,
+        pid: i32,
         status: ExitStatus,
         ran_for: Time,
         now: Time,
@@ -119,6 +123,13 @@ impl Supervisor<'_> {
             OnExit::Restart if proc.may_restart(spec) => {
                 let delay = proc.back_off(spec, ran_for, now);
                 warn!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: restarting it in {}", Show(delay));
+                if spec.matcher.is_none() {
+                    // What it left in its process group (a child holding its port, say)
+                    // goes first, as the shutdown's sweep would do it.
+                    let State::Backoff { until } = proc.state else { return };
+                    proc.state = State::Clearing { pgid: pid, until, deadline: now + spec.grace_period };
+                    actions.push(Action::ClearGroup { index, pgid: pid, signo: spec.stop_signal });
+                }
             }
             OnExit::Ignore => {
                 warn!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: ignored, the primaries run on")
@@ -134,6 +145,31 @@ impl Supervisor<'_> {
                 self.begin_shutdown(None, actions);
             }
         }
+    }
+}
+
+impl Supervisor<'_> {
+    /// Who an exited sidecar left in its process group, now signalled: it starts again
+    /// once they are gone (or killed at the end of its grace period).
+    pub(super) fn group_left(&mut self, index: usize, members: &[crate::events::Member]) {
+        let spec = &self.plan.processes[index];
+        let proc = &mut self.procs[index];
+        let State::Clearing { until, .. } = proc.state else { return };
+        if members.is_empty() {
+            proc.state = State::Backoff { until };
+            return;
+        }
+        let listed: Vec<String> = members.iter().map(|m| format!("{} ({})", m.pid, m.name)).collect();
+        let grace = Show(spec.grace_period);
+        warn!(
+            subject = spec.name.as_str();
+            "sidecar {} left {} in its process group: sending them {} (grace {grace}) before it starts again: {}",
+            spec.name,
+            if members.len() == 1 { "1 process".to_string() } else { format!("{} processes", members.len()) },
+            spec.stop_signal,
+            listed.join(", ")
+        );
+        proc.strays = members.iter().map(|m| m.pid).collect();
     }
 }
 

@@ -157,6 +157,7 @@ impl<'p> Supervisor<'p> {
             }
             Event::LeftoversUnseen => self.shutdown.unseen(),
             Event::Leftovers { members } => self.leftovers.found(&members, self.plan, now),
+            Event::GroupLeft { index, members } => self.group_left(index, &members),
             Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
             Event::Request { client, request } => {
                 let reply = self.answer(request, now, actions);
@@ -228,6 +229,13 @@ impl<'p> Supervisor<'p> {
             (Duty::Start, _) => {
                 proc.state = State::Starting;
                 actions.push(Action::Spawn(index));
+            }
+            (Duty::KillStrays, _) => {
+                let State::Clearing { pgid, until, .. } = proc.state else { return };
+                warn!(subject = spec.name.as_str(); "killing what sidecar {} left in its process group: {} still running {} after {}", spec.name, proc.strays.len(), Show(spec.grace_period), spec.stop_signal);
+                actions.push(Action::SignalGroup { pgid, signo: crate::signo::SIGKILL });
+                proc.strays.clear();
+                proc.state = State::Backoff { until };
             }
             (Duty::AbandonAttempt, Some(ready)) => proc.abandon_attempt(ready, id, now, actions),
             (Duty::Attempt, Some(ready)) => proc.attempt(ready, id, now, actions),
@@ -445,7 +453,11 @@ impl<'p> Supervisor<'p> {
         self.pod.end_wait();
         for index in 0..self.procs.len() {
             let proc = &mut self.procs[index];
-            if matches!(proc.state, State::Waiting | State::Backoff { .. } | State::Searching { .. }) {
+            // What a sidecar left in its group goes with the shutdown's own sweep.
+            if matches!(
+                proc.state,
+                State::Waiting | State::Backoff { .. } | State::Clearing { .. } | State::Searching { .. }
+            ) {
                 proc.state = State::Gone;
             }
             if let Ready::Probing { .. } = proc.ready {

@@ -39,6 +39,14 @@ pub enum State {
     Backoff {
         until: Time,
     },
+    /// A sidecar that exited, waiting for what it left in its process group to go
+    /// before it starts again: at `until` at the earliest (its back-off), and the group
+    /// gets SIGKILL at `deadline`.
+    Clearing {
+        pgid: i32,
+        until: Time,
+        deadline: Time,
+    },
     /// A sidecar of another container, not found yet: looked for again at `retry`.
     Searching {
         retry: Time,
@@ -50,7 +58,12 @@ impl State {
     pub fn pid(self) -> Option<i32> {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } | State::Killed { pid, .. } => Some(pid),
-            State::Waiting | State::Starting | State::Backoff { .. } | State::Searching { .. } | State::Gone => None,
+            State::Waiting
+            | State::Starting
+            | State::Backoff { .. }
+            | State::Clearing { .. }
+            | State::Searching { .. }
+            | State::Gone => None,
         }
     }
 
@@ -121,6 +134,8 @@ pub enum Duty {
     Kill,
     /// Its restart back-off is over, or it is time to look for it again: start it.
     Start,
+    /// What it left in its group outlived the grace period: SIGKILL to the group.
+    KillStrays,
     /// The probe attempt under way took too long: abandon it.
     AbandonAttempt,
     /// It was not ready in time.
@@ -150,6 +165,8 @@ pub struct Proc {
     pub probe_passed_at: Option<Time>,
     /// Exits in a row within a second of its probe passing.
     pub exits_after_passing: u32,
+    /// What it left in its process group, while the group is cleared for its restart.
+    pub strays: Vec<i32>,
     /// For a sidecar of another container: until when it may take to appear, counted
     /// from the first search that found nothing.
     pub search_deadline: Option<Time>,
@@ -168,6 +185,7 @@ impl Proc {
             streak: 0,
             probe_passed_at: None,
             exits_after_passing: 0,
+            strays: Vec::new(),
             search_deadline: None,
         }
     }
@@ -182,7 +200,7 @@ impl Proc {
             (State::Running { .. }, Ready::Yes) => Shown::Ready,
             (State::Running { .. }, Ready::No | Ready::GaveUp(None) | Ready::Lost) => Shown::Running,
             (State::Stopping { .. } | State::Killed { .. }, _) if self.restart_asked => Shown::Restarting,
-            (State::Backoff { .. }, _) => Shown::Restarting,
+            (State::Backoff { .. } | State::Clearing { .. }, _) => Shown::Restarting,
             (State::Stopping { .. } | State::Killed { .. }, _) => Shown::Stopping,
             (State::Gone, _) if self.exit.is_some() => Shown::Exited,
             (State::Gone, _) => Shown::NotStarted,
@@ -222,6 +240,7 @@ impl Proc {
         let state = match self.state {
             State::Stopping { deadline: Some(deadline), .. } => Some((deadline, Duty::Kill)),
             State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
+            State::Clearing { deadline, .. } => Some((deadline, Duty::KillStrays)),
             _ => None,
         };
         let [abandon, give_up, attempt] = match &self.ready {
@@ -321,6 +340,7 @@ impl Proc {
     /// Schedules a restart after the back-off: `restart_delay`, doubled per quick exit
     /// in a row up to `max_restart_delay`, forgotten after a run of 10 s. Returns the delay.
     pub fn back_off(&mut self, spec: &ProcessSpec, ran_for: Duration, now: Time) -> Duration {
+        self.strays.clear();
         if ran_for >= BACKOFF_RESET {
             self.streak = 0;
         }
@@ -329,6 +349,18 @@ impl Proc {
         self.restarts += 1;
         self.state = State::Backoff { until: now + delay };
         delay
+    }
+
+    /// What it left in its group, process `pid`, went: it starts again after its
+    /// back-off, if it was waiting for them.
+    pub fn stray_gone(&mut self, pid: i32) {
+        let before = self.strays.len();
+        self.strays.retain(|&p| p != pid);
+        if let (true, State::Clearing { until, .. }) =
+            (self.strays.len() < before && self.strays.is_empty(), self.state)
+        {
+            self.state = State::Backoff { until };
+        }
     }
 }
 

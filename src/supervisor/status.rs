@@ -102,7 +102,7 @@ impl Supervisor<'_> {
             (shown, _) => shown,
         };
         let restart_in = match proc.state {
-            State::Backoff { until } => Some(until.saturating_sub(now)),
+            State::Backoff { until } | State::Clearing { until, .. } => Some(until.saturating_sub(now)),
             _ => None,
         };
         let probe = match &proc.ready {
@@ -237,6 +237,7 @@ impl Supervisor<'_> {
             State::Stopping { .. } | State::Killed { .. } if proc.restart_asked => {
                 Answer::new(Outcome::Ok, format!("{name} is restarting already"))
             }
+            State::Clearing { .. } => Answer::new(Outcome::Ok, format!("{name} is restarting already")),
             _ => {
                 let state = self.row(index, now).state;
                 no(format!("it is {state}"))

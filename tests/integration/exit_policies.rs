@@ -129,3 +129,39 @@ fn a_run_that_a_sidecar_fails_never_exits_0() {
         assert!(outcome.stderr.contains("sidecar dies exited with exit code 0"), "{what}: {}", outcome.stderr);
     }
 }
+
+#[test]
+fn a_sidecar_whose_child_holds_its_port_starts_again_cleanly_because_the_child_is_stopped_first() {
+    let scratch = Scratch::new("clean-restart");
+    let (log, port) = (scratch.path("binds"), common::free_port());
+    // It binds the port, leaves a child holding the socket, and fails 0.3 s later.
+    let sidecar = scratch.file(
+        "sidecar.py",
+        "import os, socket, sys, time\n\
+         s = socket.socket()\n\
+         try:\n    s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n\
+         except OSError:\n    open(sys.argv[2], 'a').write('in use\\n'); sys.exit(2)\n\
+         open(sys.argv[2], 'a').write('bound\\n')\n\
+         if os.fork() == 0:\n    time.sleep(1000); os._exit(0)\n\
+         time.sleep(0.3); sys.exit(1)\n",
+    );
+    let job = format!(
+        "until [ \"$(grep -c bound {log} 2>/dev/null)\" -ge 5 ]; do sleep 0.05; done; \
+         echo holders $(grep -l '^python3' /proc/[0-9]*/cmdline 2>/dev/null | wc -l)"
+    );
+    let map = [
+        process("web", "sidecar", &format!("exec python3 {sidecar} {port} {log}"), ""),
+        process("job", "primary", &job, ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let binds = std::fs::read_to_string(&log).unwrap();
+    assert!(!binds.contains("in use"), "a restart found the port held: {binds}");
+    assert!(binds.matches("bound").count() >= 5, "{binds}");
+    let holders: usize = outcome.stdout.trim().strip_prefix("holders ").and_then(|n| n.parse().ok()).expect("a count");
+    assert!(holders <= 2, "after 4 restarts, only the running sidecar and its child: {}", outcome.stdout);
+    let left =
+        "sidecar web left 1 process in its process group: sending them SIGTERM (grace 10s) before it starts again";
+    assert!(common::count(&outcome.stderr, left) >= 4, "{}", outcome.stderr);
+}

@@ -28,7 +28,7 @@ fn with_a_role_map_sigquit_reaches_each_primary_as_sigquit_and_stops_nothing() {
     }
     assert_eq!(sup.next_deadline(), None);
     // No shutdown began: a sidecar that crashes is restarted as ever.
-    assert_eq!(sup.handle(exited(100, 1), SEC), []);
+    assert_eq!(sidecar_crashes(&mut sup, 0, 100, 1, SEC), []);
     assert_eq!(sup.handle(Event::Tick, SEC + 100 * MS), [Action::Spawn(0)]);
 }
 
@@ -106,7 +106,7 @@ fn a_stop_signal_is_held_for_the_stop_delay_while_everything_runs_on() {
     assert_eq!(sup.next_deadline(), Some(6 * SEC), "the delay is the timer's");
     assert_eq!(sup.handle(Event::Signal(SIGTERM), 2 * SEC), [], "a second one does not cut the wait short");
     // A sidecar that crashes meanwhile is restarted as ever.
-    assert_eq!(sup.handle(exited(100, 1), 3 * SEC), []);
+    assert_eq!(sidecar_crashes(&mut sup, 0, 100, 1, 3 * SEC), []);
     assert_eq!(sup.handle(Event::Tick, 3 * SEC + 100 * MS), [Action::Spawn(0)]);
     sup.handle(Event::Spawned { index: 0, pid: 200 }, 3 * SEC + 100 * MS);
     assert_eq!(sup.handle(Event::Tick, 6 * SEC), [Action::Signal { pid: 101, signo: SIGTERM, group: false }]);
@@ -142,7 +142,7 @@ fn a_stop_signal_that_every_primary_rewrites_is_passed_on_and_stops_nothing() {
     let mut sup = started(&plan);
     assert_eq!(sup.handle(Event::Signal(quit), SEC), [Action::Signal { pid: 101, signo: quit, group: false }]);
     // No shutdown began: a sidecar that crashes is restarted as ever.
-    assert_eq!(sup.handle(exited(100, 1), SEC), []);
+    assert_eq!(sidecar_crashes(&mut sup, 0, 100, 1, SEC), []);
     assert_eq!(sup.handle(Event::Tick, SEC + 100 * MS), [Action::Spawn(0)]);
 }
 

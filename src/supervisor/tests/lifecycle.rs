@@ -86,7 +86,7 @@ fn a_primary_that_succeeds_waits_for_the_others() {
 fn sidecar_exit_before_the_primary_leaves_the_primary_running() {
     let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
     let mut sup = started(&plan);
-    assert_eq!(sup.handle(exited(100, 1), SEC), []);
+    assert_eq!(sidecar_crashes(&mut sup, 0, 100, 1, SEC), []);
     assert_eq!(sup.handle(Event::Reaped { children_left: true }, SEC), []);
     assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
 }

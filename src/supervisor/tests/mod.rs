@@ -84,3 +84,15 @@ mod pods;
 mod readiness;
 mod restarts;
 mod stopping;
+
+/// The sidecar at `index` (pid `pid`) exits with `code` while the primaries run, and is
+/// to be restarted: its process group is cleared first, and the world finds it empty.
+/// Returns what follows the exit.
+fn sidecar_crashes(sup: &mut Supervisor, index: usize, pid: i32, code: i32, now: Time) -> Vec<Action> {
+    let actions = sup.handle(exited(pid, code), now);
+    let clear = Action::ClearGroup { index, pgid: pid, signo: SIGTERM };
+    assert_eq!(actions.first(), Some(&clear), "{actions:?}");
+    let mut rest = actions[1..].to_vec();
+    rest.extend(sup.handle(Event::GroupLeft { index, members: Vec::new() }, now));
+    rest
+}

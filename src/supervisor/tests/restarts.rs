@@ -10,7 +10,7 @@ fn crashing_sidecar_restarts_with_doubling_back_off_reset_after_a_long_run() {
     let mut now = SEC;
     let mut pid = 100;
     for expected in [100, 200, 400, 800] {
-        assert_eq!(sup.handle(exited(pid, 1), now), []);
+        assert_eq!(sidecar_crashes(&mut sup, 0, pid, 1, now), []);
         assert_eq!(sup.next_deadline(), Some(now + expected * MS));
         now += expected * MS;
         assert_eq!(sup.handle(Event::Tick, now), [Action::Spawn(0)]);
@@ -19,7 +19,7 @@ fn crashing_sidecar_restarts_with_doubling_back_off_reset_after_a_long_run() {
     }
     // A run of 10 s forgives the past crashes.
     now += 10 * SEC;
-    sup.handle(exited(pid, 1), now);
+    sidecar_crashes(&mut sup, 0, pid, 1, now);
     assert_eq!(sup.next_deadline(), Some(now + 100 * MS));
 }
 
@@ -31,10 +31,10 @@ fn back_off_never_exceeds_30s() {
     for round in 0..20 {
         let pid = 1000 + round;
         if round == 0 {
-            sup.handle(exited(100, 1), now);
+            sidecar_crashes(&mut sup, 0, 100, 1, now);
         } else {
             sup.handle(Event::Spawned { index: 0, pid }, now);
-            sup.handle(exited(pid, 1), now);
+            sidecar_crashes(&mut sup, 0, pid, 1, now);
         }
         let delay = sup.next_deadline().expect("a restart is due") - now;
         assert!(delay <= 30 * SEC, "{delay:?}");
@@ -51,7 +51,7 @@ fn back_off_follows_the_sidecars_restart_delays() {
     let mut sup = started(&plan);
     let (mut now, mut pid) = (SEC, 100);
     for expected in [20, 40, 50, 50] {
-        sup.handle(exited(pid, 1), now);
+        sidecar_crashes(&mut sup, 0, pid, 1, now);
         let delay = sup.next_deadline().expect("a restart is due") - now;
         assert_eq!(delay, expected * MS);
         now += delay;
@@ -94,4 +94,47 @@ fn sidecar_with_on_exit_ignore_is_left_gone() {
     assert_eq!(sup.next_deadline(), None, "no restart is scheduled");
     assert_eq!(sup.handle(exited(101, 0), SEC), [Action::Reap]);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(0)]);
+}
+
+/// Members of a process group, as the world reports them.
+fn members(pids: &[i32]) -> Vec<crate::events::Member> {
+    pids.iter().map(|&pid| crate::events::Member { pid, name: "sleep".into() }).collect()
+}
+
+#[test]
+fn a_sidecar_starts_again_only_once_what_it_left_in_its_group_is_gone() {
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    let clear = Action::ClearGroup { index: 0, pgid: 100, signo: SIGTERM };
+    assert_eq!(sup.handle(exited(100, 1), SEC), [clear]);
+    assert_eq!(sup.handle(Event::GroupLeft { index: 0, members: members(&[150, 151]) }, SEC), []);
+    assert_eq!(sup.handle(Event::Tick, SEC + 100 * MS), [], "the back-off is over, a stray is not");
+    assert_eq!(sup.handle(exited(150, 0), SEC + 200 * MS), []);
+    // The last stray gone, the back-off already over: it starts at once.
+    assert_eq!(sup.handle(exited(151, 0), SEC + 300 * MS), [Action::Spawn(0)]);
+}
+
+#[test]
+fn what_a_sidecar_left_that_outlives_its_grace_period_is_killed_and_the_sidecar_starts_again() {
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    sup.handle(exited(100, 1), SEC);
+    sup.handle(Event::GroupLeft { index: 0, members: members(&[150]) }, SEC);
+    assert_eq!(sup.next_deadline(), Some(SEC + DEFAULT_GRACE));
+    let killed = Action::SignalGroup { pgid: 100, signo: crate::signo::SIGKILL };
+    assert_eq!(sup.handle(Event::Tick, SEC + DEFAULT_GRACE), [killed, Action::Spawn(0)]);
+}
+
+#[test]
+fn the_shutdown_takes_over_a_group_being_cleared() {
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    sup.handle(exited(100, 1), SEC);
+    sup.handle(Event::GroupLeft { index: 0, members: members(&[150]) }, SEC);
+    // The primary ends the run: the sidecar is not started again, and the stray goes
+    // with the shutdown's own sweep.
+    assert_eq!(sup.handle(exited(101, 0), 2 * SEC), [Action::Reap]);
+    let swept = sup.handle(Event::Reaped { children_left: true }, 2 * SEC);
+    assert_eq!(swept, [Action::SignalDescendants(SIGTERM)]);
+    assert_eq!(sup.next_deadline(), Some(2 * SEC + DEFAULT_GRACE), "the sweep's grace, not the clearing's");
 }
