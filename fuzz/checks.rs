@@ -418,7 +418,9 @@ mod world {
     use std::time::Duration;
 
     use exeunt::events::{Action, CheckFailure, CheckId, Death, Event, ExitStatus, Member, Purpose, Request, Time};
-    use exeunt::plan::{Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder};
+    use exeunt::plan::{
+        Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder, Watch,
+    };
     use exeunt::signo::Signo;
     use exeunt::supervisor::Supervisor;
 
@@ -459,6 +461,11 @@ mod world {
                         timeout: MS * (1 + u32::from(byte()) * 4),
                         attempt_timeout: MS * (1 + u32::from(byte() % 100)),
                         on_timeout: if flags & 32 == 32 { OnTimeout::Start } else { OnTimeout::Fail },
+                        watch: (flags & 128 == 128).then(|| Watch {
+                            period: MS * (1 + u32::from(byte() % 100)),
+                            failure_threshold: 1 + u32::from(byte() % 3),
+                            success_threshold: 1 + u32::from(byte() % 3),
+                        }),
                     });
                 }
                 if flags & 64 == 64 {

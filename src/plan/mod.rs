@@ -185,7 +185,23 @@ pub struct Readiness {
     /// How long one attempt may take.
     pub attempt_timeout: Duration,
     pub on_timeout: OnTimeout,
+    /// Probing that goes on once the sidecar is ready (`period`); None: it stops there.
+    pub watch: Option<Watch>,
 }
+
+/// Readiness that is probed again once reached, every `period`, as the kubelet probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub period: Duration,
+    /// Failed attempts in a row that make a ready sidecar not ready.
+    pub failure_threshold: u32,
+    /// Passed attempts in a row that make it ready again.
+    pub success_threshold: u32,
+}
+
+/// Kubernetes' defaults for a probe's thresholds.
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -82,6 +82,15 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             Show(ready.attempt_timeout),
             Show(ready.timeout)
         )?;
+        if let Some(watch) = ready.watch {
+            write!(
+                f,
+                ", then probed every {}: not ready after {} failures in a row, ready again after {} passes",
+                Show(watch.period),
+                watch.failure_threshold,
+                watch.success_threshold
+            )?;
+        }
     }
     if p.role == Role::Sidecar {
         write!(f, ", on exit {}", p.on_exit)?;

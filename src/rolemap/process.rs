@@ -13,8 +13,8 @@ use super::values::{read_addr, read_url, read_user};
 use super::{At, Mistake, Mistakes, SaidProcess, read_duration, read_output};
 use crate::duration::Show;
 use crate::plan::{
-    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT, MatchName, Matcher, OnExit, OnTimeout,
-    Output, ProcessSpec, Readiness, Role,
+    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT,
+    DEFAULT_SUCCESS_THRESHOLD, MatchName, Matcher, OnExit, OnTimeout, Output, ProcessSpec, Readiness, Role, Watch,
 };
 use crate::quoted::Quoted;
 use crate::signo::Signo;
@@ -358,5 +358,29 @@ fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, Mistake> 
             Some(RawOnTimeout::Start) => OnTimeout::Start,
             Some(RawOnTimeout::Fail) | None => OnTimeout::Fail,
         },
+        watch: read_watch(raw, at)?,
     })
+}
+
+/// `ready.period` and its thresholds: the probing that goes on once it is ready.
+fn read_watch(raw: &RawReady, at: &At) -> Result<Option<Watch>, Mistake> {
+    let threshold = |value: &Option<Spanned<u32>>, key: &str, default: u32| match value {
+        Some(n) if *n.get_ref() == 0 => Err(at(n.span(), format!("{key}: must be at least 1"))),
+        Some(n) => Ok(*n.get_ref()),
+        None => Ok(default),
+    };
+    let failure_threshold = threshold(&raw.failure_threshold, "ready.failure_threshold", DEFAULT_FAILURE_THRESHOLD)?;
+    let success_threshold = threshold(&raw.success_threshold, "ready.success_threshold", DEFAULT_SUCCESS_THRESHOLD)?;
+    let Some(period) = &raw.period else {
+        if let Some(span) = raw.failure_threshold.as_ref().or(raw.success_threshold.as_ref()).map(Spanned::span) {
+            let why = "ready: the thresholds count the attempts made every period; give period too";
+            return Err(at(span, why.to_string()));
+        }
+        return Ok(None);
+    };
+    let period_value = read_duration(period, "ready.period", at)?;
+    if period_value < Duration::from_millis(1) {
+        return Err(at(period.span(), "ready.period: must be at least 1ms".to_string()));
+    }
+    Ok(Some(Watch { period: period_value, failure_threshold, success_threshold }))
 }

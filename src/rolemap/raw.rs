@@ -139,6 +139,9 @@ pub struct RawReady {
     pub timeout: Option<Spanned<String>>,
     pub attempt_timeout: Option<Spanned<String>>,
     pub on_timeout: Option<RawOnTimeout>,
+    pub period: Option<Spanned<String>>,
+    pub failure_threshold: Option<Spanned<u32>>,
+    pub success_threshold: Option<Spanned<u32>>,
 }
 
 /// A signal as a role map writes it: a name (`"SIGTERM"`) or a number (`15`).

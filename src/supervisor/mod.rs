@@ -33,7 +33,7 @@ use crate::signo::{SIGKILL, Signo};
 use alarms::Alarms;
 use leftovers::Leftovers;
 use pod::{News, PodGate};
-use process::{Duty, How, Proc, Ready, State};
+use process::{Duty, How, Proc, Ready, State, Watched};
 use shutdown::Shutdown;
 use verdict::Verdict;
 
@@ -237,6 +237,11 @@ impl<'p> Supervisor<'p> {
                 proc.strays.clear();
                 proc.state = State::Backoff { until };
             }
+            (Duty::AbandonAttempt, Some(ready)) if proc.watching() => {
+                actions.push(Action::CancelCheck(id));
+                let change = proc.watch_answered(Err(CheckFailure::NoAnswerWithin(ready.attempt_timeout)), ready, now);
+                watched(spec, ready, change);
+            }
             (Duty::AbandonAttempt, Some(ready)) => proc.abandon_attempt(ready, id, now, actions),
             (Duty::Attempt, Some(ready)) => proc.attempt(ready, id, now, actions),
             (Duty::GiveUp, Some(ready)) => {
@@ -406,17 +411,21 @@ impl<'p> Supervisor<'p> {
                 if let Err(e) = &result {
                     debug!("probe of {} failed: {e}", spec.name);
                 }
+                let Some(ready) = spec.ready.as_ref() else { return };
+                if proc.watching() {
+                    let change = proc.watch_answered(result, ready, now);
+                    watched(spec, ready, change);
+                    return;
+                }
                 // A probe whose command cannot even be started will not pass by waiting:
                 // the start does not wait out the timeout for it.
                 if let (Err(e @ CheckFailure::NotStarted(_)), true) = (&result, proc.first_probing()) {
-                    let probe = spec.ready.as_ref().map(|r| r.probe.to_string()).unwrap_or_default();
-                    let reason = format!("not ready: {probe}: {e}");
-                    proc.probe_answered(result, Duration::ZERO, now);
+                    let reason = format!("not ready: {}: {e}", ready.probe);
+                    proc.probe_answered(result, ready, now);
                     self.not_ready(id.index, &reason, actions);
                     return;
                 }
-                let interval = spec.ready.as_ref().map_or(Duration::ZERO, |r| r.interval);
-                if let Some((took, attempts)) = proc.probe_answered(result, interval, now) {
+                if let Some((took, attempts)) = proc.probe_answered(result, ready, now) {
                     let took = Show(Duration::from_millis(took.as_millis() as u64));
                     info!(subject = spec.name.as_str(); "sidecar {} is ready after {took} ({attempts} probes)", spec.name);
                 }
@@ -460,11 +469,11 @@ impl<'p> Supervisor<'p> {
             ) {
                 proc.state = State::Gone;
             }
-            if let Ready::Probing { .. } = proc.ready {
+            if let Ready::Probing { .. } | Ready::Watching { .. } = proc.ready {
                 if proc.probing_now() {
                     actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
                 }
-                proc.ready = Ready::GaveUp(None);
+                proc.ready = if proc.watching() { Ready::Lost } else { Ready::GaveUp(None) };
             }
         }
     }
@@ -553,6 +562,18 @@ impl<'p> Supervisor<'p> {
         info!("all processes are gone: exiting with {code}");
         self.shutdown.finish();
         actions.push(Action::Exit(code));
+    }
+}
+
+/// Says what the probing after the start found, when readiness changed: not ready is a
+/// warning with the error, and no restart (readiness is about traffic, as in Kubernetes).
+fn watched(spec: &crate::plan::ProcessSpec, ready: &crate::plan::Readiness, change: Option<Watched>) {
+    match change {
+        Some(Watched::Back) => info!(subject = spec.name.as_str(); "sidecar {} is ready again", spec.name),
+        Some(Watched::Lost { failures, error }) => {
+            warn!(subject = spec.name.as_str(); "sidecar {} is not ready: {failures} probes failed in a row: {}: {error}", spec.name, ready.probe)
+        }
+        None => {}
     }
 }
 

@@ -102,12 +102,32 @@ pub enum Ready {
         last_error: CheckFailure,
     },
     Yes,
+    /// Ready once, and probed again every `period` since (`Readiness::watch`): ready
+    /// or not by the latest attempts.
+    Watching {
+        ready: bool,
+        next: Time,
+        attempt_deadline: Option<Time>,
+        /// Failed, and passed, attempts in a row.
+        failures: u32,
+        successes: u32,
+        last_error: CheckFailure,
+    },
     /// Not ready in time, or exited first, under `on_timeout = "start"`: the start went
     /// on. Why, when it was given up on for a reason of its own.
     GaveUp(Option<String>),
     /// It was ready (or the start went on without it), and it is being restarted: its
     /// probe runs again once it has started, and nothing waits for it.
     Lost,
+}
+
+/// A change of readiness that the probing after the start found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// Ready again.
+    Back,
+    /// Not ready: its probe failed this many times in a row, the last time so.
+    Lost { failures: u32, error: String },
 }
 
 /// What `exeunt --status` shows of a process.
@@ -197,8 +217,10 @@ impl Proc {
             (State::Starting | State::Searching { .. }, _) => Shown::Starting,
             // One the start went on without never became ready: it is still starting.
             (State::Running { .. }, Ready::Probing { .. } | Ready::GaveUp(Some(_))) => Shown::Starting,
-            (State::Running { .. }, Ready::Yes) => Shown::Ready,
-            (State::Running { .. }, Ready::No | Ready::GaveUp(None) | Ready::Lost) => Shown::Running,
+            (State::Running { .. }, Ready::Yes | Ready::Watching { ready: true, .. }) => Shown::Ready,
+            (State::Running { .. }, Ready::No | Ready::GaveUp(None) | Ready::Lost | Ready::Watching { .. }) => {
+                Shown::Running
+            }
             (State::Stopping { .. } | State::Killed { .. }, _) if self.restart_asked => Shown::Restarting,
             (State::Backoff { .. } | State::Clearing { .. }, _) => Shown::Restarting,
             (State::Stopping { .. } | State::Killed { .. }, _) => Shown::Stopping,
@@ -217,7 +239,8 @@ impl Proc {
 
     /// Whether it runs and has passed its probe since it started.
     pub fn is_ready(&self) -> bool {
-        matches!(self.state, State::Running { .. }) && self.ready == Ready::Yes
+        matches!(self.state, State::Running { .. })
+            && matches!(self.ready, Ready::Yes | Ready::Watching { ready: true, .. })
     }
 
     /// Whether the processes after it may start, as far as it is concerned: it passed
@@ -249,6 +272,11 @@ impl Proc {
                 deadline.map(|at| (at, Duty::GiveUp)),
                 attempt_deadline.is_none().then_some((*next, Duty::Attempt)),
             ],
+            Ready::Watching { next, attempt_deadline, .. } => [
+                attempt_deadline.map(|at| (at, Duty::AbandonAttempt)),
+                None,
+                attempt_deadline.is_none().then_some((*next, Duty::Attempt)),
+            ],
             _ => [None, None, None],
         };
         [state, abandon, give_up, attempt]
@@ -272,11 +300,15 @@ impl Proc {
 
     /// [`Duty::Attempt`]: starts a probe attempt, bounded by its attempt timeout.
     pub fn attempt(&mut self, ready: &Readiness, id: CheckId, now: Time, actions: &mut Vec<Action>) {
-        if let Ready::Probing { attempts, attempt_deadline, .. } = &mut self.ready {
-            *attempts += 1;
-            *attempt_deadline = Some(now + ready.attempt_timeout);
-            actions.push(Action::StartCheck(id));
+        match &mut self.ready {
+            Ready::Probing { attempts, attempt_deadline, .. } => {
+                *attempts += 1;
+                *attempt_deadline = Some(now + ready.attempt_timeout);
+            }
+            Ready::Watching { attempt_deadline, .. } => *attempt_deadline = Some(now + ready.attempt_timeout),
+            _ => return,
         }
+        actions.push(Action::StartCheck(id));
     }
 
     /// [`Duty::AbandonAttempt`]: the attempt under way took too long; the next one
@@ -305,9 +337,10 @@ impl Proc {
     pub fn probe_answered(
         &mut self,
         result: Result<(), CheckFailure>,
-        interval: Duration,
+        ready: &Readiness,
         now: Time,
     ) -> Option<(Duration, u32)> {
+        let interval = ready.interval;
         let Ready::Probing { since, attempts, next, attempt_deadline, last_error, .. } = &mut self.ready else {
             return None;
         };
@@ -315,7 +348,17 @@ impl Proc {
         match result {
             Ok(()) => {
                 let took = (now.saturating_sub(*since), *attempts);
-                self.ready = Ready::Yes;
+                self.ready = match ready.watch {
+                    Some(watch) => Ready::Watching {
+                        ready: true,
+                        next: now + watch.period,
+                        attempt_deadline: None,
+                        failures: 0,
+                        successes: 0,
+                        last_error: CheckFailure::NoAnswerYet,
+                    },
+                    None => Ready::Yes,
+                };
                 self.probe_passed_at = Some(now);
                 Some(took)
             }
@@ -329,7 +372,50 @@ impl Proc {
 
     /// Whether a probe attempt is under way.
     pub fn probing_now(&self) -> bool {
-        matches!(self.ready, Ready::Probing { attempt_deadline: Some(_), .. })
+        matches!(
+            self.ready,
+            Ready::Probing { attempt_deadline: Some(_), .. } | Ready::Watching { attempt_deadline: Some(_), .. }
+        )
+    }
+
+    /// Whether it is ready once, and probed again every period since.
+    pub fn watching(&self) -> bool {
+        matches!(self.ready, Ready::Watching { .. })
+    }
+
+    /// An attempt of the probing that goes on once it is ready answered (or took too
+    /// long): what changed, when its readiness did.
+    pub fn watch_answered(
+        &mut self,
+        result: Result<(), CheckFailure>,
+        ready: &Readiness,
+        now: Time,
+    ) -> Option<Watched> {
+        let watch = ready.watch?;
+        let Ready::Watching { ready: is_ready, next, attempt_deadline, failures, successes, last_error } =
+            &mut self.ready
+        else {
+            return None;
+        };
+        attempt_deadline.take()?;
+        *next = now + watch.period;
+        match result {
+            Ok(()) => {
+                (*failures, *successes) = (0, *successes + 1);
+                if !*is_ready && *successes >= watch.success_threshold {
+                    *is_ready = true;
+                    return Some(Watched::Back);
+                }
+            }
+            Err(e) => {
+                (*failures, *successes, *last_error) = (*failures + 1, 0, e);
+                if *is_ready && *failures >= watch.failure_threshold {
+                    *is_ready = false;
+                    return Some(Watched::Lost { failures: *failures, error: last_error.to_string() });
+                }
+            }
+        }
+        None
     }
 
     /// Whether `max_restarts` still allows a restart.
@@ -387,6 +473,7 @@ mod tests {
             timeout: 2000 * MS,
             attempt_timeout: 1000 * MS,
             on_timeout: OnTimeout::Fail,
+            watch: None,
         }
     }
 
@@ -426,7 +513,7 @@ mod tests {
         proc.start_probing(Some(&ready), true, Time::ZERO);
         proc.attempt(&ready, id, Time::ZERO, &mut Vec::new());
         proc.abandon_attempt(&ready, id, 1000 * MS, &mut Vec::new());
-        assert_eq!(proc.probe_answered(Ok(()), ready.interval, 1001 * MS), None);
+        assert_eq!(proc.probe_answered(Ok(()), &ready, 1001 * MS), None);
         assert!(matches!(proc.ready, Ready::Probing { .. }));
     }
 }

@@ -108,6 +108,7 @@ impl Supervisor<'_> {
         let probe = match &proc.ready {
             Ready::Probing { last_error, .. } => Some(last_error.to_string()),
             Ready::GaveUp(Some(why)) => Some(why.clone()),
+            Ready::Watching { ready: false, last_error, .. } => Some(last_error.to_string()),
             _ => None,
         };
         let word = match shown {

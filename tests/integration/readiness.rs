@@ -388,3 +388,59 @@ fn a_probe_whose_program_cannot_start_fails_the_start_at_once_not_at_the_timeout
     assert!(outcome.elapsed < std::time::Duration::from_secs(5), "not the 30 s timeout: {:?}", outcome.elapsed);
     assert!(!std::path::Path::new(&started).exists(), "the primary never started");
 }
+
+/// Asks `--ready` of the exeunt with host pid `pid` until it exits `code`, for at most
+/// 10 s; returns how long that took.
+fn ready_turns(pid: i32, code: i32) -> Duration {
+    let asked = std::time::Instant::now();
+    loop {
+        let (answer, out, err) = common::ask_in(pid, &["--ready"]);
+        if answer == code {
+            return asked.elapsed();
+        }
+        assert!(asked.elapsed() < Duration::from_secs(10), "--ready still answers {answer}: {out}{err}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pid `--status` shows for `name`.
+fn status_pid(pid: i32, name: &str) -> String {
+    let (_, status, _) = common::ask_in(pid, &["--status"]);
+    let line = status.lines().find(|l| l.split_whitespace().next() == Some(name)).expect("a row");
+    line.split_whitespace().nth(2).expect("a pid").to_string()
+}
+
+#[test]
+fn with_a_period_an_http_sidecar_answering_503_turns_not_ready_and_back_and_is_not_restarted() {
+    let scratch = Scratch::new("period");
+    let (port, gate, done) = (common::free_port(), scratch.path("gate"), scratch.path("done"));
+    std::fs::write(&gate, "").unwrap();
+    let sidecar = format!("{} {gate}", common::http_sidecar(port, 0));
+    let ready = format!(
+        "ready = {{ http = \"http://127.0.0.1:{port}/ready\", period = \"200ms\", failure_threshold = 2, attempt_timeout = \"500ms\" }}"
+    );
+    let map = [
+        process("web", "sidecar", &sidecar, &ready),
+        process("job", "primary", &format!("until [ -e {done} ]; do sleep 0.05; done"), ""),
+    ]
+    .concat();
+    let mut running = common::pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_log("started sidecar web");
+    let pid = running.exeunt_pid();
+    ready_turns(pid, 0);
+    let web = status_pid(pid, "web");
+    std::fs::remove_file(&gate).unwrap();
+    let lost = ready_turns(pid, 1);
+    std::fs::write(&gate, "").unwrap();
+    let back = ready_turns(pid, 0);
+    assert_eq!(status_pid(pid, "web"), web, "the sidecar was not restarted");
+    std::fs::write(&done, "").unwrap();
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    println!("not ready {lost:?} after the server answered 503 (period 200ms x 2), ready {back:?} after 200");
+    // Two periods and an attempt, with room for a loaded machine.
+    assert!(lost < Duration::from_secs(3), "{lost:?}");
+    let err = &outcome.stderr;
+    assert!(err.contains("sidecar web is not ready: 2 probes failed in a row: http"), "{err}");
+    assert!(err.contains("sidecar web is ready again"), "{err}");
+}

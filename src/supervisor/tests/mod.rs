@@ -65,6 +65,7 @@ fn probe(on_timeout: OnTimeout) -> Readiness {
         timeout: 2 * SEC,
         attempt_timeout: SEC,
         on_timeout,
+        watch: None,
     }
 }
 

@@ -80,3 +80,44 @@ fn stop_signal_during_the_readiness_wait_cancels_the_probe_and_stops_the_sidecar
     sup.handle(exited(10, 0), 2 * MS);
     assert_eq!(sup.handle(GONE, 2 * MS), [Action::Exit(143)]);
 }
+
+#[test]
+fn with_a_period_readiness_is_probed_on_lost_after_the_failure_threshold_and_regained_without_a_restart() {
+    let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+    let mut ready = probe(OnTimeout::Fail);
+    ready.watch = Some(crate::plan::Watch { period: SEC, failure_threshold: 2, success_threshold: 2 });
+    plan.processes[0].ready = Some(ready);
+    let mut sup = Supervisor::new(&plan, Time::ZERO);
+    sup.start();
+    sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+    assert_eq!(sup.handle(done(0, Purpose::Ready, Ok(())), 5 * MS), [Action::Spawn(1)]);
+    sup.handle(Event::Spawned { index: 1, pid: 11 }, 5 * MS);
+    let is_ready = |sup: &Supervisor| sup.procs[0].is_ready();
+    let attempt = [Action::StartCheck(check(0, Purpose::Ready))];
+    assert_eq!(sup.next_deadline(), Some(SEC + 5 * MS), "probed again a period later");
+    let mut now = SEC + 5 * MS;
+    // One failure is below the threshold; the second makes it not ready.
+    for (result, expected) in [(Err(503), true), (Err(503), false), (Ok(()), false), (Ok(()), true)] {
+        assert_eq!(sup.handle(Event::Tick, now), attempt);
+        assert_eq!(sup.handle(done(0, Purpose::Ready, result), now + 10 * MS), [], "never a restart");
+        assert_eq!(is_ready(&sup), expected, "after {result:?}");
+        now += 10 * MS + SEC;
+        assert_eq!(sup.next_deadline(), Some(now));
+    }
+    // An attempt that takes too long counts as a failure.
+    assert_eq!(sup.handle(Event::Tick, now), attempt);
+    assert_eq!(sup.handle(Event::Tick, now + SEC), [Action::CancelCheck(check(0, Purpose::Ready))]);
+    assert_eq!(sup.next_deadline(), Some(now + 2 * SEC));
+}
+
+#[test]
+fn without_a_period_nothing_is_probed_once_ready() {
+    let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
+    plan.processes[0].ready = Some(probe(OnTimeout::Fail));
+    let mut sup = Supervisor::new(&plan, Time::ZERO);
+    sup.start();
+    sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
+    sup.handle(done(0, Purpose::Ready, Ok(())), 5 * MS);
+    sup.handle(Event::Spawned { index: 1, pid: 11 }, 5 * MS);
+    assert_eq!(sup.next_deadline(), None, "an idle exeunt has nothing to wake up for");
+}
