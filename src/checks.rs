@@ -116,6 +116,8 @@ impl Checks {
         let passing = match id.purpose {
             Purpose::Ready => Passing::SuccessOrRedirect,
             Purpose::Stop => Passing::Success,
+            // As the kubelet judges an HTTP liveness probe: 200 to 399.
+            Purpose::Live => Passing::SuccessOrRedirect,
         };
         let mut failures = Vec::new();
         for addr in endpoint.addrs() {

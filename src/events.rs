@@ -49,6 +49,8 @@ pub enum Purpose {
     Ready,
     /// A process's stop hook.
     Stop,
+    /// One attempt of a sidecar's liveness probe.
+    Live,
 }
 
 /// Names one check of one process of the plan.
@@ -63,6 +65,7 @@ impl fmt::Display for CheckId {
         let what = match self.purpose {
             Purpose::Ready => "readiness probe",
             Purpose::Stop => "stop hook",
+            Purpose::Live => "liveness probe",
         };
         write!(f, "{what} of process #{}", self.index + 1)
     }

@@ -262,6 +262,7 @@ impl Os<'_> {
         let check = match id.purpose {
             Purpose::Ready => spec.ready.as_ref().map(|r| &r.probe),
             Purpose::Stop => spec.stop_hook.as_ref(),
+            Purpose::Live => spec.live.as_ref().map(|l| &l.probe),
         };
         let Some(check) = check else { return };
         let (plan, launcher) = (self.plan, &self.launcher);

@@ -199,6 +199,21 @@ pub struct Watch {
     pub success_threshold: u32,
 }
 
+/// A sidecar's liveness probe: once it is ready, `probe` runs every `period`, and
+/// `failure_threshold` failures in a row restart the sidecar, as the kubelet restarts a
+/// container whose liveness probe fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    pub probe: Check,
+    pub period: Duration,
+    pub failure_threshold: u32,
+    /// How long one attempt may take; a longer one is a failure.
+    pub attempt_timeout: Duration,
+}
+
+/// A liveness probe's period when the role map gives none (the kubelet's).
+pub const DEFAULT_LIVE_PERIOD: Duration = Duration::from_secs(10);
+
 /// Kubernetes' defaults for a probe's thresholds.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
@@ -356,6 +371,8 @@ pub struct ProcessSpec {
     pub stop_hook: Option<Check>,
     pub grace_period: Duration,
     pub ready: Option<Readiness>,
+    /// Sidecars only: a probe whose failures restart it.
+    pub live: Option<Liveness>,
     pub on_exit: OnExit,
     /// Restarts allowed before an exit counts as `fail`; None for no limit.
     pub max_restarts: Option<u32>,
@@ -398,6 +415,7 @@ impl ProcessSpec {
             stop_hook: None,
             grace_period: DEFAULT_GRACE,
             ready: None,
+            live: None,
             on_exit: OnExit::Restart,
             max_restarts: None,
             restart_delay: DEFAULT_RESTART_DELAY,

@@ -92,6 +92,16 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             )?;
         }
     }
+    if let Some(live) = &p.live {
+        write!(
+            f,
+            ", live while {} (every {}, attempts {} max; restarted after {} failures in a row)",
+            live.probe,
+            Show(live.period),
+            Show(live.attempt_timeout),
+            live.failure_threshold
+        )?;
+    }
     if p.role == Role::Sidecar {
         write!(f, ", on exit {}", p.on_exit)?;
         if let Some(max) = p.max_restarts {

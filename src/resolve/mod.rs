@@ -319,7 +319,8 @@ impl<'a> Resolver<'a> {
 
     /// The process's command, and its probe's and stop hook's, looked up as exec will.
     fn commands(&mut self, spec: &ProcessSpec, command_at: Option<&std::ops::Range<usize>>) {
-        let checks = [spec.ready.as_ref().map(|r| &r.probe), spec.stop_hook.as_ref()];
+        let checks =
+            [spec.ready.as_ref().map(|r| &r.probe), spec.live.as_ref().map(|l| &l.probe), spec.stop_hook.as_ref()];
         let hooks = checks.into_iter().flatten().filter_map(|check| match check {
             Check::Exec(argv) => argv.first(),
             _ => None,

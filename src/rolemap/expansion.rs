@@ -1,6 +1,6 @@
 //! Variables in the role map's strings, replaced from exeunt's own environment before
 //! the values are read: in `command`, the values of `env`, `workdir`, the targets of
-//! `ready` and `stop`, and the paths of `env_file`, `env_dir` and `{ file = ... }`.
+//! `ready`, `live` and `stop`, and the paths of `env_file`, `env_dir` and `{ file = ... }`.
 //! A key whose variables cannot be replaced is one mistake, and is then left out as a
 //! key that could not be read.
 
@@ -77,6 +77,16 @@ impl Expander<'_, '_> {
             if failed {
                 p.ready = None;
                 refused.push("ready");
+            }
+        }
+        if let Some(live) = &mut p.live {
+            let l = live.get_mut();
+            let strings = [(&mut l.tcp, "live.tcp"), (&mut l.http, "live.http"), (&mut l.file, "live.file")];
+            let failed = strings.into_iter().any(|(v, key)| v.as_mut().is_some_and(|v| self.one(v, key).is_err()))
+                | l.exec.as_mut().is_some_and(|v| self.words(v, "live.exec").is_err());
+            if failed {
+                p.live = None;
+                refused.push("live");
             }
         }
         if let Some(stop) = &mut p.stop {

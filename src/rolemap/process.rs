@@ -8,13 +8,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::environment::{read_env, read_limits, read_umask};
-use super::raw::{RawMatch, RawOnExit, RawOnTimeout, RawProcess, RawReady, RawRole, RawSignal, RawStop};
+use super::raw::{RawLive, RawMatch, RawOnExit, RawOnTimeout, RawProcess, RawReady, RawRole, RawSignal, RawStop};
 use super::values::{read_addr, read_url, read_user};
 use super::{At, Mistake, Mistakes, SaidProcess, read_duration, read_output};
 use crate::duration::Show;
 use crate::plan::{
-    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_READY_TIMEOUT,
-    DEFAULT_SUCCESS_THRESHOLD, MatchName, Matcher, OnExit, OnTimeout, Output, ProcessSpec, Readiness, Role, Watch,
+    Check, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INTERVAL, DEFAULT_LIVE_PERIOD,
+    DEFAULT_READY_TIMEOUT, DEFAULT_SUCCESS_THRESHOLD, Liveness, MatchName, Matcher, OnExit, OnTimeout, Output,
+    ProcessSpec, Readiness, Role, Watch,
 };
 use crate::quoted::Quoted;
 use crate::signo::Signo;
@@ -54,6 +55,14 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
             m.push(at(ready.span(), why.to_string()));
         } else {
             spec.ready = m.note(read_ready(ready, at));
+        }
+    }
+    if let Some(live) = &p.live {
+        if role == Role::Primary {
+            let why = "live: only sidecars have liveness probes; a primary's exit ends the run, not a restart";
+            m.push(at(live.span(), why.to_string()));
+        } else {
+            spec.live = m.note(read_live(live, at));
         }
     }
     read_exit_policy(p, &mut spec, at, m);
@@ -117,6 +126,7 @@ fn refuse_for_matched(p: &RawProcess, at: &At, m: &mut Mistakes) {
         ("user", p.user.as_ref().map(Spanned::span)),
         ("workdir", p.workdir.as_ref().map(Spanned::span)),
         ("env", p.env.as_ref().map(Spanned::span)),
+        ("live", p.live.as_ref().map(Spanned::span)),
         ("env_file", p.env_file.as_ref().map(Spanned::span)),
         ("env_dir", p.env_dir.as_ref().map(Spanned::span)),
         ("limits", p.limits.as_ref().map(Spanned::span)),
@@ -319,24 +329,7 @@ fn read_stop(stop: &Spanned<RawStop>, has_stop_signal: bool, spec: &mut ProcessS
 
 fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, Mistake> {
     let raw = ready.get_ref();
-    let given = [raw.tcp.is_some(), raw.http.is_some(), raw.exec.is_some(), raw.file.is_some()];
-    if given.iter().filter(|&&g| g).count() != 1 {
-        return Err(at(ready.span(), "ready: give exactly one probe: tcp, http, exec or file".to_string()));
-    }
-    let probe = if let Some(addr) = &raw.tcp {
-        Check::Tcp(read_addr(addr.get_ref()).map_err(|e| at(addr.span(), format!("ready.tcp: {e}")))?)
-    } else if let Some(url) = &raw.http {
-        Check::Http {
-            method: "GET",
-            target: read_url(url.get_ref()).map_err(|e| at(url.span(), format!("ready.http: {e}")))?,
-        }
-    } else if let Some(argv) = &raw.exec {
-        Check::Exec(read_command(argv, "ready.exec", at)?)
-    } else if let Some(path) = raw.file.as_ref().filter(|p| !p.get_ref().is_empty() && !p.get_ref().contains('\0')) {
-        Check::File(PathBuf::from(path.get_ref()))
-    } else {
-        return Err(at(ready.span(), "ready.file: must be a non-empty path".to_string()));
-    };
+    let probe = read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "ready", ready.span(), at)?;
     let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
         match value {
             Some(value) => {
@@ -383,4 +376,61 @@ fn read_watch(raw: &RawReady, at: &At) -> Result<Option<Watch>, Mistake> {
         return Err(at(period.span(), "ready.period: must be at least 1ms".to_string()));
     }
     Ok(Some(Watch { period: period_value, failure_threshold, success_threshold }))
+}
+
+/// The one probe of `ready` or `live`: `tcp`, `http`, `file` (`strings`, in that order)
+/// or `exec`.
+fn read_probe(
+    strings: [&Option<Spanned<String>>; 3],
+    exec: &Option<Spanned<Vec<String>>>,
+    key: &str,
+    span: std::ops::Range<usize>,
+    at: &At,
+) -> Result<Check, Mistake> {
+    let [tcp, http, file] = strings;
+    let given = [tcp.is_some(), http.is_some(), exec.is_some(), file.is_some()];
+    if given.iter().filter(|&&g| g).count() != 1 {
+        return Err(at(span, format!("{key}: give exactly one probe: tcp, http, exec or file")));
+    }
+    if let Some(addr) = tcp {
+        return Ok(Check::Tcp(read_addr(addr.get_ref()).map_err(|e| at(addr.span(), format!("{key}.tcp: {e}")))?));
+    }
+    if let Some(url) = http {
+        let target = read_url(url.get_ref()).map_err(|e| at(url.span(), format!("{key}.http: {e}")))?;
+        return Ok(Check::Http { method: "GET", target });
+    }
+    if let Some(argv) = exec {
+        return Ok(Check::Exec(read_command(argv, &format!("{key}.exec"), at)?));
+    }
+    match file.as_ref().filter(|p| !p.get_ref().is_empty() && !p.get_ref().contains('\0')) {
+        Some(path) => Ok(Check::File(PathBuf::from(path.get_ref()))),
+        None => Err(at(span, format!("{key}.file: must be a non-empty path"))),
+    }
+}
+
+/// `live`: a sidecar's liveness probe.
+fn read_live(live: &Spanned<RawLive>, at: &At) -> Result<Liveness, Mistake> {
+    let raw = live.get_ref();
+    let probe = read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "live", live.span(), at)?;
+    let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
+        let Some(value) = value else { return Ok(default) };
+        let parsed = read_duration(value, key, at)?;
+        if parsed < Duration::from_millis(1) {
+            return Err(at(value.span(), format!("{key}: must be at least 1ms")));
+        }
+        Ok(parsed)
+    };
+    let failure_threshold = match &raw.failure_threshold {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(at(n.span(), "live.failure_threshold: must be at least 1".to_string()));
+        }
+        Some(n) => *n.get_ref(),
+        None => DEFAULT_FAILURE_THRESHOLD,
+    };
+    Ok(Liveness {
+        probe,
+        period: duration_or(&raw.period, "live.period", DEFAULT_LIVE_PERIOD)?,
+        failure_threshold,
+        attempt_timeout: duration_or(&raw.attempt_timeout, "live.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
+    })
 }

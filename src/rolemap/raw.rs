@@ -55,6 +55,7 @@ pub struct RawProcess {
     pub user: Option<Spanned<String>>,
     pub stop: Option<Spanned<RawStop>>,
     pub ready: Option<Spanned<RawReady>>,
+    pub live: Option<Spanned<RawLive>>,
     pub on_exit: Option<Spanned<RawOnExit>>,
     pub max_restarts: Option<Spanned<u32>>,
     pub restart_delay: Option<Spanned<String>>,
@@ -142,6 +143,18 @@ pub struct RawReady {
     pub period: Option<Spanned<String>>,
     pub failure_threshold: Option<Spanned<u32>>,
     pub success_threshold: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLive {
+    pub tcp: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
+    pub exec: Option<Spanned<Vec<String>>>,
+    pub file: Option<Spanned<String>>,
+    pub period: Option<Spanned<String>>,
+    pub failure_threshold: Option<Spanned<u32>>,
+    pub attempt_timeout: Option<Spanned<String>>,
 }
 
 /// A signal as a role map writes it: a name (`"SIGTERM"`) or a number (`15`).

@@ -34,6 +34,7 @@ impl Supervisor<'_> {
         if hook_running {
             actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Stop }));
         }
+        self.procs[index].end_live(index, actions);
         self.procs[index].state = State::Gone;
         self.procs[index].exit = Some(status);
         let ran_for = now.saturating_sub(since);
@@ -92,7 +93,8 @@ impl Supervisor<'_> {
             actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
         }
         if std::mem::take(&mut self.procs[index].restart_asked) {
-            info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: starting it again, as asked");
+            let why = self.procs[index].restart_reason.take().unwrap_or("as asked");
+            info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: starting it again, {why}");
             let proc = &mut self.procs[index];
             proc.asked_restarts += 1;
             proc.state = State::Starting;

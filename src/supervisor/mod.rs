@@ -16,6 +16,7 @@ mod alarms;
 mod exits;
 mod forwarding;
 mod leftovers;
+mod liveness;
 mod pod;
 mod process;
 mod shutdown;
@@ -205,6 +206,9 @@ impl<'p> Supervisor<'p> {
     }
 
     fn do_duty(&mut self, index: usize, duty: Duty, now: Time, actions: &mut Vec<Action>) {
+        if let Duty::Live(duty) = duty {
+            return self.live_duty(index, duty, now, actions);
+        }
         let plan = self.plan;
         let spec = &plan.processes[index];
         let id = CheckId { index, purpose: Purpose::Ready };
@@ -250,6 +254,7 @@ impl<'p> Supervisor<'p> {
             }
             // A probe's duties without a probe: nothing can be due.
             (Duty::AbandonAttempt | Duty::Attempt | Duty::GiveUp, None) => proc.ready = Ready::GaveUp(None),
+            (Duty::Live(_), _) => {}
         }
     }
 
@@ -321,6 +326,7 @@ impl<'p> Supervisor<'p> {
                 // start of the rest up.
                 let first = proc.first_probing();
                 proc.start_probing(spec.ready.as_ref(), first, now);
+                proc.arm_live(spec.live.as_ref(), now);
             }
             return;
         }
@@ -333,6 +339,7 @@ impl<'p> Supervisor<'p> {
         if !self.shutdown.is_begun() {
             // Its first probe attempt is due at once.
             proc.start_probing(spec.ready.as_ref(), true, now);
+            proc.arm_live(spec.live.as_ref(), now);
         }
     }
 
@@ -428,6 +435,7 @@ impl<'p> Supervisor<'p> {
                 if let Some((took, attempts)) = proc.probe_answered(result, ready, now) {
                     let took = Show(Duration::from_millis(took.as_millis() as u64));
                     info!(subject = spec.name.as_str(); "sidecar {} is ready after {took} ({attempts} probes)", spec.name);
+                    proc.arm_live(spec.live.as_ref(), now);
                 }
             }
             (Purpose::Stop, State::Stopping { pid, since, asked, how: How::Hook { running: true }, deadline }) => {
@@ -450,6 +458,7 @@ impl<'p> Supervisor<'p> {
                     }
                 }
             }
+            (Purpose::Live, _) => self.live_answered(id.index, result, now, actions),
             (Purpose::Ready | Purpose::Stop, _) => {}
         }
     }
@@ -462,6 +471,7 @@ impl<'p> Supervisor<'p> {
         self.pod.end_wait();
         for index in 0..self.procs.len() {
             let proc = &mut self.procs[index];
+            proc.end_live(index, actions);
             // What a sidecar left in its group goes with the shutdown's own sweep.
             if matches!(
                 proc.state,
@@ -523,6 +533,7 @@ impl<'p> Supervisor<'p> {
     /// signal, then SIGKILL after its grace period.
     fn stop(&mut self, index: usize, now: Time, actions: &mut Vec<Action>) {
         let State::Running { pid, since } = self.procs[index].state else { return };
+        self.procs[index].end_live(index, actions);
         if self.shutdown.hurried() {
             self.kill(index, pid, since, actions);
             return;
@@ -571,7 +582,12 @@ fn watched(spec: &crate::plan::ProcessSpec, ready: &crate::plan::Readiness, chan
     match change {
         Some(Watched::Back) => info!(subject = spec.name.as_str(); "sidecar {} is ready again", spec.name),
         Some(Watched::Lost { failures, error }) => {
-            warn!(subject = spec.name.as_str(); "sidecar {} is not ready: {failures} probes failed in a row: {}: {error}", spec.name, ready.probe)
+            let failed = if failures == 1 {
+                "1 failed attempt".to_string()
+            } else {
+                format!("{failures} failed attempts in a row")
+            };
+            warn!(subject = spec.name.as_str(); "sidecar {} is not ready: {failed}: {}: {error}", spec.name, ready.probe)
         }
         None => {}
     }

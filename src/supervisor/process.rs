@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::alarms::Alarms;
+use super::liveness::{Live, LiveDuty};
 use crate::duration::Show;
 use crate::events::{Action, CheckFailure, CheckId, ExitStatus, Time};
 use crate::plan::{ProcessSpec, Readiness};
@@ -156,6 +157,8 @@ pub enum Duty {
     Start,
     /// What it left in its group outlived the grace period: SIGKILL to the group.
     KillStrays,
+    /// A duty of its liveness probe.
+    Live(LiveDuty),
     /// The probe attempt under way took too long: abandon it.
     AbandonAttempt,
     /// It was not ready in time.
@@ -187,6 +190,10 @@ pub struct Proc {
     pub exits_after_passing: u32,
     /// What it left in its process group, while the group is cleared for its restart.
     pub strays: Vec<i32>,
+    /// Its liveness probing, once it is ready and while it runs.
+    pub live: Option<Live>,
+    /// Why it is restarted, when exeunt decided it (else it was asked on the socket).
+    pub restart_reason: Option<&'static str>,
     /// For a sidecar of another container: until when it may take to appear, counted
     /// from the first search that found nothing.
     pub search_deadline: Option<Time>,
@@ -206,6 +213,8 @@ impl Proc {
             probe_passed_at: None,
             exits_after_passing: 0,
             strays: Vec::new(),
+            live: None,
+            restart_reason: None,
             search_deadline: None,
         }
     }
@@ -259,7 +268,7 @@ impl Proc {
     /// when several have passed. [`Alarms::deadline`] and [`Alarms::due`] both read this one
     /// list, so a deadline cannot be waited for without its duty, nor a duty done
     /// without its deadline.
-    fn alarm_list(&self) -> [Option<(Time, Duty)>; 4] {
+    fn alarm_list(&self) -> [Option<(Time, Duty)>; 5] {
         let state = match self.state {
             State::Stopping { deadline: Some(deadline), .. } => Some((deadline, Duty::Kill)),
             State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
@@ -279,12 +288,20 @@ impl Proc {
             ],
             _ => [None, None, None],
         };
-        [state, abandon, give_up, attempt]
+        let live = match (self.state, &self.live) {
+            (State::Running { .. }, Some(live)) => {
+                let (at, duty) = live.alarm();
+                Some((at, Duty::Live(duty)))
+            }
+            _ => None,
+        };
+        [state, abandon, give_up, attempt, live]
     }
 
     /// It runs now: its probe starts at once (or it is ready at once, without one).
     /// `first` is the probing the start waits for, which gives up after its timeout.
     pub fn start_probing(&mut self, ready: Option<&Readiness>, first: bool, now: Time) {
+        self.live = None;
         self.ready = match ready {
             Some(ready) => Ready::Probing {
                 since: now,
@@ -416,6 +433,20 @@ impl Proc {
             }
         }
         None
+    }
+
+    /// Its liveness probing begins, a period from now, once it is ready (`live`).
+    pub fn arm_live(&mut self, live: Option<&crate::plan::Liveness>, now: Time) {
+        if let (Some(live), true, None) = (live, self.is_ready(), &self.live) {
+            self.live = Some(Live::new(live, now));
+        }
+    }
+
+    /// Its liveness probing ends, the attempt under way cancelled.
+    pub fn end_live(&mut self, index: usize, actions: &mut Vec<Action>) {
+        if self.live.take().is_some_and(|live| live.attempt_deadline.is_some()) {
+            actions.push(Action::CancelCheck(CheckId { index, purpose: crate::events::Purpose::Live }));
+        }
     }
 
     /// Whether `max_restarts` still allows a restart.

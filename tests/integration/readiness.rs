@@ -441,6 +441,54 @@ fn with_a_period_an_http_sidecar_answering_503_turns_not_ready_and_back_and_is_n
     // Two periods and an attempt, with room for a loaded machine.
     assert!(lost < Duration::from_secs(3), "{lost:?}");
     let err = &outcome.stderr;
-    assert!(err.contains("sidecar web is not ready: 2 probes failed in a row: http"), "{err}");
+    assert!(err.contains("sidecar web is not ready: 2 failed attempts in a row: http"), "{err}");
     assert!(err.contains("sidecar web is ready again"), "{err}");
+}
+
+#[test]
+fn a_hung_redis_fails_its_liveness_probe_and_is_restarted_then_ready_again() {
+    assert!(
+        std::path::Path::new("/usr/bin/redis-server").exists(),
+        "redis is missing: apt-get install redis-server (scripts/test does)"
+    );
+    let scratch = Scratch::new("live-redis");
+    let (port, done) = (common::free_port(), scratch.path("done"));
+    let ping = format!("exec = [\"redis-cli\", \"-p\", \"{port}\", \"ping\"]");
+    let extra = format!(
+        "ready = {{ {ping}, period = \"500ms\", failure_threshold = 1 }}\n\
+         live = {{ {ping}, period = \"500ms\", failure_threshold = 2 }}"
+    );
+    let server = format!("exec redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no");
+    let map = [
+        process("redis", "sidecar", &server, &extra),
+        process("job", "primary", &format!("until [ -e {done} ]; do sleep 0.05; done"), ""),
+    ]
+    .concat();
+    let mut running = common::pid1(&["-c", &scratch.file("map.toml", &map)]);
+    running.expect_log("sidecar redis is ready");
+    let pid = running.exeunt_pid();
+    let first = status_pid(pid, "redis");
+    // Hung: it takes connections and answers nothing.
+    let stopped = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-p", "-m", "kill", "-STOP", &first])
+        .status()
+        .expect("nsenter");
+    assert!(stopped.success());
+    let lost = ready_turns(pid, 1);
+    let restarted = std::time::Instant::now();
+    while status_pid(pid, "redis") == first || common::ask_in(pid, &["--ready"]).0 != 0 {
+        assert!(restarted.elapsed() < Duration::from_secs(20), "never restarted and ready again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("not ready {lost:?} after SIGSTOP, restarted and ready {:?} after that", restarted.elapsed());
+    std::fs::write(&done, "").unwrap();
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let err = &outcome.stderr;
+    assert!(
+        err.contains(&format!("sidecar redis (pid {first}) failed its liveness probe 2 times in a row: exec")),
+        "{err}"
+    );
+    assert!(err.contains("starting it again, since its liveness probe failed"), "{err}");
+    assert!(err.contains("sidecar redis is not ready: 1 failed attempt: exec"), "{err}");
 }

@@ -138,3 +138,29 @@ fn the_shutdown_takes_over_a_group_being_cleared() {
     assert_eq!(swept, [Action::SignalDescendants(SIGTERM)]);
     assert_eq!(sup.next_deadline(), Some(2 * SEC + DEFAULT_GRACE), "the sweep's grace, not the clearing's");
 }
+
+#[test]
+fn a_sidecar_whose_liveness_probe_fails_its_threshold_in_a_row_is_restarted() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    plan.processes[0].live = Some(crate::plan::Liveness {
+        probe: Check::File("/alive".into()),
+        period: SEC,
+        failure_threshold: 2,
+        attempt_timeout: 500 * MS,
+    });
+    let mut sup = started(&plan);
+    let live = check(0, Purpose::Live);
+    assert_eq!(sup.next_deadline(), Some(SEC), "probed a period after it is ready");
+    assert_eq!(sup.handle(Event::Tick, SEC), [Action::StartCheck(live)]);
+    assert_eq!(sup.handle(done(0, Purpose::Live, Err(500)), SEC + 10 * MS), []);
+    assert_eq!(sup.handle(Event::Tick, 2 * SEC + 10 * MS), [Action::StartCheck(live)]);
+    assert_eq!(sup.handle(done(0, Purpose::Live, Ok(())), 2 * SEC + 20 * MS), [], "a pass starts the count again");
+    assert_eq!(sup.handle(Event::Tick, 3 * SEC + 20 * MS), [Action::StartCheck(live)]);
+    assert_eq!(sup.handle(done(0, Purpose::Live, Err(500)), 3 * SEC + 30 * MS), []);
+    // An attempt past its timeout is the second failure in a row: the sidecar is stopped.
+    assert_eq!(sup.handle(Event::Tick, 4 * SEC + 30 * MS), [Action::StartCheck(live)]);
+    assert_eq!(sup.handle(Event::Tick, 4 * SEC + 530 * MS), [Action::CancelCheck(live), term(100)]);
+    assert_eq!(sup.handle(exited(100, 0), 4 * SEC + 600 * MS), [Action::Spawn(0)], "started again at once");
+    sup.handle(Event::Spawned { index: 0, pid: 200 }, 4 * SEC + 600 * MS);
+    assert_eq!(sup.next_deadline(), Some(5 * SEC + 600 * MS), "and probed again a period later");
+}
