@@ -47,6 +47,8 @@ struct Label {
     time: String,
     /// Messages that had to be escaped, for the parts to point into.
     escaped: Vec<u8>,
+    /// It tags the lines of the process's probes and stop hooks.
+    of_checks: bool,
 }
 
 /// Where one part of an outgoing line lies.
@@ -65,15 +67,19 @@ const JSON_ENDS: [&[u8]; 4] =
     [b"\"}\n", b"\",\"partial\":true}\n", b"\",\"escaped\":true}\n", b"\",\"escaped\":true,\"partial\":true}\n"];
 
 impl Label {
-    fn new(mode: Mode, name: &str, width: usize) -> Label {
+    /// The label of a process's own lines, or with `of_checks` of its probes' and
+    /// hooks' lines: ` : ` and ` ; ` in prefix mode where its own have ` | ` and ` + `,
+    /// and `"from":"check"` in JSON.
+    fn new(mode: Mode, name: &str, width: usize, of_checks: bool) -> Label {
+        let separators = if of_checks { [" : ", " ; "] } else { [" | ", " + "] };
         let heads = match mode {
             Mode::Json => [Vec::new(), Vec::new()],
             Mode::Prefix | Mode::Inherit => {
-                [" | ", " + "].map(|separator| format!("{name:width$}{separator}").into_bytes())
+                separators.map(|separator| format!("{name:width$}{separator}").into_bytes())
             }
         };
         let (clock, time, escaped) = (MillisClock::default(), String::new(), Vec::new());
-        Label { mode, name: name.to_string(), heads, clock, time, escaped }
+        Label { mode, name: name.to_string(), heads, clock, time, escaped, of_checks }
     }
 
     /// Starts a batch of lines read at one moment: the JSON heads take its time.
@@ -90,6 +96,9 @@ impl Label {
             head.extend_from_slice(self.time.as_bytes());
             head.extend_from_slice(b"\",\"process\":");
             json::push_string(head, self.name.as_bytes());
+            if self.of_checks {
+                head.extend_from_slice(b",\"from\":\"check\"");
+            }
             head.extend_from_slice(format!(",\"stream\":\"{}\",\"message\":\"", stream.name()).as_bytes());
         }
     }
@@ -139,7 +148,7 @@ impl Label {
 /// read but not yet written out.
 struct Feed {
     pipe: OwnedFd,
-    /// The process of the plan it belongs to.
+    /// Its label: the process of the plan it belongs to, or past them, its checks.
     index: usize,
     stream: Stream,
     buffer: Box<[u8]>,
@@ -307,10 +316,14 @@ impl Output {
     pub fn new(plan: &Plan, source: SourceId) -> Output {
         let carried = |mode: Mode| mode != Mode::Inherit;
         let width = plan.processes.iter().filter(|p| p.output == Mode::Prefix).map(|p| p.name.chars().count()).max();
-        let labels = plan
-            .processes
-            .iter()
-            .map(|p| carried(p.output).then(|| Label::new(p.output, &p.name, width.unwrap_or(0))))
+        // A label for each process's own lines, then one for its checks' lines.
+        let labels = [false, true]
+            .into_iter()
+            .flat_map(|of_checks| {
+                plan.processes.iter().map(move |p| {
+                    carried(p.output).then(|| Label::new(p.output, &p.name, width.unwrap_or(0), of_checks))
+                })
+            })
             .collect();
         Output {
             source,
@@ -327,6 +340,16 @@ impl Output {
     /// of two pipes whose read ends are watched from now on, or None when its output
     /// is inherited. A process that fails to start closes them, which ends the feeds.
     pub fn pipes_for(&mut self, index: usize, poller: &Poller) -> Result<Option<(OwnedFd, OwnedFd)>, Errno> {
+        self.pipes_labelled(index, poller)
+    }
+
+    /// The stdout and stderr for a probe or stop hook of the process at `index`, as
+    /// [`Output::pipes_for`] gives the process's own, its lines tagged as a check's.
+    pub fn pipes_for_check(&mut self, index: usize, poller: &Poller) -> Result<Option<(OwnedFd, OwnedFd)>, Errno> {
+        self.pipes_labelled(self.labels.len() / 2 + index, poller)
+    }
+
+    fn pipes_labelled(&mut self, index: usize, poller: &Poller) -> Result<Option<(OwnedFd, OwnedFd)>, Errno> {
         if self.labels.get(index).is_none_or(Option::is_none) {
             return Ok(None);
         }
@@ -482,7 +505,11 @@ mod tests {
 
     /// A line as it goes out, the text followed by its newline in the buffer read.
     fn formatted(mode: Mode, text: &[u8], continued: bool) -> String {
-        let mut label = Label::new(mode, "web", 5);
+        formatted_as(mode, text, continued, false)
+    }
+
+    fn formatted_as(mode: Mode, text: &[u8], continued: bool, of_checks: bool) -> String {
+        let mut label = Label::new(mode, "web", 5, of_checks);
         label.start_batch();
         let buffer = [text, b"\n"].concat();
         let mut parts = Vec::new();
@@ -495,6 +522,17 @@ mod tests {
     fn prefixed_lines_carry_the_padded_name_and_mark_a_continued_piece() {
         assert_eq!(formatted(Mode::Prefix, b"hello", false), "web   | hello\n");
         assert_eq!(formatted(Mode::Prefix, b"hel", true), "web   + hel\n");
+    }
+
+    #[test]
+    fn a_checks_lines_carry_the_process_name_and_say_they_are_a_checks() {
+        assert_eq!(formatted_as(Mode::Prefix, b"PONG", false, true), "web   : PONG\n");
+        assert_eq!(formatted_as(Mode::Prefix, b"PO", true, true), "web   ; PO\n");
+        let line = formatted_as(Mode::Json, b"refused", false, true);
+        assert!(
+            line.ends_with(",\"process\":\"web\",\"from\":\"check\",\"stream\":\"stderr\",\"message\":\"refused\"}\n"),
+            "{line}"
+        );
     }
 
     #[test]

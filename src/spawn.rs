@@ -141,9 +141,21 @@ impl Launcher {
 
     /// Starts a check's command for the process at `index`: with that process's
     /// environment, directory and user, as a probe inside its container would run.
-    pub fn spawn_check(&self, plan: &Plan, index: usize, argv: &[OsString]) -> Result<i32, SpawnError> {
+    /// `output`, when given, becomes its stdout and stderr (the process's output is
+    /// carried); else its stdout goes nowhere and its stderr is exeunt's.
+    pub fn spawn_check(
+        &self,
+        plan: &Plan,
+        index: usize,
+        argv: &[OsString],
+        output: Option<(OwnedFd, OwnedFd)>,
+    ) -> Result<i32, SpawnError> {
         let mut command = self.command(plan, index, argv, false, false)?;
-        command.stdin(Stdio::null()).stdout(Stdio::null());
+        command.stdin(Stdio::null());
+        match output {
+            Some((stdout, stderr)) => command.stdout(stdout).stderr(stderr),
+            None => command.stdout(Stdio::null()),
+        };
         start(command, &argv[0])
     }
 

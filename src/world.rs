@@ -265,9 +265,15 @@ impl Os<'_> {
             Purpose::Live => spec.live.as_ref().map(|l| &l.probe),
         };
         let Some(check) = check else { return };
-        let (plan, launcher) = (self.plan, &self.launcher);
-        let mut run =
-            |argv: &[std::ffi::OsString]| launcher.spawn_check(plan, id.index, argv).map_err(|e| e.to_string());
+        let (plan, launcher, output) = (self.plan, &self.launcher, &mut self.output);
+        let mut run = |argv: &[std::ffi::OsString]| {
+            // Its lines go where the process's own go, tagged as a check's.
+            let pipes = output.pipes_for_check(id.index, poller).unwrap_or_else(|e| {
+                debug!("cannot open pipes for a check of {}: {e}", plan.processes[id.index].name);
+                None
+            });
+            launcher.spawn_check(plan, id.index, argv, pipes).map_err(|e| e.to_string())
+        };
         if let Some(result) = self.checks.start(id, check, poller, &mut run) {
             events.push_back(Event::CheckDone { id, result });
         }

@@ -391,3 +391,50 @@ fn bad_values_for_output_and_the_log_format_are_one_line_errors() {
     assert!(json.status.success(), "{stderr}");
     assert!(stderr.lines().count() > 0 && stderr.lines().all(|l| l.starts_with("{\"time\":\"")), "{stderr}");
 }
+
+#[test]
+fn with_json_output_and_log_every_line_of_a_chatty_probe_and_a_printing_stop_hook_is_json_naming_the_sidecar() {
+    let scratch = Scratch::new("json-checks");
+    let (gate, pid) = (scratch.path("gate"), scratch.path("web.pid"));
+    // The probe talks on both streams and fails until the sidecar opens its gate; the
+    // stop hook says what it does, then stops the sidecar.
+    let probe = format!("echo probing web; echo 'Connection refused' >&2; [ -e {gate} ]");
+    let hook = format!("echo stopping web; kill $(cat {pid})");
+    let extra = format!(
+        "ready = {{ exec = [\"sh\", \"-c\", {probe:?}], interval = \"50ms\" }}\nstop = {{ exec = [\"sh\", \"-c\", {hook:?}] }}"
+    );
+    let web = format!("echo $$ > {pid}; sleep 0.3; touch {gate}; exec sleep 1000");
+    let map = format!(
+        "output = \"json\"\nlog_format = \"json\"\n\n{}{}",
+        process("web", "sidecar", &web, &extra),
+        process("job", "primary", "echo job done", "")
+    );
+    let outcome = run(&["-c", &scratch.file("map.toml", &map)]);
+    let (stdout, stderr) = (text(&outcome.stdout), text(&outcome.stderr));
+    assert_eq!(outcome.code, 0, "{stderr}");
+    let checker = "import json, sys\n\
+                   counts = {}\n\
+                   for line in sys.stdin.read().splitlines():\n\
+                   \x20   o = json.loads(line)\n\
+                   \x20   key = (o['process'], o.get('from', ''), o.get('stream', ''), o['message'])\n\
+                   \x20   counts[key] = counts.get(key, 0) + 1\n\
+                   for key in sorted(counts):\n\
+                   \x20   print(counts[key], *key, sep='|')\n";
+    let mut python = Command::new("python3")
+        .args(["-c", checker])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let lines: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), lines.join("\n").as_bytes()).unwrap();
+    let checked = python.wait_with_output().unwrap();
+    let said = text(&checked.stdout) + &text(&checked.stderr);
+    assert!(checked.status.success(), "a line that is not JSON: {said}\n{stdout}\n{stderr}");
+    let seen = |key: &str| said.lines().any(|line| line.split_once('|').is_some_and(|(_, rest)| rest == key));
+    assert!(seen("web|check|stdout|probing web"), "{said}");
+    assert!(seen("web|check|stderr|Connection refused"), "{said}");
+    assert!(seen("web|check|stdout|stopping web"), "{said}");
+    assert!(seen("job||stdout|job done"), "{said}");
+}
