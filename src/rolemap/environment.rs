@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
-use super::raw::{RawEnvValue, RawLimit, RawPaths};
+use super::raw::{RawEnvValue, RawSignal};
 use super::{At, Mistake, Mistakes};
 use crate::plan::{Limit, RESOURCES, UNLIMITED};
 use crate::quoted::Quoted;
@@ -36,7 +36,7 @@ pub enum SaidValue {
 /// `env`, `env_file` and `env_dir` of one process.
 pub fn read_env(
     env: Option<&Spanned<std::collections::BTreeMap<String, RawEnvValue>>>,
-    files: Option<&Spanned<RawPaths>>,
+    files: Option<&Spanned<Vec<String>>>,
     dir: Option<&Spanned<String>>,
     at: &At,
     m: &mut Mistakes,
@@ -69,7 +69,7 @@ pub fn read_env(
     }
     if let Some(files) = files {
         said.files_at = Some(files.span());
-        for path in &files.get_ref().0 {
+        for path in files.get_ref() {
             match read_path(path) {
                 Some(path) => said.files.push(path),
                 None => m.push(at(files.span(), "env_file: each must be a non-empty path".to_string())),
@@ -97,7 +97,7 @@ fn read_path(path: &str) -> Option<PathBuf> {
 /// `limits`: each resource's soft and hard limit, with where the table is; `key` names
 /// the table in mistakes.
 pub fn read_limits(
-    table: &Spanned<std::collections::BTreeMap<String, RawLimit>>,
+    table: &Spanned<std::collections::BTreeMap<String, RawSignal>>,
     at: &At,
     m: &mut Mistakes,
 ) -> Vec<(Limit, Range<usize>)> {
@@ -118,10 +118,11 @@ pub fn read_limits(
 }
 
 /// A number (soft and hard alike), `"unlimited"`, or `"SOFT:HARD"`.
-fn read_limit(value: &RawLimit) -> Result<(u64, u64), String> {
+fn read_limit(value: &RawSignal) -> Result<(u64, u64), String> {
     let one = |text: &str| -> Result<u64, String> {
         match text.trim() {
             "unlimited" | "infinity" => Ok(UNLIMITED),
+            number if number.starts_with('-') => Err(format!("{number} is below 0")),
             number => number
                 .parse::<u64>()
                 .ok()
@@ -129,18 +130,12 @@ fn read_limit(value: &RawLimit) -> Result<(u64, u64), String> {
                 .ok_or_else(|| format!("{} is not a number or \"unlimited\"", Quoted(number))),
         }
     };
-    let (soft, hard) = match value {
-        RawLimit::Number(n) => {
-            let n = u64::try_from(*n).map_err(|_| format!("{n} is below 0"))?;
-            (n, n)
+    let (soft, hard) = match value.0.split_once(':') {
+        Some((soft, hard)) => (one(soft)?, one(hard)?),
+        None => {
+            let both = one(&value.0)?;
+            (both, both)
         }
-        RawLimit::Text(text) => match text.split_once(':') {
-            Some((soft, hard)) => (one(soft)?, one(hard)?),
-            None => {
-                let both = one(text)?;
-                (both, both)
-            }
-        },
     };
     if soft > hard {
         return Err(format!("the soft limit {soft} is above the hard limit {hard}"));

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use toml::Spanned;
 
-use super::raw::{RawEnvValue, RawPaths, RawProcess, RawRoleMap};
+use super::raw::{RawEnvValue, RawProcess, RawRoleMap};
 use super::{Mistake, Mistakes};
 use crate::expand::{ExpandError, expand};
 
@@ -125,17 +125,10 @@ impl Expander<'_, '_> {
         }
     }
 
-    fn paths(&mut self, value: &mut Option<Spanned<RawPaths>>, key: &str) -> Result<(), ()> {
-        let Some(value) = value else { return Ok(()) };
-        let span = value.span();
-        let expanded: Result<Vec<String>, ExpandError> =
-            value.get_ref().0.iter().map(|p| expand(p, self.env)).collect();
-        match expanded {
-            Ok(paths) => {
-                value.get_mut().0 = paths;
-                Ok(())
-            }
-            Err(e) => self.mistake(span, key, &e),
+    fn paths(&mut self, value: &mut Option<Spanned<Vec<String>>>, key: &str) -> Result<(), ()> {
+        match value {
+            Some(paths) => self.words(paths, key),
+            None => Ok(()),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::environment::{read_env, read_limits, read_umask};
-use super::raw::{RawLive, RawMatch, RawOnExit, RawOnTimeout, RawProcess, RawReady, RawRole, RawSignal, RawStop};
+use super::raw::{RawMatch, RawOnExit, RawOnTimeout, RawProcess, RawReady, RawRole, RawSignal, RawStop};
 use super::values::{read_addr, read_url, read_user};
 use super::{At, Mistake, Mistakes, SaidProcess, read_duration, read_output};
 use crate::duration::Show;
@@ -88,7 +88,7 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
         workdir_at: p.workdir.as_ref().map(Spanned::span),
         variables: env,
         own_limits: limits,
-        command_check: p.command_check.as_ref().is_none_or(|c| *c.get_ref()),
+        command_check: p.command_check.unwrap_or(true),
         command_at: p.command.as_ref().map(Spanned::span),
     })
 }
@@ -409,8 +409,20 @@ fn read_probe(
 }
 
 /// `live`: a sidecar's liveness probe.
-fn read_live(live: &Spanned<RawLive>, at: &At) -> Result<Liveness, Mistake> {
+fn read_live(live: &Spanned<RawReady>, at: &At) -> Result<Liveness, Mistake> {
     let raw = live.get_ref();
+    let not_live = [
+        ("interval", raw.interval.as_ref().map(Spanned::span)),
+        ("timeout", raw.timeout.as_ref().map(Spanned::span)),
+        ("success_threshold", raw.success_threshold.as_ref().map(Spanned::span)),
+    ];
+    if let Some((key, span)) = not_live.into_iter().find_map(|(key, span)| span.map(|s| (key, s))) {
+        let why = "is a readiness probe's; a liveness probe takes period, failure_threshold and attempt_timeout";
+        return Err(at(span, format!("live.{key}: {why}")));
+    }
+    if raw.on_timeout.is_some() {
+        return Err(at(live.span(), "live.on_timeout: is a readiness probe's; a liveness probe restarts".to_string()));
+    }
     let probe = read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "live", live.span(), at)?;
     let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
         let Some(value) = value else { return Ok(default) };

@@ -23,8 +23,13 @@ pub struct RawRoleMap {
     pub output: Option<Spanned<String>>,
     pub log_format: Option<Spanned<String>>,
     pub control_socket: Option<Spanned<String>>,
-    pub env_file: Option<Spanned<RawPaths>>,
-    pub limits: Option<Spanned<std::collections::BTreeMap<String, RawLimit>>>,
+    /// These three are read apart, each as a `[[process]]` key of its own name is: the
+    /// types are the same, and the binary holds their readers once.
+    #[serde(skip)]
+    pub env_file: Option<Spanned<Vec<String>>>,
+    #[serde(skip)]
+    pub limits: Option<Spanned<std::collections::BTreeMap<String, RawSignal>>>,
+    #[serde(skip)]
     pub umask: Option<Spanned<String>>,
     pub pod: Option<RawPod>,
     /// Read apart, one table at a time: see [`read_document`].
@@ -46,16 +51,18 @@ pub struct RawProcess {
     pub stop_signal: Option<Spanned<RawSignal>>,
     pub grace_period: Option<Spanned<String>>,
     pub env: Option<Spanned<std::collections::BTreeMap<String, RawEnvValue>>>,
-    pub env_file: Option<Spanned<RawPaths>>,
+    pub env_file: Option<Spanned<Vec<String>>>,
     pub env_dir: Option<Spanned<String>>,
-    pub limits: Option<Spanned<std::collections::BTreeMap<String, RawLimit>>>,
+    pub limits: Option<Spanned<std::collections::BTreeMap<String, RawSignal>>>,
     pub umask: Option<Spanned<String>>,
-    pub command_check: Option<Spanned<bool>>,
+    pub command_check: Option<bool>,
     pub workdir: Option<Spanned<String>>,
     pub user: Option<Spanned<String>>,
     pub stop: Option<Spanned<RawStop>>,
     pub ready: Option<Spanned<RawReady>>,
-    pub live: Option<Spanned<RawLive>>,
+    /// Read with `ready`'s keys (one deserializer fewer in the binary); those that
+    /// are not a liveness probe's are refused where it is read.
+    pub live: Option<Spanned<RawReady>>,
     pub on_exit: Option<Spanned<RawOnExit>>,
     pub max_restarts: Option<Spanned<u32>>,
     pub restart_delay: Option<Spanned<String>>,
@@ -129,6 +136,7 @@ pub struct RawStop {
     pub exec: Option<Spanned<Vec<String>>>,
 }
 
+/// A `ready` table, and a `live` one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
@@ -145,19 +153,8 @@ pub struct RawReady {
     pub success_threshold: Option<Spanned<u32>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLive {
-    pub tcp: Option<Spanned<String>>,
-    pub http: Option<Spanned<String>>,
-    pub exec: Option<Spanned<Vec<String>>>,
-    pub file: Option<Spanned<String>>,
-    pub period: Option<Spanned<String>>,
-    pub failure_threshold: Option<Spanned<u32>>,
-    pub attempt_timeout: Option<Spanned<String>>,
-}
-
-/// A signal as a role map writes it: a name (`"SIGTERM"`) or a number (`15`).
+/// A word or a number as a role map writes it, the number as its digits: a signal
+/// (`"SIGTERM"` or `15`), or a resource limit (`"unlimited"`, `"1024:4096"` or `1024`).
 pub struct RawSignal(pub String);
 
 impl<'de> Deserialize<'de> for RawSignal {
@@ -216,59 +213,6 @@ impl<'de> Deserialize<'de> for RawEnvValue {
     }
 }
 
-/// `env_file`: one path, or a list of them.
-#[derive(Clone, Default)]
-pub struct RawPaths(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for RawPaths {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RawPaths, D::Error> {
-        struct Either;
-        impl<'de> serde::de::Visitor<'de> for Either {
-            type Value = RawPaths;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a path, or a list of paths")
-            }
-            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<RawPaths, E> {
-                Ok(RawPaths(vec![path.to_string()]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawPaths, A::Error> {
-                let mut paths = Vec::new();
-                while let Some(path) = seq.next_element::<String>()? {
-                    paths.push(path);
-                }
-                Ok(RawPaths(paths))
-            }
-        }
-        deserializer.deserialize_any(Either)
-    }
-}
-
-/// A resource limit as a role map writes it: a number, or `"unlimited"` or
-/// `"SOFT:HARD"`.
-pub enum RawLimit {
-    Number(i64),
-    Text(String),
-}
-
-impl<'de> Deserialize<'de> for RawLimit {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RawLimit, D::Error> {
-        struct Either;
-        impl serde::de::Visitor<'_> for Either {
-            type Value = RawLimit;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number, \"unlimited\" or \"SOFT:HARD\"")
-            }
-            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<RawLimit, E> {
-                Ok(RawLimit::Number(number))
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawLimit, E> {
-                Ok(RawLimit::Text(text.to_string()))
-            }
-        }
-        deserializer.deserialize_any(Either)
-    }
-}
-
 /// Reads a role map's text. Text that is not TOML is the one mistake returned, since
 /// it hides the rest; otherwise every key that cannot be read is noted in `mistakes`,
 /// and what could be read is returned.
@@ -276,9 +220,17 @@ pub fn read_document(text: &str, mistakes: &mut Mistakes) -> Result<RawRoleMap, 
     let document = DeTable::parse(text).map_err(|e| toml_mistake(text, &e))?;
     let span = document.span();
     let mut table = document.into_inner();
-    let process_key = table.keys().find(|k| k.get_ref() == "process").cloned();
-    let processes = process_key.and_then(|key| table.remove(&key));
+    let mut take = |name: &str| {
+        let key = table.keys().find(|k| k.get_ref() == name).cloned();
+        key.and_then(|key| table.remove(&key))
+    };
+    let processes = take("process");
+    let apart = [take("env_file"), take("limits"), take("umask")];
     let (mut raw, _) = read_table::<RawRoleMap>(Spanned::new(span, table), text, mistakes);
+    let [env_file, limits, umask] = apart;
+    raw.env_file = env_file.and_then(|value| read_value(value, text, mistakes));
+    raw.limits = limits.and_then(|value| read_value(value, text, mistakes));
+    raw.umask = umask.and_then(|value| read_value(value, text, mistakes));
     let Some(processes) = processes else { return Ok(raw) };
     let at = processes.span();
     let tables = match processes.into_inner() {
@@ -314,6 +266,11 @@ pub fn read_document(text: &str, mistakes: &mut Mistakes) -> Result<RawRoleMap, 
         }
     }
     Ok(raw)
+}
+
+/// Reads one value as a `T`; a value of the wrong type is a mistake.
+fn read_value<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, text: &str, mistakes: &mut Mistakes) -> Option<T> {
+    T::deserialize(ValueDeserializer::from(value)).map_err(|e| mistakes.push(toml_mistake(text, &e))).ok()
 }
 
 /// Reads `table` as a `T`, key by key: a key that `T` refuses (an unknown one, a value

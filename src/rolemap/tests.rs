@@ -351,7 +351,7 @@ fn single_brackets_are_one_mistake_and_the_process_is_still_read() {
 }
 
 const ENVIRONMENT: &str = r#"
-env_file = "/etc/shared.env"
+env_file = ["/etc/shared.env"]
 limits = { core = 0, nofile = 1024 }
 umask = "0022"
 

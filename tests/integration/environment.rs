@@ -23,7 +23,7 @@ fn env_files_in_compose_format_reach_the_process_and_later_sources_win() {
     let print = "for v in LEVEL FROM_SHARED QUOTED ESCAPED BARE CERT INHERITED FINAL; do \
                  printf '%s=[%s]\\n' \"$v\" \"$(printenv \"$v\")\"; done";
     let map = format!(
-        "env_file = \"{shared}\"\n\n{}",
+        "env_file = [\"{shared}\"]\n\n{}",
         process(
             "job",
             "primary",
