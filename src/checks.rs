@@ -63,10 +63,25 @@ impl Passing {
     }
 }
 
+/// A process's notification descriptor (`ready = { fd = N }`): the read end of the
+/// pipe whose write end it got as descriptor N, and what it said.
+struct Notice {
+    /// The process of the plan it belongs to.
+    index: usize,
+    fd: u8,
+    pipe: std::os::fd::OwnedFd,
+    key: u32,
+    /// The check that waits for it, if one does.
+    waiting: Option<CheckId>,
+    /// What it said before any check asked.
+    said: Option<Outcome>,
+}
+
 /// The checks under way.
 pub struct Checks {
     source: SourceId,
     conversations: Vec<Conversation>,
+    notices: Vec<Notice>,
     commands: Vec<(i32, CheckId)>,
     /// Command checks that were cancelled: their exits are swallowed when reaped.
     abandoned: Vec<i32>,
@@ -80,7 +95,67 @@ pub type RunCommand<'a> = dyn FnMut(&[std::ffi::OsString]) -> Result<i32, String
 impl Checks {
     /// No checks yet; their sockets will be watched as `source`.
     pub fn new(source: SourceId) -> Checks {
-        Checks { source, conversations: Vec::new(), commands: Vec::new(), abandoned: Vec::new(), next_key: 0 }
+        Checks {
+            source,
+            conversations: Vec::new(),
+            notices: Vec::new(),
+            commands: Vec::new(),
+            abandoned: Vec::new(),
+            next_key: 0,
+        }
+    }
+
+    /// Watches the read end of the notification pipe of the process at `index`, just
+    /// started, in place of its former one.
+    pub fn watch_notice(&mut self, index: usize, fd: u8, pipe: std::os::fd::OwnedFd, poller: &Poller) {
+        self.notices.retain(|n| n.index != index);
+        let key = self.next_key;
+        self.next_key = self.next_key.wrapping_add(1);
+        match poller.watch(pipe.as_fd(), Token { source: self.source, key }, Interest::Readable) {
+            Ok(()) => self.notices.push(Notice { index, fd, pipe, key, waiting: None, said: None }),
+            Err(e) => debug!("cannot watch the notification descriptor of process #{index}: {e}"),
+        }
+    }
+
+    /// A notification check: its outcome if the process has spoken, else it waits.
+    fn notice(&mut self, id: CheckId) -> Option<Outcome> {
+        let Some(notice) = self.notices.iter_mut().find(|n| n.index == id.index) else {
+            return Some(Err(CheckFailure::NotStarted("its notification descriptor could not be set up".to_string())));
+        };
+        match &notice.said {
+            Some(outcome) => Some(outcome.clone()),
+            None => {
+                notice.waiting = Some(id);
+                None
+            }
+        }
+    }
+
+    /// Reads a notification pipe that is ready: a newline is the notice, the end of the
+    /// pipe without one a failure. Bytes before the newline are not kept.
+    fn on_notice(&mut self, position: usize, poller: &Poller, events: &mut Events) {
+        let notice = &mut self.notices[position];
+        let mut bytes = [0u8; 64];
+        let outcome = loop {
+            // SAFETY: reads into a buffer of the length given; the pipe is open.
+            let got = unsafe { libc::read(notice.pipe.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
+            match got {
+                0 => break Err(CheckFailure::NoNotice(notice.fd)),
+                n if n > 0 && bytes[..n as usize].contains(&b'\n') => break Ok(()),
+                n if n > 0 => continue,
+                _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+                _ => return,
+            }
+        };
+        poller.unwatch(notice.pipe.as_fd());
+        match notice.waiting.take() {
+            Some(id) => {
+                said(id, &outcome);
+                events.push_back(Event::CheckDone { id, result: outcome.clone() });
+                notice.said = Some(outcome);
+            }
+            None => notice.said = Some(outcome),
+        }
     }
 
     /// Starts a check. Returns its outcome when it is known at once.
@@ -97,6 +172,7 @@ impl Checks {
             },
             Check::Tcp(addr) => self.converse(id, *addr, None, poller),
             Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), poller),
+            Check::Fd(_) => self.notice(id),
         };
         if let Some(outcome) = &outcome {
             said(id, outcome);
@@ -189,6 +265,9 @@ impl Checks {
     /// Abandons a check: closes its connections, or kills its command's process group.
     pub fn cancel(&mut self, id: CheckId, poller: &Poller) {
         self.end_conversations(id, poller);
+        for notice in self.notices.iter_mut().filter(|n| n.waiting == Some(id)) {
+            notice.waiting = None;
+        }
         if let Some(position) = self.commands.iter().position(|&(_, c)| c == id) {
             let (pid, _) = self.commands.swap_remove(position);
             // SAFETY: kill takes plain integers; the command leads its own process group.
@@ -219,6 +298,9 @@ impl Source for Checks {
     /// A check's socket is ready: once the check has its outcome, it is an event. One
     /// address of several that fails hands its reason to another still under way.
     fn on_ready(&mut self, key: u32, poller: &Poller, events: &mut Events) {
+        if let Some(position) = self.notices.iter().position(|n| n.key == key) {
+            return self.on_notice(position, poller, events);
+        }
         let Some(position) = self.conversations.iter().position(|c| c.token.key == key) else { return };
         let Some(result) = self.conversations[position].step(poller) else { return };
         let id = self.conversations[position].id;

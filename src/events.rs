@@ -97,6 +97,8 @@ pub enum CheckFailure {
     NotHttp(String),
     /// Every address of the check failed, each for its reason.
     Every(Vec<CheckFailure>),
+    /// The process closed its notification descriptor without a newline.
+    NoNotice(u8),
 }
 
 impl CheckFailure {
@@ -142,6 +144,7 @@ impl fmt::Display for CheckFailure {
             CheckFailure::NoStatusLine(addr) => write!(f, "{addr} did not answer with an HTTP status line"),
             CheckFailure::Status(code) => write!(f, "HTTP status {code}"),
             CheckFailure::NotHttp(line) => write!(f, "not an HTTP status line: {line:?}"),
+            CheckFailure::NoNotice(fd) => write!(f, "descriptor {fd} was closed without a newline"),
             CheckFailure::Every(failures) => {
                 for (i, failure) in failures.iter().enumerate() {
                     write!(f, "{}{failure}", if i > 0 { "; " } else { "" })?;

@@ -119,10 +119,34 @@ impl Launcher {
 
     /// Starts the process at `index` of the plan in its own process group; `output`,
     /// when given, becomes its stdout and stderr.
-    pub fn spawn(&self, plan: &Plan, index: usize, output: Option<(OwnedFd, OwnedFd)>) -> Result<i32, SpawnError> {
+    /// `notice`, when given, is the write end of the pipe the process announces its
+    /// readiness on, and the descriptor number it gets it as.
+    pub fn spawn(
+        &self,
+        plan: &Plan,
+        index: usize,
+        output: Option<(OwnedFd, OwnedFd)>,
+        notice: Option<(OwnedFd, u8)>,
+    ) -> Result<i32, SpawnError> {
         let spec = &plan.processes[index];
         let session = self.setsid && spec.role == Role::Primary;
         let mut command = self.command(plan, index, &spec.command, self.foreground == Some(index), session)?;
+        if let Some((pipe, fd)) = &notice {
+            use std::os::fd::AsRawFd;
+            let (from, to) = (pipe.as_raw_fd(), i32::from(*fd));
+            // SAFETY: dup2 and fcntl only, on descriptors made before the fork.
+            unsafe {
+                command.pre_exec(move || {
+                    if from == to {
+                        // Already at its number: only its close-on-exec goes.
+                        libc::fcntl(to, libc::F_SETFD, 0);
+                    } else if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         if spec.role == Role::Sidecar {
             // Sidecars must not compete with the primary for a terminal's input.
             command.stdin(Stdio::null());

@@ -224,7 +224,25 @@ impl Os<'_> {
             return self.others.adopt(index, &spec.name, matcher, poller);
         }
         let output = self.carried_output(index, poller);
-        match self.launcher.spawn(plan, index, output) {
+        let notice = match spec.ready.as_ref().map(|r| &r.probe) {
+            Some(crate::plan::Check::Fd(fd)) => match notice_pipe() {
+                Ok((read, write)) => Some((read, write, *fd)),
+                Err(e) => {
+                    warn!(subject = spec.name.as_str(); "cannot make the notification pipe of {}: {e}", spec.name);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let (read, notice) = match notice {
+            Some((read, write, fd)) => (Some((read, fd)), Some((write, fd))),
+            None => (None, None),
+        };
+        let spawned = self.launcher.spawn(plan, index, output, notice);
+        if let (Ok(_), Some((read, fd))) = (&spawned, read) {
+            self.checks.watch_notice(index, fd, read, poller);
+        }
+        match spawned {
             Ok(pid) => {
                 if self.groups.len() == self.groups.capacity() {
                     self.groups.pop_front();
@@ -304,4 +322,12 @@ impl Os<'_> {
             self.send(pid, SIGCONT, group);
         }
     }
+}
+
+/// A pipe for a process to announce its readiness on: the read end exeunt's, not
+/// blocking; both close on exec (the child gets the write end at its number by dup2).
+fn notice_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), nix::errno::Errno> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    nix::fcntl::fcntl(&read, nix::fcntl::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+    Ok((read, write))
 }

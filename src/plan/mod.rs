@@ -149,6 +149,9 @@ pub enum Check {
     Exec(Vec<OsString>),
     /// Succeeds when the path exists.
     File(PathBuf),
+    /// Succeeds when the process writes a newline to its descriptor of this number
+    /// (s6's notification-fd): readiness it announces itself, with nothing polled.
+    Fd(u8),
 }
 
 impl fmt::Display for Check {
@@ -161,6 +164,7 @@ impl fmt::Display for Check {
                 write!(f, "exec {words:?}")
             }
             Check::File(path) => write!(f, "file {}", path.display()),
+            Check::Fd(fd) => write!(f, "a newline on descriptor {fd}"),
         }
     }
 }

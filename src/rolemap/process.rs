@@ -329,7 +329,10 @@ fn read_stop(stop: &Spanned<RawStop>, has_stop_signal: bool, spec: &mut ProcessS
 
 fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, Mistake> {
     let raw = ready.get_ref();
-    let probe = read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "ready", ready.span(), at)?;
+    let probe = match &raw.fd {
+        Some(fd) => read_notice(raw, fd, at)?,
+        None => read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "ready", ready.span(), at)?,
+    };
     let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
         match value {
             Some(value) => {
@@ -346,7 +349,11 @@ fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, Mistake> 
         probe,
         interval: duration_or(&raw.interval, "ready.interval", DEFAULT_INTERVAL)?,
         timeout: duration_or(&raw.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT)?,
-        attempt_timeout: duration_or(&raw.attempt_timeout, "ready.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
+        // A notice is waited for as one attempt, for as long as the start waits.
+        attempt_timeout: match raw.fd {
+            Some(_) => duration_or(&raw.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT)?,
+            _ => duration_or(&raw.attempt_timeout, "ready.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
+        },
         on_timeout: match raw.on_timeout {
             Some(RawOnTimeout::Start) => OnTimeout::Start,
             Some(RawOnTimeout::Fail) | None => OnTimeout::Fail,
@@ -423,6 +430,10 @@ fn read_live(live: &Spanned<RawReady>, at: &At) -> Result<Liveness, Mistake> {
     if raw.on_timeout.is_some() {
         return Err(at(live.span(), "live.on_timeout: is a readiness probe's; a liveness probe restarts".to_string()));
     }
+    if let Some(fd) = &raw.fd {
+        let why = "live.fd: a notice comes once; a liveness probe must be asked again and again";
+        return Err(at(fd.span(), why.to_string()));
+    }
     let probe = read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "live", live.span(), at)?;
     let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
         let Some(value) = value else { return Ok(default) };
@@ -445,4 +456,27 @@ fn read_live(live: &Spanned<RawReady>, at: &At) -> Result<Liveness, Mistake> {
         failure_threshold,
         attempt_timeout: duration_or(&raw.attempt_timeout, "live.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
     })
+}
+
+/// `ready = { fd = N }`: readiness the process announces with a newline on descriptor
+/// N, s6's notification-fd. It comes once, so it takes no other probe and no period.
+fn read_notice(raw: &RawReady, fd: &Spanned<u32>, at: &At) -> Result<Check, Mistake> {
+    let others = [raw.tcp.is_some(), raw.http.is_some(), raw.exec.is_some(), raw.file.is_some()];
+    if others.contains(&true) {
+        return Err(at(fd.span(), "ready: give exactly one probe: tcp, http, exec, file or fd".to_string()));
+    }
+    if let Some(period) = &raw.period {
+        let why = "ready.period: a notice on a descriptor comes once; it cannot be asked again every period";
+        return Err(at(period.span(), why.to_string()));
+    }
+    match u8::try_from(*fd.get_ref()) {
+        Ok(n @ 3..) => Ok(Check::Fd(n)),
+        _ => Err(at(
+            fd.span(),
+            format!(
+                "ready.fd: {} is not a descriptor from 3 to 255 (0 to 2 are stdin, stdout and stderr)",
+                fd.get_ref()
+            ),
+        )),
+    }
 }

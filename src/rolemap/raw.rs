@@ -140,6 +140,8 @@ pub struct RawStop {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
+    /// `fd = N`: the process writes a newline to descriptor N when it is ready.
+    pub fd: Option<Spanned<u32>>,
     pub tcp: Option<Spanned<String>>,
     pub http: Option<Spanned<String>>,
     pub exec: Option<Spanned<Vec<String>>>,

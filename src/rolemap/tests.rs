@@ -430,3 +430,24 @@ env_dir = "${HOME:?HOME must be set}"
     assert_eq!(lines[6], "map.toml:9:11: env_dir: ${HOME}: HOME must be set");
     assert!(!err.contains("s3cret"));
 }
+
+#[test]
+fn a_notification_descriptor_is_3_to_255_and_takes_no_other_probe_nor_period() {
+    let sidecar = |ready: &str| {
+        format!(
+            "[[process]]\nname = \"a\"\nrole = \"sidecar\"\ncommand = [\"x\"]\nready = {ready}\n{}",
+            "[[process]]\nname = \"b\"\nrole = \"primary\"\ncommand = [\"y\"]\n"
+        )
+    };
+    let map = parse(&sidecar("{ fd = 3, timeout = \"5s\" }"), "map.toml", None).expect("valid");
+    let ready = map.processes[0].ready.as_ref().expect("a probe");
+    assert_eq!(ready.probe, Check::Fd(3));
+    assert_eq!(ready.attempt_timeout, Duration::from_secs(5), "one wait, as long as the start waits");
+    assert!(error(&sidecar("{ fd = 1 }")).contains("ready.fd: 1 is not a descriptor from 3 to 255"));
+    assert!(
+        error(&sidecar("{ fd = 3, period = \"1s\" }")).contains("ready.period: a notice on a descriptor comes once")
+    );
+    assert!(
+        error(&sidecar("{ fd = 3, file = \"/x\" }")).contains("give exactly one probe: tcp, http, exec, file or fd")
+    );
+}

@@ -424,9 +424,11 @@ impl<'p> Supervisor<'p> {
                     watched(spec, ready, change);
                     return;
                 }
-                // A probe whose command cannot even be started will not pass by waiting:
-                // the start does not wait out the timeout for it.
-                if let (Err(e @ CheckFailure::NotStarted(_)), true) = (&result, proc.first_probing()) {
+                // A probe whose command cannot even be started, or a notification
+                // descriptor closed without a word, will not pass by waiting: the start
+                // does not wait out the timeout for it.
+                let final_failure = matches!(result, Err(CheckFailure::NotStarted(_) | CheckFailure::NoNotice(_)));
+                if let (Err(e), true) = (&result, final_failure && proc.first_probing()) {
                     let reason = format!("not ready: {}: {e}", ready.probe);
                     proc.probe_answered(result, ready, now);
                     self.not_ready(id.index, &reason, actions);

@@ -492,3 +492,33 @@ fn a_hung_redis_fails_its_liveness_probe_and_is_restarted_then_ready_again() {
     assert!(err.contains("starting it again, since its liveness probe failed"), "{err}");
     assert!(err.contains("sidecar redis is not ready: 1 failed attempt: exec"), "{err}");
 }
+
+#[test]
+fn a_sidecar_that_writes_a_newline_to_descriptor_3_is_ready_then_and_one_that_never_does_is_not() {
+    let scratch = Scratch::new("notice-fd");
+    // It says it is ready 300 ms after its start, on descriptor 3, as s6 services do.
+    let map = [
+        process("web", "sidecar", &until_term("web", "sleep 0.3; echo >&3;"), "ready = { fd = 3 }"),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let ready = outcome.time_of(common::Stream::Stderr, "sidecar web is ready after");
+    let started = outcome.time_of(common::Stream::Stdout, "job started");
+    // Two streams read apart: each line is only known to come after the notice.
+    let notice = Duration::from_millis(300);
+    assert!(ready >= notice && started >= notice, "ready at {ready:?}, job at {started:?}");
+    assert!(outcome.stderr.contains("(1 probes)"), "one wait, nothing polled: {}", outcome.stderr);
+    // Closing it without a word fails the start at once; saying nothing, at the timeout.
+    let map = [
+        process("web", "sidecar", &until_term("web", "exec 3>&-;"), "ready = { fd = 3, timeout = \"2s\" }"),
+        process("job", "primary", "echo job started", ""),
+    ]
+    .concat();
+    let outcome = run_pid1(&["-c", &scratch.file("closed.toml", &map)]);
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    assert!(outcome.stderr.contains("descriptor 3 was closed without a newline"), "{}", outcome.stderr);
+    assert!(outcome.elapsed < Duration::from_secs(2), "not the 2 s timeout: {:?}", outcome.elapsed);
+    assert!(!outcome.stdout.contains("job started"), "{outcome:?}");
+}
