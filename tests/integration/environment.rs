@@ -80,7 +80,8 @@ fn variables_expand_in_commands_with_defaults_and_a_missing_one_is_exit_2_before
     assert_eq!((unset.code, unset.stdout.as_str()), (0, "port=8080 $x"), "{unset:?}");
     let set = pid1_env(&[("PORT", "9090")], &["-c", &map]).finish();
     assert_eq!((set.code, set.stdout.as_str()), (0, "port=9090 $x"), "{set:?}");
-    std::fs::remove_file(&started).unwrap();
+    // The sidecar may or may not have run as far as its touch before the primary ended.
+    let _ = std::fs::remove_file(&started);
 
     let missing =
         scratch.file("missing.toml", &std::fs::read_to_string(&map).unwrap().replace("PORT:-8080", "MISSING"));
