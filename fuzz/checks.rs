@@ -419,7 +419,7 @@ mod world {
 
     use exeunt::events::{Action, CheckFailure, CheckId, Death, Event, ExitStatus, Member, Purpose, Request, Time};
     use exeunt::plan::{
-        Check, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder, Watch,
+        Check, Liveness, Matcher, OnExit, OnTimeout, Plan, Pod, ProcessSpec, Readiness, Role, ShutdownOrder, Watch,
     };
     use exeunt::signo::Signo;
     use exeunt::supervisor::Supervisor;
@@ -466,6 +466,14 @@ mod world {
                             failure_threshold: 1 + u32::from(byte() % 3),
                             success_threshold: 1 + u32::from(byte() % 3),
                         }),
+                    });
+                }
+                if byte().is_multiple_of(4) {
+                    spec.live = Some(Liveness {
+                        probe: Check::Exec(vec![OsString::from("alive")]),
+                        period: MS * (1 + u32::from(byte() % 100)),
+                        failure_threshold: 1 + u32::from(byte() % 3),
+                        attempt_timeout: MS * (1 + u32::from(byte() % 100)),
                     });
                 }
                 if flags & 64 == 64 {

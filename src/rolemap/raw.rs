@@ -311,7 +311,18 @@ fn read_table<T: DeserializeOwned + Default>(
 /// A TOML or serde error as a mistake: at its place, and said with its key where serde
 /// does not say it.
 pub fn toml_mistake(text: &str, error: &toml::de::Error) -> Mistake {
-    let message = error.message().trim_end().replace('`', "'");
+    // serde's messages quote the value that was refused as it is: a control character in
+    // it (a "\r" escape in a string) is written out, so that the mistake stays one line.
+    let message: String = error
+        .message()
+        .trim_end()
+        .chars()
+        .flat_map(|c| match c {
+            '`' => "'".chars().collect::<Vec<_>>(),
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect();
     let start = error.span().map(|span| span.start);
     Mistake {
         position: start.map(|start| line_and_column(text, start)),

@@ -451,3 +451,9 @@ fn a_notification_descriptor_is_3_to_255_and_takes_no_other_probe_nor_period() {
         error(&sidecar("{ fd = 3, file = \"/x\" }")).contains("give exactly one probe: tcp, http, exec, file or fd")
     );
 }
+
+#[test]
+fn a_control_character_in_a_refused_value_is_written_out_so_the_mistake_stays_one_line() {
+    let err = error("[[process]]\nname = \"a\"\nrole = \"sidec\\r\"\ncommand = [\"x\"]\n");
+    assert_eq!(err, "map.toml:3:8: unknown variant 'sidec\\r', expected 'primary' or 'sidecar'");
+}
