@@ -94,8 +94,7 @@ fn read_path(path: &str) -> Option<PathBuf> {
     (!path.is_empty() && !path.contains('\0')).then(|| PathBuf::from(path))
 }
 
-/// `limits`: each resource's soft and hard limit, with where the table is; `key` names
-/// the table in mistakes.
+/// `limits`: each resource's soft and hard limit, with where the table is.
 pub fn read_limits(
     table: &Spanned<std::collections::BTreeMap<String, RawSignal>>,
     at: &At,

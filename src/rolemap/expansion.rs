@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use toml::Spanned;
 
-use super::raw::{RawEnvValue, RawProcess, RawRoleMap};
+use super::raw::{RawEnvValue, RawProcess, RawReady, RawRoleMap};
 use super::{Mistake, Mistakes};
 use crate::expand::{ExpandError, expand};
 
@@ -69,24 +69,13 @@ impl Expander<'_, '_> {
                 refused.push(key);
             }
         }
-        if let Some(ready) = &mut p.ready {
-            let r = ready.get_mut();
-            let strings = [(&mut r.tcp, "ready.tcp"), (&mut r.http, "ready.http"), (&mut r.file, "ready.file")];
-            let failed = strings.into_iter().any(|(v, key)| v.as_mut().is_some_and(|v| self.one(v, key).is_err()))
-                | r.exec.as_mut().is_some_and(|v| self.words(v, "ready.exec").is_err());
-            if failed {
-                p.ready = None;
-                refused.push("ready");
-            }
-        }
-        if let Some(live) = &mut p.live {
-            let l = live.get_mut();
-            let strings = [(&mut l.tcp, "live.tcp"), (&mut l.http, "live.http"), (&mut l.file, "live.file")];
-            let failed = strings.into_iter().any(|(v, key)| v.as_mut().is_some_and(|v| self.one(v, key).is_err()))
-                | l.exec.as_mut().is_some_and(|v| self.words(v, "live.exec").is_err());
-            if failed {
-                p.live = None;
-                refused.push("live");
+        // A liveness probe is read with the readiness probe's keys.
+        for (table, key) in [(&mut p.ready, "ready"), (&mut p.live, "live")] {
+            if let Some(inner) = table
+                && !self.probe_targets(inner.get_mut(), key)
+            {
+                *table = None;
+                refused.push(key);
             }
         }
         if let Some(stop) = &mut p.stop {
@@ -99,6 +88,16 @@ impl Expander<'_, '_> {
             }
         }
         p.refused.extend(refused.into_iter().map(str::to_string));
+    }
+
+    /// The targets of a `ready` or `live` table (`key`); false when one cannot be expanded.
+    fn probe_targets(&mut self, probe: &mut RawReady, key: &str) -> bool {
+        let strings = [(&mut probe.tcp, "tcp"), (&mut probe.http, "http"), (&mut probe.file, "file")];
+        let strings_ok = strings
+            .into_iter()
+            .all(|(value, name)| value.as_mut().is_none_or(|v| self.one(v, &format!("{key}.{name}")).is_ok()));
+        let exec_ok = probe.exec.as_mut().is_none_or(|v| self.words(v, &format!("{key}.exec")).is_ok());
+        strings_ok & exec_ok
     }
 
     /// One string, replaced in place; a failure is noted.

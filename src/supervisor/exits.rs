@@ -167,7 +167,7 @@ impl Supervisor<'_> {
             subject = spec.name.as_str();
             "sidecar {} left {} in its process group: sending them {} (grace {grace}) before it starts again: {}",
             spec.name,
-            if members.len() == 1 { "1 process".to_string() } else { format!("{} processes", members.len()) },
+            super::leftovers::plural(members.len()),
             spec.stop_signal,
             listed.join(", ")
         );

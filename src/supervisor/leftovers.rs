@@ -141,7 +141,7 @@ impl Leftovers {
     }
 }
 
-fn plural(count: usize) -> String {
+pub(super) fn plural(count: usize) -> String {
     match count {
         1 => "1 process".to_string(),
         n => format!("{n} processes"),
