@@ -224,21 +224,18 @@ impl Os<'_> {
             return self.others.adopt(index, &spec.name, matcher, poller);
         }
         let output = self.carried_output(index, poller);
-        let notice = match spec.ready.as_ref().map(|r| &r.probe) {
+        // Its notification pipe: the read end exeunt's, the write end the process's.
+        let (read, write) = match spec.ready.as_ref().map(|r| &r.probe) {
             Some(crate::plan::Check::Fd(fd)) => match notice_pipe() {
-                Ok((read, write)) => Some((read, write, *fd)),
+                Ok((read, write)) => (Some((read, *fd)), Some((write, *fd))),
                 Err(e) => {
                     warn!(subject = spec.name.as_str(); "cannot make the notification pipe of {}: {e}", spec.name);
-                    None
+                    (None, None)
                 }
             },
-            _ => None,
+            _ => (None, None),
         };
-        let (read, notice) = match notice {
-            Some((read, write, fd)) => (Some((read, fd)), Some((write, fd))),
-            None => (None, None),
-        };
-        let spawned = self.launcher.spawn(plan, index, output, notice);
+        let spawned = self.launcher.spawn(plan, index, output, write);
         if let (Ok(_), Some((read, fd))) = (&spawned, read) {
             self.checks.watch_notice(index, fd, read, poller);
         }

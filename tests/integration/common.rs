@@ -461,3 +461,8 @@ pub fn ask_in(pid: i32, args: &[&str]) -> (i32, String, String) {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     (output.status.code().expect("the client exited"), text(&output.stdout), text(&output.stderr))
 }
+
+/// Fails the test, saying what to install, when `program` is missing.
+pub fn require(program: &str, package: &str) {
+    assert!(Path::new(program).exists(), "{program} is missing: apt-get install {package} (scripts/test does)");
+}

@@ -84,10 +84,7 @@ fn with_sidecar(scratch: &Scratch, primary: &str, primary_extra: &str) -> String
 
 #[test]
 fn with_a_role_map_a_jvm_gets_sigquit_as_sigquit_prints_its_thread_dump_and_lives_on() {
-    assert!(
-        std::path::Path::new("/usr/bin/java").exists(),
-        "java is missing: apt-get install default-jre-headless (scripts/test does)"
-    );
+    common::require("/usr/bin/java", "default-jre-headless");
     let scratch = Scratch::new("jvm-sigquit");
     let source = scratch.file(
         "Main.java",

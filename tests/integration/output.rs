@@ -82,6 +82,19 @@ fn python_primary(name: &str, script: &str) -> String {
     )
 }
 
+/// Runs `script` with python3, `input` on its stdin, and gives its output back.
+fn python(script: &str, input: &str) -> std::process::Output {
+    let mut python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is missing: apt-get install python3");
+    std::io::Write::write_all(&mut python.stdin.take().expect("stdin"), input.as_bytes()).expect("feed python3");
+    python.wait_with_output().expect("python3")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -352,15 +365,7 @@ fn with_log_format_json_every_line_exeunt_writes_through_a_restart_a_failed_prob
                    \x20   assert re.match(r'^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z$', o['time']), line\n\
                    subjects = {o.get('subject') for o in map(json.loads, lines)}\n\
                    print(len(lines), 'lines, subjects', sorted(s for s in subjects if s))\n";
-    let mut python = Command::new("python3")
-        .args(["-c", checker])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    std::io::Write::write_all(&mut python.stdin.take().unwrap(), stderr.as_bytes()).unwrap();
-    let checked = python.wait_with_output().unwrap();
+    let checked = python(checker, &stderr);
     let said = text(&checked.stdout) + &text(&checked.stderr);
     assert!(checked.status.success(), "{said}\n{stderr}");
     assert!(said.contains("subjects ['flaky', 'job', 'probed']"), "{said}");
@@ -420,16 +425,8 @@ fn with_json_output_and_log_every_line_of_a_chatty_probe_and_a_printing_stop_hoo
                    \x20   counts[key] = counts.get(key, 0) + 1\n\
                    for key in sorted(counts):\n\
                    \x20   print(counts[key], *key, sep='|')\n";
-    let mut python = Command::new("python3")
-        .args(["-c", checker])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
     let lines: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
-    std::io::Write::write_all(&mut python.stdin.take().unwrap(), lines.join("\n").as_bytes()).unwrap();
-    let checked = python.wait_with_output().unwrap();
+    let checked = python(checker, &lines.join("\n"));
     let said = text(&checked.stdout) + &text(&checked.stderr);
     assert!(checked.status.success(), "a line that is not JSON: {said}\n{stdout}\n{stderr}");
     let seen = |key: &str| said.lines().any(|line| line.split_once('|').is_some_and(|(_, rest)| rest == key));

@@ -447,10 +447,7 @@ fn with_a_period_an_http_sidecar_answering_503_turns_not_ready_and_back_and_is_n
 
 #[test]
 fn a_hung_redis_fails_its_liveness_probe_and_is_restarted_then_ready_again() {
-    assert!(
-        std::path::Path::new("/usr/bin/redis-server").exists(),
-        "redis is missing: apt-get install redis-server (scripts/test does)"
-    );
+    common::require("/usr/bin/redis-server", "redis-server");
     let scratch = Scratch::new("live-redis");
     let (port, done) = (common::free_port(), scratch.path("done"));
     let ping = format!("exec = [\"redis-cli\", \"-p\", \"{port}\", \"ping\"]");
