@@ -6,41 +6,8 @@
 use log::warn;
 
 use super::Supervisor;
-use super::process::State;
+use super::process::{LiveDuty, State};
 use crate::events::{Action, CheckFailure, CheckId, Purpose, Time};
-use crate::plan::Liveness;
-
-/// Where a sidecar's liveness probing stands, while it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Live {
-    pub next: Time,
-    pub attempt_deadline: Option<Time>,
-    /// Failed attempts in a row.
-    pub failures: u32,
-}
-
-impl Live {
-    /// Probing that begins a period after `now`.
-    pub fn new(live: &Liveness, now: Time) -> Live {
-        Live { next: now + live.period, attempt_deadline: None, failures: 0 }
-    }
-
-    /// Its one deadline: the end of the attempt under way, or the next attempt.
-    pub fn alarm(&self) -> (Time, LiveDuty) {
-        match self.attempt_deadline {
-            Some(at) => (at, LiveDuty::Abandon),
-            None => (self.next, LiveDuty::Attempt),
-        }
-    }
-}
-
-/// What falls due for a liveness probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiveDuty {
-    Attempt,
-    /// The attempt under way took too long: a failure.
-    Abandon,
-}
 
 impl Supervisor<'_> {
     /// A liveness duty of the sidecar at `index` fell due.

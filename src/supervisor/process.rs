@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use super::alarms::Alarms;
-use super::liveness::{Live, LiveDuty};
 use crate::duration::Show;
 use crate::events::{Action, CheckFailure, CheckId, ExitStatus, Time};
 use crate::plan::{ProcessSpec, Readiness};
@@ -120,6 +119,38 @@ pub enum Ready {
     /// It was ready (or the start went on without it), and it is being restarted: its
     /// probe runs again once it has started, and nothing waits for it.
     Lost,
+}
+
+/// Where a sidecar's liveness probing stands, while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    pub next: Time,
+    pub attempt_deadline: Option<Time>,
+    /// Failed attempts in a row.
+    pub failures: u32,
+}
+
+impl Live {
+    /// Probing that begins a period after `now`.
+    pub fn new(live: &crate::plan::Liveness, now: Time) -> Live {
+        Live { next: now + live.period, attempt_deadline: None, failures: 0 }
+    }
+
+    /// Its one deadline: the end of the attempt under way, or the next attempt.
+    pub fn alarm(&self) -> (Time, LiveDuty) {
+        match self.attempt_deadline {
+            Some(at) => (at, LiveDuty::Abandon),
+            None => (self.next, LiveDuty::Attempt),
+        }
+    }
+}
+
+/// What falls due for a liveness probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveDuty {
+    Attempt,
+    /// The attempt under way took too long: a failure.
+    Abandon,
 }
 
 /// A change of readiness that the probing after the start found.
