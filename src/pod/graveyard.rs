@@ -370,8 +370,14 @@ impl Graveyard {
         }
         if let Err(Some(libc::ENOSPC | libc::EDQUOT)) = written.as_ref().map_err(std::io::Error::raw_os_error) {
             // The tombstone already written holds a block that this text fits in.
-            warn!("graveyard {}: the disk is full; rewriting the tombstone in place", self.path.display());
-            written = rewrite_in_place(dir, &self.name, text.as_bytes());
+            written = match rewrite_in_place(dir, &self.name, text.as_bytes()) {
+                // None written yet: the full disk is the error to report.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => written,
+                rewritten => {
+                    warn!("graveyard {}: the disk is full; rewriting the tombstone in place", self.path.display());
+                    rewritten
+                }
+            };
         }
         written
     }

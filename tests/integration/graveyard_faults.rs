@@ -82,9 +82,32 @@ fn a_read_only_graveyard_is_an_error_before_anything_starts() {
 }
 
 #[test]
+fn a_graveyard_full_before_this_container_wrote_anything_is_an_error_before_anything_starts() {
+    let scratch = Scratch::new("graveyard-full-at-start");
+    let graveyard = scratch.path("graveyard");
+    std::fs::create_dir(&graveyard).expect("mount point");
+    let marker = scratch.path("started");
+    let map = scratch.file(
+        "map.toml",
+        &pod_map("app", &graveyard, &[], &[process("job", "primary", &format!("touch {marker}"), "")]),
+    );
+    let outcome = in_mount_namespace(&format!(
+        "mount -t tmpfs -o size=64k tmpfs {graveyard} || exit 100
+         dd if=/dev/zero of={graveyard}/fill bs=4096 2>/dev/null
+         exec \"$EXEUNT\" -c {map}"
+    ));
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    let said = format!("graveyard {graveyard}: cannot write tombstones in it: No space left on device");
+    assert!(outcome.stderr.contains(&said), "{}", outcome.stderr);
+    assert_eq!(outcome.stderr.lines().count(), 1, "one line: {}", outcome.stderr);
+    assert!(!std::path::Path::new(&marker).exists(), "nothing may start when the pod could never learn of its end");
+}
+
+#[test]
 fn a_graveyard_that_fills_up_before_this_container_recorded_anything_still_gets_its_death() {
     // The container waits for a birth dep while the volume fills up: its tombstone
-    // has nothing on it yet, and must still take Born, Ready and Died.
+    // has nothing on it yet, and must still take Born, Ready and Died. The other
+    // container has written its own first (one that starts on a full disk cannot).
     let scratch = Scratch::new("graveyard-full-early");
     let graveyard = scratch.path("graveyard");
     std::fs::create_dir(&graveyard).expect("mount point");
@@ -105,7 +128,7 @@ fn a_graveyard_that_fills_up_before_this_container_recorded_anything_still_gets_
          printf 'Born: \"2026-12-01T00:00:00Z\"\\n' > {graveyard}/gate
          \"$EXEUNT\" -c {side} & side=$!
          \"$EXEUNT\" -c {app} 2>{log} & app=$!
-         i=0; until grep -q 'waiting for the birth deps' {log}; do i=$((i+1)); [ $i -lt 1000 ] || exit 101; sleep 0.01; done
+         i=0; until grep -q 'waiting for the birth deps' {log} && [ -s {graveyard}/side ]; do i=$((i+1)); [ $i -lt 1000 ] || exit 101; sleep 0.01; done
          dd if=/dev/zero of={graveyard}/fill bs=4096 2>/dev/null; echo disk full
          printf 'Born: \"2026-12-01T00:00:00Z\"\\nReady: \"2026-12-01T00:00:01Z\"\\n' 1<> {graveyard}/gate
          wait $app; echo app exited $?
