@@ -58,12 +58,7 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
         }
     }
     if let Some(live) = &p.live {
-        if role == Role::Primary {
-            let why = "live: only sidecars have liveness probes; a primary's exit ends the run, not a restart";
-            m.push(at(live.span(), why.to_string()));
-        } else {
-            spec.live = m.note(read_live(live, at));
-        }
+        spec.live = m.note(read_live(live, at));
     }
     read_exit_policy(p, &mut spec, at, m);
     read_workdir(p, &mut spec, at, m);
@@ -415,7 +410,7 @@ fn read_probe(
     }
 }
 
-/// `live`: a sidecar's liveness probe.
+/// `live`: a liveness probe, a sidecar's or a primary's.
 fn read_live(live: &Spanned<RawReady>, at: &At) -> Result<Liveness, Mistake> {
     let raw = live.get_ref();
     let not_live = [

@@ -50,7 +50,10 @@ impl Supervisor<'_> {
         let plan = self.plan;
         let spec = &plan.processes[index];
         let (name, ran) = (&spec.name, ran(ran_for));
-        info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}");
+        match self.procs[index].stop_reason.take() {
+            Some(why) => info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}, stopped {why}"),
+            None => info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}"),
+        }
         if spec.matcher.is_none() {
             // It led a process group of its own; what it left there goes before the sidecars.
             self.leftovers.primary_exited(pid, index);
@@ -93,7 +96,7 @@ impl Supervisor<'_> {
             actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
         }
         if std::mem::take(&mut self.procs[index].restart_asked) {
-            let why = self.procs[index].restart_reason.take().unwrap_or("as asked");
+            let why = self.procs[index].stop_reason.take().unwrap_or("as asked");
             info!(subject = name.as_str(); "sidecar {name} exited with {status} after {ran}: starting it again, {why}");
             let proc = &mut self.procs[index];
             proc.asked_restarts += 1;

@@ -1,13 +1,15 @@
-//! A sidecar's liveness probe (`live`): once the sidecar is ready, an attempt every
-//! period; `failure_threshold` failures in a row, an attempt past its timeout among
-//! them, restart it, as the kubelet restarts a container whose liveness probe fails.
-//! It waits for readiness so that a slow start is not taken for a hang.
+//! A liveness probe (`live`): once the process is ready, an attempt every period;
+//! `failure_threshold` failures in a row, an attempt past its timeout among them,
+//! restart a sidecar, as the kubelet restarts a container whose liveness probe fails,
+//! and stop a primary, whose exit then ends the run as any exit of it does. It waits
+//! for readiness so that a slow start is not taken for a hang.
 
 use log::warn;
 
 use super::Supervisor;
 use super::process::{LiveDuty, State};
 use crate::events::{Action, CheckFailure, CheckId, Purpose, Time};
+use crate::plan::Role;
 
 impl Supervisor<'_> {
     /// A liveness duty of the sidecar at `index` fell due.
@@ -56,12 +58,16 @@ impl Supervisor<'_> {
             return;
         }
         let State::Running { pid, .. } = proc.state else { return };
+        // A sidecar is started again; a primary's end is the run's, as any exit of it.
+        let restart = spec.role == Role::Sidecar;
         warn!(
             subject = spec.name.as_str();
-            "sidecar {} (pid {pid}) failed its liveness probe {} times in a row: {}: {error}: restarting it",
+            "{} {} (pid {pid}) failed its liveness probe {} times in a row: {}: {error}: {}",
+            spec.role,
             spec.name,
             live.failures,
-            spec_live.probe
+            spec_live.probe,
+            if restart { "restarting it" } else { "stopping it" }
         );
         proc.live = None;
         if proc.probing_now() {
@@ -69,7 +75,7 @@ impl Supervisor<'_> {
         }
         proc.ready = super::process::Ready::Lost;
         self.stop(index, now, actions);
-        self.procs[index].restart_asked = true;
-        self.procs[index].restart_reason = Some("since its liveness probe failed");
+        self.procs[index].restart_asked = restart;
+        self.procs[index].stop_reason = Some("since its liveness probe failed");
     }
 }

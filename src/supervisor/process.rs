@@ -223,8 +223,9 @@ pub struct Proc {
     pub strays: Vec<i32>,
     /// Its liveness probing, once it is ready and while it runs.
     pub live: Option<Live>,
-    /// Why it is restarted, when exeunt decided it (else it was asked on the socket).
-    pub restart_reason: Option<&'static str>,
+    /// Why exeunt stopped it, when it decided it itself: to restart a sidecar (else
+    /// the restart was asked on the socket), or a primary's end.
+    pub stop_reason: Option<&'static str>,
     /// For a sidecar of another container: until when it may take to appear, counted
     /// from the first search that found nothing.
     pub search_deadline: Option<Time>,
@@ -245,7 +246,7 @@ impl Proc {
             exits_after_passing: 0,
             strays: Vec::new(),
             live: None,
-            restart_reason: None,
+            stop_reason: None,
             search_deadline: None,
         }
     }

@@ -519,3 +519,24 @@ fn a_sidecar_that_writes_a_newline_to_descriptor_3_is_ready_then_and_one_that_ne
     assert!(outcome.elapsed < Duration::from_secs(2), "not the 2 s timeout: {:?}", outcome.elapsed);
     assert!(!outcome.stdout.contains("job started"), "{outcome:?}");
 }
+
+#[test]
+fn a_primary_that_fails_its_liveness_probe_is_stopped_and_the_run_ends_with_its_status() {
+    let scratch = Scratch::new("live-primary");
+    let alive = scratch.path("alive");
+    // Alive for 300 ms, then hung as far as its probe can tell; it exits 7 on SIGTERM.
+    let job = format!(
+        "trap 'echo job stopped; exit 7' TERM; touch {alive}; sleep 0.3; rm {alive}; while :; do sleep 1000 & wait $!; done"
+    );
+    let live = format!("live = {{ file = \"{alive}\", period = \"100ms\", failure_threshold = 2 }}");
+    let map = [process("side", "sidecar", &until_term("side", ""), ""), process("job", "primary", &job, &live)].concat();
+    let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
+    assert_eq!(outcome.code, 7, "{outcome:?}");
+    assert!(outcome.stdout.contains("job stopped"), "{outcome:?}");
+    let err = &outcome.stderr;
+    assert!(err.contains("failed its liveness probe 2 times in a row: file"), "{err}");
+    assert!(err.contains(": stopping it"), "{err}");
+    assert!(err.contains("primary job exited with exit code 7 after"), "{err}");
+    assert!(err.contains("stopped since its liveness probe failed"), "{err}");
+    assert!(!err.contains("starting it again"), "a primary is not restarted: {err}");
+}

@@ -164,3 +164,23 @@ fn a_sidecar_whose_liveness_probe_fails_its_threshold_in_a_row_is_restarted() {
     sup.handle(Event::Spawned { index: 0, pid: 200 }, 4 * SEC + 600 * MS);
     assert_eq!(sup.next_deadline(), Some(5 * SEC + 600 * MS), "and probed again a period later");
 }
+
+#[test]
+fn a_primary_whose_liveness_probe_fails_is_stopped_and_the_run_ends_with_its_status() {
+    let mut plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let job = index(&plan, "job");
+    plan.processes[job].live = Some(crate::plan::Liveness {
+        probe: Check::File("/alive".into()),
+        period: SEC,
+        failure_threshold: 1,
+        attempt_timeout: 500 * MS,
+    });
+    let mut sup = started(&plan);
+    let (pid, live) = (100 + job as i32, check(job, Purpose::Live));
+    assert_eq!(sup.handle(Event::Tick, SEC), [Action::StartCheck(live)]);
+    assert_eq!(sup.handle(done(job, Purpose::Live, Err(500)), SEC), [term(pid)], "stopped, not restarted");
+    assert_eq!(last_primary_exits(&mut sup, exited(pid, 143), 2 * SEC), [term(100)]);
+    assert_eq!(sup.handle(exited(100, 143), 2 * SEC), [Action::Reap]);
+    assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(143)], "the primary's status, as any exit of it");
+    assert!(sup.procs[job].stop_reason.is_none(), "its reason was told with its exit");
+}
