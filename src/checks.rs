@@ -63,18 +63,54 @@ impl Passing {
     }
 }
 
-/// A process's notification descriptor (`ready = { fd = N }`): the read end of the
-/// pipe whose write end it got as descriptor N, and what it said.
+/// How a process announces its readiness, seen from exeunt's side.
+pub enum Channel {
+    /// `ready = { fd = N }`: the read end of the pipe whose write end it got as
+    /// descriptor N.
+    Pipe { fd: u8, pipe: OwnedFd },
+    /// `ready = { notify = "systemd" }`: its `NOTIFY_SOCKET`, which only it (pid
+    /// `pid`) and its descendants are heard on.
+    Socket { socket: crate::notify::Socket, pid: i32 },
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Channel::Pipe { pipe, .. } => pipe.as_fd(),
+            Channel::Socket { socket, .. } => socket.as_fd(),
+        }
+    }
+}
+
+/// A process's notification channel and what it said.
 struct Notice {
     /// The process of the plan it belongs to.
     index: usize,
-    fd: u8,
-    pipe: std::os::fd::OwnedFd,
+    channel: Channel,
     key: u32,
     /// The check that waits for it, if one does.
     waiting: Option<CheckId>,
     /// What it said before any check asked.
     said: Option<Outcome>,
+    /// Datagrams refused so far: the first is logged as a warning, the rest at debug.
+    refused: u32,
+}
+
+/// Reads a notification pipe: None while it has said nothing yet, else whether it
+/// said a newline before its end.
+fn read_pipe(fd: u8, pipe: &OwnedFd) -> Option<Outcome> {
+    let mut bytes = [0u8; 64];
+    loop {
+        // SAFETY: reads into a buffer of the length given; the pipe is open.
+        let got = unsafe { libc::read(pipe.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
+        match got {
+            0 => return Some(Err(CheckFailure::NoNotice(fd))),
+            n if n > 0 && bytes[..n as usize].contains(&b'\n') => return Some(Ok(())),
+            n if n > 0 => continue,
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            _ => return None,
+        }
+    }
 }
 
 /// The checks under way.
@@ -105,15 +141,15 @@ impl Checks {
         }
     }
 
-    /// Watches the read end of the notification pipe of the process at `index`, just
-    /// started, in place of its former one.
-    pub fn watch_notice(&mut self, index: usize, fd: u8, pipe: std::os::fd::OwnedFd, poller: &Poller) {
+    /// Watches the notification channel of the process at `index`, just started, in
+    /// place of its former one.
+    pub fn watch_notice(&mut self, index: usize, channel: Channel, poller: &Poller) {
         self.notices.retain(|n| n.index != index);
         let key = self.next_key;
         self.next_key = self.next_key.wrapping_add(1);
-        match poller.watch(pipe.as_fd(), Token { source: self.source, key }, Interest::Readable) {
-            Ok(()) => self.notices.push(Notice { index, fd, pipe, key, waiting: None, said: None }),
-            Err(e) => debug!("cannot watch the notification descriptor of process #{index}: {e}"),
+        match poller.watch(channel.as_fd(), Token { source: self.source, key }, Interest::Readable) {
+            Ok(()) => self.notices.push(Notice { index, channel, key, waiting: None, said: None, refused: 0 }),
+            Err(e) => debug!("cannot watch the notification channel of process #{index}: {e}"),
         }
     }
 
@@ -131,23 +167,50 @@ impl Checks {
         }
     }
 
-    /// Reads a notification pipe that is ready: a newline is the notice, the end of the
-    /// pipe without one a failure. Bytes before the newline are not kept.
+    /// Reads a notification channel that is ready. On a pipe, a newline is the notice
+    /// and the end of the pipe without one a failure; bytes before the newline are not
+    /// kept. On a socket, `READY=1` is the notice, and what else it says is an event.
     fn on_notice(&mut self, position: usize, poller: &Poller, events: &mut Events) {
         let notice = &mut self.notices[position];
-        let mut bytes = [0u8; 64];
-        let outcome = loop {
-            // SAFETY: reads into a buffer of the length given; the pipe is open.
-            let got = unsafe { libc::read(notice.pipe.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
-            match got {
-                0 => break Err(CheckFailure::NoNotice(notice.fd)),
-                n if n > 0 && bytes[..n as usize].contains(&b'\n') => break Ok(()),
-                n if n > 0 => continue,
-                _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
-                _ => return,
+        let outcome = match &notice.channel {
+            Channel::Pipe { fd, pipe } => {
+                let Some(outcome) = read_pipe(*fd, pipe) else { return };
+                poller.unwatch(pipe.as_fd());
+                outcome
+            }
+            Channel::Socket { socket, pid } => {
+                let mut ready = false;
+                for _ in 0..crate::notify::PER_TURN {
+                    match socket.receive(*pid) {
+                        None => break,
+                        Some(Ok(heard)) => {
+                            for said in heard {
+                                match said {
+                                    crate::notify::Heard::Ready => ready = true,
+                                    crate::notify::Heard::Note(note) => {
+                                        events.push_back(Event::Notified { index: notice.index, note })
+                                    }
+                                }
+                            }
+                        }
+                        Some(Err(refused)) => {
+                            notice.refused = notice.refused.saturating_add(1);
+                            let line = format!("a datagram on the NOTIFY_SOCKET of process #{} was dropped: {refused}", notice.index);
+                            if notice.refused == 1 {
+                                log::warn!("{line}");
+                            } else {
+                                debug!("{line}");
+                            }
+                        }
+                    }
+                }
+                // Said once, it stays said.
+                if !ready || notice.said.is_some() {
+                    return;
+                }
+                Ok(())
             }
         };
-        poller.unwatch(notice.pipe.as_fd());
         match notice.waiting.take() {
             Some(id) => {
                 said(id, &outcome);
@@ -172,7 +235,7 @@ impl Checks {
             },
             Check::Tcp(addr) => self.converse(id, *addr, None, poller),
             Check::Http { method, target } => self.converse(id, target.addr, Some(request(method, target)), poller),
-            Check::Fd(_) => self.notice(id),
+            Check::Fd(_) | Check::Notify => self.notice(id),
         };
         if let Some(outcome) = &outcome {
             said(id, outcome);

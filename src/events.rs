@@ -254,6 +254,11 @@ pub struct ProcessStatus {
     pub exit_code: Option<i32>,
     /// Why a sidecar is not ready yet, as its probe last said.
     pub probe: Option<String>,
+    /// What its liveness probe last said, once it has: `passed`, or its failures in a
+    /// row and the last error.
+    pub live: Option<String>,
+    /// What it last said of itself on its notification socket (`STATUS=`).
+    pub says: Option<String>,
 }
 
 /// The supervisor's reply to a request: an answer in words, or the status as data,
@@ -262,6 +267,20 @@ pub struct ProcessStatus {
 pub enum Reply {
     Said(Answer),
     Status { status: Status, json: bool },
+}
+
+/// What a process said on its notification socket, beside that it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// `STATUS=...`: how it says it stands, for `--status`.
+    Status(String),
+    /// `WATCHDOG=1`: it is alive.
+    Watchdog,
+    /// `WATCHDOG=trigger`: it asks to be taken as hung.
+    WatchdogTrigger,
+    /// `WATCHDOG_USEC=N`: a `WATCHDOG=1` is due at least this often from now on
+    /// (0: none is).
+    WatchdogEvery(std::time::Duration),
 }
 
 /// What happened.
@@ -294,6 +313,8 @@ pub enum Event {
     GroupLeft { index: usize, members: Vec<Member> },
     /// A check finished: Ok when it passed, else why not.
     CheckDone { id: CheckId, result: Result<(), CheckFailure> },
+    /// The process at `index` said something on its notification socket.
+    Notified { index: usize, note: Note },
     /// A client of the control socket asks something; the answer names `client`.
     Request { client: u32, request: Request },
     /// The clock passed the deadline the supervisor asked for.

@@ -19,6 +19,7 @@ pub mod events;
 pub mod expand;
 pub mod json;
 pub mod logger;
+pub mod notify;
 pub mod outlet;
 pub mod output;
 pub mod plan;

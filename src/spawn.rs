@@ -86,6 +86,14 @@ impl fmt::Display for SpawnError {
 
 impl std::error::Error for SpawnError {}
 
+/// The process's end of the channel it announces its readiness on.
+pub enum Announce {
+    /// The write end of a pipe, which it gets as descriptor `fd`.
+    Fd { pipe: OwnedFd, fd: u8 },
+    /// The `NOTIFY_SOCKET` it is told.
+    Socket(OsString),
+}
+
 /// Starts the plan's processes.
 pub struct Launcher {
     inherited: Inherited,
@@ -119,19 +127,22 @@ impl Launcher {
 
     /// Starts the process at `index` of the plan in its own process group; `output`,
     /// when given, becomes its stdout and stderr.
-    /// `notice`, when given, is the write end of the pipe the process announces its
-    /// readiness on, and the descriptor number it gets it as.
+    /// `notice`, when given, is the process's end of the channel it announces its
+    /// readiness on.
     pub fn spawn(
         &self,
         plan: &Plan,
         index: usize,
         output: Option<(OwnedFd, OwnedFd)>,
-        notice: Option<(OwnedFd, u8)>,
+        notice: Option<Announce>,
     ) -> Result<i32, SpawnError> {
         let spec = &plan.processes[index];
         let session = self.setsid && spec.role == Role::Primary;
         let mut command = self.command(plan, index, &spec.command, self.foreground == Some(index), session)?;
-        if let Some((pipe, fd)) = &notice {
+        if let Some(Announce::Socket(name)) = &notice {
+            command.env("NOTIFY_SOCKET", name);
+        }
+        if let Some(Announce::Fd { pipe, fd }) = &notice {
             use std::os::fd::AsRawFd;
             let (from, to) = (pipe.as_raw_fd(), i32::from(*fd));
             // SAFETY: dup2 and fcntl only, on descriptors made before the fork.

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use log::{debug, info, warn};
 use nix::errno::Errno;
 
-use crate::checks::Checks;
+use crate::checks::{Channel, Checks};
 use crate::control::{self, listener::Control, listener::OpenError};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
 use crate::events::{Action, CheckId, Event, Milestone, Purpose};
@@ -20,7 +20,7 @@ use crate::pod::shared_pid::OtherContainers;
 use crate::reaper::{self, Reaper};
 use crate::signals::SignalInbox;
 use crate::signo::{SIGCONT, SIGKILL, Signo};
-use crate::spawn::Launcher;
+use crate::spawn::{Announce, Launcher};
 
 const SIGNALS: SourceId = SourceId(1);
 const CHILDREN: SourceId = SourceId(2);
@@ -224,20 +224,21 @@ impl Os<'_> {
             return self.others.adopt(index, &spec.name, matcher, poller);
         }
         let output = self.carried_output(index, poller);
-        // Its notification pipe: the read end exeunt's, the write end the process's.
-        let (read, write) = match spec.ready.as_ref().map(|r| &r.probe) {
-            Some(crate::plan::Check::Fd(fd)) => match notice_pipe() {
-                Ok((read, write)) => (Some((read, *fd)), Some((write, *fd))),
-                Err(e) => {
-                    warn!(subject = spec.name.as_str(); "cannot make the notification pipe of {}: {e}", spec.name);
-                    (None, None)
-                }
-            },
-            _ => (None, None),
+        // How it announces its readiness: exeunt's end, and the process's.
+        let (mut ours, theirs) = match announcing(spec) {
+            Ok(Some((ours, theirs))) => (Some(ours), Some(theirs)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                warn!(subject = spec.name.as_str(); "cannot make the notification channel of {}: {e}", spec.name);
+                (None, None)
+            }
         };
-        let spawned = self.launcher.spawn(plan, index, output, write);
-        if let (Ok(_), Some((read, fd))) = (&spawned, read) {
-            self.checks.watch_notice(index, fd, read, poller);
+        let spawned = self.launcher.spawn(plan, index, output, theirs);
+        if let (Ok(started), Some(mut channel)) = (&spawned, ours.take()) {
+            if let Channel::Socket { pid, .. } = &mut channel {
+                *pid = *started;
+            }
+            self.checks.watch_notice(index, channel, poller);
         }
         match spawned {
             Ok(pid) => {
@@ -321,10 +322,21 @@ impl Os<'_> {
     }
 }
 
-/// A pipe for a process to announce its readiness on: the read end exeunt's, not
-/// blocking; both close on exec (the child gets the write end at its number by dup2).
-fn notice_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), nix::errno::Errno> {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    nix::fcntl::fcntl(&read, nix::fcntl::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
-    Ok((read, write))
+/// The two ends of the channel the process at `spec` announces its readiness on, when
+/// it does: exeunt's (for a socket, with its pid still to fill in) and the process's.
+fn announcing(spec: &crate::plan::ProcessSpec) -> std::io::Result<Option<(Channel, Announce)>> {
+    match spec.ready.as_ref().map(|r| &r.probe) {
+        Some(crate::plan::Check::Fd(fd)) => {
+            // The read end exeunt's, not blocking; both close on exec (the child gets
+            // the write end at its number by dup2).
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            nix::fcntl::fcntl(&read, nix::fcntl::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+            Ok(Some((Channel::Pipe { fd: *fd, pipe: read }, Announce::Fd { pipe: write, fd: *fd })))
+        }
+        Some(crate::plan::Check::Notify) => {
+            let (socket, name) = crate::notify::Socket::open()?;
+            Ok(Some((Channel::Socket { socket, pid: 0 }, Announce::Socket(name))))
+        }
+        _ => Ok(None),
+    }
 }

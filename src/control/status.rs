@@ -24,10 +24,16 @@ fn status_text(status: &Status) -> String {
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|row| {
-            let state = match &row.probe {
+            let mut state = match &row.probe {
                 Some(probe) if !row.ready => format!("{} ({probe})", row.state),
                 _ => row.state.clone(),
             };
+            if let Some(live) = row.live.as_ref().filter(|l| *l != "passed") {
+                let _ = write!(state, ", liveness probe {live}");
+            }
+            if let Some(says) = &row.says {
+                let _ = write!(state, ", says {says:?}");
+            }
             let pid = row.pid.map_or("-".to_string(), |pid| pid.to_string());
             [
                 row.name.clone(),
@@ -88,8 +94,9 @@ fn status_json(status: &Status) -> String {
         if let Some(code) = row.exit_code {
             let _ = write!(out, ",\"exit_code\":{code}");
         }
-        if let Some(probe) = &row.probe {
-            let _ = write!(out, ",\"probe\":{}", JsonString(probe));
+        let extra = [("probe", &row.probe), ("live", &row.live), ("says", &row.says)];
+        for (key, value) in extra.iter().filter_map(|(key, value)| value.as_ref().map(|v| (key, v))) {
+            let _ = write!(out, ",\"{key}\":{}", JsonString(value));
         }
         out.push('}');
     }

@@ -152,6 +152,10 @@ pub enum Check {
     /// Succeeds when the process writes a newline to its descriptor of this number
     /// (s6's notification-fd): readiness it announces itself, with nothing polled.
     Fd(u8),
+    /// Succeeds when the process says `READY=1` on the socket named to it in
+    /// `NOTIFY_SOCKET` (systemd's protocol), which also carries its `STATUS=` and
+    /// `WATCHDOG=1`.
+    Notify,
 }
 
 impl fmt::Display for Check {
@@ -165,6 +169,7 @@ impl fmt::Display for Check {
             }
             Check::File(path) => write!(f, "file {}", path.display()),
             Check::Fd(fd) => write!(f, "a newline on descriptor {fd}"),
+            Check::Notify => f.write_str("READY=1 on its NOTIFY_SOCKET"),
         }
     }
 }

@@ -324,9 +324,10 @@ fn read_stop(stop: &Spanned<RawStop>, has_stop_signal: bool, spec: &mut ProcessS
 
 fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, Mistake> {
     let raw = ready.get_ref();
-    let probe = match &raw.fd {
-        Some(fd) => read_notice(raw, fd, at)?,
-        None => read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "ready", ready.span(), at)?,
+    let announced = raw.fd.is_some() || raw.notify.is_some();
+    let probe = match announced {
+        true => read_notice(raw, at)?,
+        false => read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "ready", ready.span(), at)?,
     };
     let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
         match value {
@@ -345,9 +346,9 @@ fn read_ready(ready: &Spanned<RawReady>, at: &At) -> Result<Readiness, Mistake> 
         interval: duration_or(&raw.interval, "ready.interval", DEFAULT_INTERVAL)?,
         timeout: duration_or(&raw.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT)?,
         // A notice is waited for as one attempt, for as long as the start waits.
-        attempt_timeout: match raw.fd {
-            Some(_) => duration_or(&raw.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT)?,
-            _ => duration_or(&raw.attempt_timeout, "ready.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
+        attempt_timeout: match announced {
+            true => duration_or(&raw.timeout, "ready.timeout", DEFAULT_READY_TIMEOUT)?,
+            false => duration_or(&raw.attempt_timeout, "ready.attempt_timeout", DEFAULT_ATTEMPT_TIMEOUT)?,
         },
         on_timeout: match raw.on_timeout {
             Some(RawOnTimeout::Start) => OnTimeout::Start,
@@ -429,6 +430,10 @@ fn read_live(live: &Spanned<RawReady>, at: &At) -> Result<Liveness, Mistake> {
         let why = "live.fd: a notice comes once; a liveness probe must be asked again and again";
         return Err(at(fd.span(), why.to_string()));
     }
+    if let Some(notify) = &raw.notify {
+        let why = "live.notify: give it in ready; a process that asks for a watchdog (WATCHDOG_USEC) is held to it";
+        return Err(at(notify.span(), why.to_string()));
+    }
     let probe = read_probe([&raw.tcp, &raw.http, &raw.file], &raw.exec, "live", live.span(), at)?;
     let duration_or = |value: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration, Mistake> {
         let Some(value) = value else { return Ok(default) };
@@ -453,17 +458,26 @@ fn read_live(live: &Spanned<RawReady>, at: &At) -> Result<Liveness, Mistake> {
     })
 }
 
-/// `ready = { fd = N }`: readiness the process announces with a newline on descriptor
-/// N, s6's notification-fd. It comes once, so it takes no other probe and no period.
-fn read_notice(raw: &RawReady, fd: &Spanned<u32>, at: &At) -> Result<Check, Mistake> {
-    let others = [raw.tcp.is_some(), raw.http.is_some(), raw.exec.is_some(), raw.file.is_some()];
-    if others.contains(&true) {
-        return Err(at(fd.span(), "ready: give exactly one probe: tcp, http, exec, file or fd".to_string()));
+/// `ready = { fd = N }` or `ready = { notify = "systemd" }`: readiness the process
+/// announces, with a newline on descriptor N (s6's notification-fd) or `READY=1` on its
+/// `NOTIFY_SOCKET`. It comes once, so it takes no other probe and no period.
+fn read_notice(raw: &RawReady, at: &At) -> Result<Check, Mistake> {
+    let given = [raw.tcp.is_some(), raw.http.is_some(), raw.exec.is_some(), raw.file.is_some(), raw.fd.is_some()];
+    let span = raw.notify.as_ref().map(Spanned::span).or(raw.fd.as_ref().map(Spanned::span)).unwrap_or_default();
+    if given.iter().filter(|&&g| g).count() + usize::from(raw.notify.is_some()) != 1 {
+        return Err(at(span, "ready: give exactly one probe: tcp, http, exec, file, fd or notify".to_string()));
     }
     if let Some(period) = &raw.period {
-        let why = "ready.period: a notice on a descriptor comes once; it cannot be asked again every period";
+        let why = "ready.period: a process announces its readiness once; it cannot be asked again every period";
         return Err(at(period.span(), why.to_string()));
     }
+    if let Some(notify) = &raw.notify {
+        return match notify.get_ref().as_str() {
+            "systemd" => Ok(Check::Notify),
+            other => Err(at(notify.span(), format!("ready.notify: {other:?} is not a protocol exeunt speaks; it speaks \"systemd\""))),
+        };
+    }
+    let Some(fd) = &raw.fd else { return Err(at(span, "ready: no notice given".to_string())) };
     match u8::try_from(*fd.get_ref()) {
         Ok(n @ 3..) => Ok(Check::Fd(n)),
         _ => Err(at(

@@ -142,6 +142,8 @@ pub struct RawStop {
 pub struct RawReady {
     /// `fd = N`: the process writes a newline to descriptor N when it is ready.
     pub fd: Option<Spanned<u32>>,
+    /// `notify = "systemd"`: the process says `READY=1` on its `NOTIFY_SOCKET`.
+    pub notify: Option<Spanned<String>>,
     pub tcp: Option<Spanned<String>>,
     pub http: Option<Spanned<String>>,
     pub exec: Option<Spanned<Vec<String>>>,

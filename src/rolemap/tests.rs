@@ -445,11 +445,16 @@ fn a_notification_descriptor_is_3_to_255_and_takes_no_other_probe_nor_period() {
     assert_eq!(ready.attempt_timeout, Duration::from_secs(5), "one wait, as long as the start waits");
     assert!(error(&sidecar("{ fd = 1 }")).contains("ready.fd: 1 is not a descriptor from 3 to 255"));
     assert!(
-        error(&sidecar("{ fd = 3, period = \"1s\" }")).contains("ready.period: a notice on a descriptor comes once")
+        error(&sidecar("{ fd = 3, period = \"1s\" }")).contains("ready.period: a process announces its readiness once")
     );
     assert!(
-        error(&sidecar("{ fd = 3, file = \"/x\" }")).contains("give exactly one probe: tcp, http, exec, file or fd")
+        error(&sidecar("{ fd = 3, file = \"/x\" }")).contains("give exactly one probe: tcp, http, exec, file, fd or notify")
     );
+    let map = parse(&sidecar("{ notify = \"systemd\" }"), "map.toml", None).expect("valid");
+    assert_eq!(map.processes[0].ready.as_ref().expect("a probe").probe, Check::Notify);
+    assert!(error(&sidecar("{ notify = \"s6\" }")).contains("ready.notify: \"s6\" is not a protocol exeunt speaks"));
+    assert!(error(&sidecar("{ notify = \"systemd\", fd = 3 }")).contains("give exactly one probe"));
+    assert!(error(&sidecar("{ notify = \"systemd\", period = \"1s\" }")).contains("ready.period"));
 }
 
 #[test]

@@ -8,7 +8,8 @@ use log::warn;
 
 use super::Supervisor;
 use super::process::{LiveDuty, State};
-use crate::events::{Action, CheckFailure, CheckId, Purpose, Time};
+use crate::duration::Show;
+use crate::events::{Action, CheckFailure, CheckId, Note, Purpose, Time};
 use crate::plan::Role;
 
 impl Supervisor<'_> {
@@ -46,6 +47,7 @@ impl Supervisor<'_> {
             return;
         }
         live.next = now + spec_live.period;
+        live.last = Some(result.as_ref().map_err(ToString::to_string).copied());
         let error = match result {
             Ok(()) => {
                 live.failures = 0;
@@ -57,18 +59,50 @@ impl Supervisor<'_> {
         if live.failures < spec_live.failure_threshold || self.shutdown.is_begun() {
             return;
         }
+        let why = format!("failed its liveness probe {} times in a row: {}: {error}", live.failures, spec_live.probe);
+        self.not_alive(index, &why, "since its liveness probe failed", now, actions);
+    }
+
+    /// The process at `index` said something on its notification socket. What it says
+    /// counts for its present run only.
+    pub(super) fn notified(&mut self, index: usize, note: Note, now: Time, actions: &mut Vec<Action>) {
+        let proc = &mut self.procs[index];
+        if !matches!(proc.state, State::Running { .. }) || self.shutdown.is_begun() {
+            return;
+        }
+        match note {
+            Note::Status(text) => proc.says = Some(text),
+            Note::Watchdog => {
+                if let Some((every, due)) = &mut proc.watchdog {
+                    *due = now + *every;
+                }
+            }
+            Note::WatchdogEvery(every) if every.is_zero() => proc.watchdog = None,
+            Note::WatchdogEvery(every) => proc.watchdog = Some((every, now + every)),
+            Note::WatchdogTrigger => {
+                let why = "asked to be taken as hung (WATCHDOG=trigger)";
+                self.not_alive(index, why, "since it asked to be taken as hung", now, actions);
+            }
+        }
+    }
+
+    /// The `WATCHDOG=1` the process at `index` asked to be held to did not come in time.
+    pub(super) fn watchdog_missed(&mut self, index: usize, now: Time, actions: &mut Vec<Action>) {
+        let Some((every, _)) = self.procs[index].watchdog else { return };
+        let why = format!("sent no WATCHDOG=1 within {}", Show(every));
+        self.not_alive(index, &why, "since it missed its watchdog", now, actions);
+    }
+
+    /// The process at `index` is taken as hung, `why` says how it showed: a sidecar is
+    /// restarted, a primary stopped (its exit ends the run as any exit of it does).
+    /// `reason` ends the line that tells its exit.
+    fn not_alive(&mut self, index: usize, why: &str, reason: &'static str, now: Time, actions: &mut Vec<Action>) {
+        let spec = &self.plan.processes[index];
+        let proc = &mut self.procs[index];
         let State::Running { pid, .. } = proc.state else { return };
-        // A sidecar is started again; a primary's end is the run's, as any exit of it.
         let restart = spec.role == Role::Sidecar;
-        warn!(
-            subject = spec.name.as_str();
-            "{} {} (pid {pid}) failed its liveness probe {} times in a row: {}: {error}: {}",
-            spec.role,
-            spec.name,
-            live.failures,
-            spec_live.probe,
-            if restart { "restarting it" } else { "stopping it" }
-        );
+        let what = if restart { "restarting it" } else { "stopping it" };
+        warn!(subject = spec.name.as_str(); "{} {} (pid {pid}) {why}: {what}", spec.role, spec.name);
         proc.live = None;
         if proc.probing_now() {
             actions.push(Action::CancelCheck(CheckId { index, purpose: Purpose::Ready }));
@@ -76,6 +110,6 @@ impl Supervisor<'_> {
         proc.ready = super::process::Ready::Lost;
         self.stop(index, now, actions);
         self.procs[index].restart_asked = restart;
-        self.procs[index].stop_reason = Some("since its liveness probe failed");
+        self.procs[index].stop_reason = Some(reason);
     }
 }

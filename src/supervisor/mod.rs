@@ -160,6 +160,7 @@ impl<'p> Supervisor<'p> {
             Event::Leftovers { members } => self.leftovers.found(&members, self.plan, now),
             Event::GroupLeft { index, members } => self.group_left(index, &members),
             Event::CheckDone { id, result } => self.on_check(id, result, now, actions),
+            Event::Notified { index, note } => self.notified(index, note, now, actions),
             Event::Request { client, request } => {
                 let reply = self.answer(request, now, actions);
                 actions.push(Action::Answer { client, reply });
@@ -254,6 +255,7 @@ impl<'p> Supervisor<'p> {
             }
             // A probe's duties without a probe: nothing can be due.
             (Duty::AbandonAttempt | Duty::Attempt | Duty::GiveUp, None) => proc.ready = Ready::GaveUp(None),
+            (Duty::Watchdog, _) => self.watchdog_missed(index, now, actions),
             (Duty::Live(_), _) => {}
         }
     }
@@ -318,6 +320,7 @@ impl<'p> Supervisor<'p> {
         self.pod.born(actions);
         let proc = &mut self.procs[index];
         proc.state = State::Running { pid, since: now };
+        proc.says = None;
         let restarts = proc.restarts + proc.asked_restarts;
         if restarts > 0 {
             info!(subject = spec.name.as_str(); "restarted sidecar {} (pid {pid}, restart {restarts})", spec.name);

@@ -128,12 +128,14 @@ pub struct Live {
     pub attempt_deadline: Option<Time>,
     /// Failed attempts in a row.
     pub failures: u32,
+    /// What the last attempt said: None before the first answered.
+    pub last: Option<Result<(), String>>,
 }
 
 impl Live {
     /// Probing that begins a period after `now`.
     pub fn new(live: &crate::plan::Liveness, now: Time) -> Live {
-        Live { next: now + live.period, attempt_deadline: None, failures: 0 }
+        Live { next: now + live.period, attempt_deadline: None, failures: 0, last: None }
     }
 
     /// Its one deadline: the end of the attempt under way, or the next attempt.
@@ -190,6 +192,8 @@ pub enum Duty {
     KillStrays,
     /// A duty of its liveness probe.
     Live(LiveDuty),
+    /// The `WATCHDOG=1` it asked to be held to did not come in time.
+    Watchdog,
     /// The probe attempt under way took too long: abandon it.
     AbandonAttempt,
     /// It was not ready in time.
@@ -223,6 +227,11 @@ pub struct Proc {
     pub strays: Vec<i32>,
     /// Its liveness probing, once it is ready and while it runs.
     pub live: Option<Live>,
+    /// What it last said of itself on its notification socket (`STATUS=`), while it runs.
+    pub says: Option<String>,
+    /// The watchdog it asked for (`WATCHDOG_USEC=`): how often, and when the next
+    /// `WATCHDOG=1` is due at the latest.
+    pub watchdog: Option<(Duration, Time)>,
     /// Why exeunt stopped it, when it decided it itself: to restart a sidecar (else
     /// the restart was asked on the socket), or a primary's end.
     pub stop_reason: Option<&'static str>,
@@ -246,6 +255,8 @@ impl Proc {
             exits_after_passing: 0,
             strays: Vec::new(),
             live: None,
+            says: None,
+            watchdog: None,
             stop_reason: None,
             search_deadline: None,
         }
@@ -300,7 +311,7 @@ impl Proc {
     /// when several have passed. [`Alarms::deadline`] and [`Alarms::due`] both read this one
     /// list, so a deadline cannot be waited for without its duty, nor a duty done
     /// without its deadline.
-    fn alarm_list(&self) -> [Option<(Time, Duty)>; 5] {
+    fn alarm_list(&self) -> [Option<(Time, Duty)>; 6] {
         let state = match self.state {
             State::Stopping { deadline: Some(deadline), .. } => Some((deadline, Duty::Kill)),
             State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
@@ -327,7 +338,11 @@ impl Proc {
             }
             _ => None,
         };
-        [state, abandon, give_up, attempt, live]
+        let watchdog = match (self.state, self.watchdog) {
+            (State::Running { .. }, Some((_, due))) => Some((due, Duty::Watchdog)),
+            _ => None,
+        };
+        [state, abandon, give_up, attempt, live, watchdog]
     }
 
     /// It runs now: its probe starts at once (or it is ready at once, without one).
@@ -476,6 +491,7 @@ impl Proc {
 
     /// Its liveness probing ends, the attempt under way cancelled.
     pub fn end_live(&mut self, index: usize, actions: &mut Vec<Action>) {
+        self.watchdog = None;
         if self.live.take().is_some_and(|live| live.attempt_deadline.is_some()) {
             actions.push(Action::CancelCheck(CheckId { index, purpose: crate::events::Purpose::Live }));
         }

@@ -94,7 +94,7 @@ impl Supervisor<'_> {
         })
     }
 
-    fn row(&self, index: usize, now: Time) -> ProcessStatus {
+    pub(super) fn row(&self, index: usize, now: Time) -> ProcessStatus {
         let (spec, proc) = (&self.plan.processes[index], &self.procs[index]);
         let shown = match (proc.showing(), spec.role) {
             // A primary has no probe: it runs, or not.
@@ -146,6 +146,12 @@ impl Supervisor<'_> {
             restart_in,
             exit_code: (shown == Shown::Exited).then(|| proc.exit.map(|s| s.code())).flatten(),
             probe,
+            live: proc.live.as_ref().and_then(|live| match &live.last {
+                Some(Ok(())) => Some("passed".to_string()),
+                Some(Err(error)) => Some(format!("failed {} in a row: {error}", live.failures)),
+                None => None,
+            }),
+            says: proc.says.clone().filter(|_| matches!(proc.state, State::Running { .. })),
         }
     }
 

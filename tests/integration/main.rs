@@ -18,6 +18,7 @@ mod graveyard;
 mod graveyard_faults;
 mod idle;
 mod leftovers;
+mod notify;
 mod output;
 mod own_log;
 mod pods;

@@ -184,3 +184,24 @@ fn a_primary_whose_liveness_probe_fails_is_stopped_and_the_run_ends_with_its_sta
     assert_eq!(sup.handle(GONE, 2 * SEC), [Action::Exit(143)], "the primary's status, as any exit of it");
     assert!(sup.procs[job].stop_reason.is_none(), "its reason was told with its exit");
 }
+
+#[test]
+fn a_sidecar_that_asked_for_a_watchdog_and_misses_it_is_restarted_and_its_status_text_shows() {
+    use crate::events::Note;
+    let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
+    let mut sup = started(&plan);
+    let note = |note| Event::Notified { index: 0, note };
+    assert_eq!(sup.handle(note(Note::Status("serving".to_string())), SEC), []);
+    assert_eq!(sup.row(0, SEC).says.as_deref(), Some("serving"));
+    assert_eq!(sup.next_deadline(), None, "no watchdog, nothing due");
+    assert_eq!(sup.handle(note(Note::WatchdogEvery(SEC)), SEC), []);
+    assert_eq!(sup.next_deadline(), Some(2 * SEC));
+    assert_eq!(sup.handle(note(Note::Watchdog), 1500 * MS), []);
+    assert_eq!(sup.next_deadline(), Some(2500 * MS), "each WATCHDOG=1 puts it off");
+    assert_eq!(sup.handle(Event::Tick, 2500 * MS), [term(100)], "missed: stopped to be restarted");
+    assert_eq!(sup.handle(exited(100, 0), 2600 * MS), [Action::Spawn(0)], "started again at once");
+    sup.handle(Event::Spawned { index: 0, pid: 200 }, 2600 * MS);
+    assert_eq!(sup.row(0, 2600 * MS).says, None, "what the last run said is gone");
+    assert_eq!(sup.next_deadline(), None, "the new run asked for no watchdog");
+    assert_eq!(sup.handle(note(Note::WatchdogTrigger), 3 * SEC), [term(200)], "it may ask to be taken as hung");
+}
