@@ -84,6 +84,8 @@ pub enum CheckFailure {
     NotStarted(String),
     /// A command check's command exited with something else than 0.
     Exited(ExitStatus),
+    /// The same, with the end of what it wrote (at most 4 KiB).
+    ExitedSaying(ExitStatus, String),
     /// One step of the conversation with an address failed; `errno` is the system's
     /// error, None when the connection took only part of the request.
     Io { addr: std::net::SocketAddr, step: Step, errno: Option<i32> },
@@ -128,6 +130,9 @@ impl fmt::Display for CheckFailure {
             CheckFailure::NoFile(path) => write!(f, "{} does not exist", path.display()),
             CheckFailure::NotStarted(why) => f.write_str(why),
             CheckFailure::Exited(status) => write!(f, "the command exited with {status}"),
+            CheckFailure::ExitedSaying(status, said) => {
+                write!(f, "the command exited with {status}, its output ending {}", crate::quoted::Quoted(said))
+            }
             CheckFailure::Io { addr, step, errno } => {
                 match step {
                     Step::Connect => write!(f, "connect to {addr}: ")?,

@@ -162,9 +162,9 @@ struct Feed {
 }
 
 impl Feed {
-    /// Reads once, as much as the buffer holds; false when nothing came (the pipe is
-    /// empty, or at its end, which `ended` then says).
-    fn read(&mut self) -> bool {
+    /// Reads once, as much as the buffer holds: how many bytes came, which end the
+    /// buffer; 0 when the pipe is empty, or at its end, which `ended` then says.
+    fn read(&mut self) -> usize {
         if self.start > 0 {
             self.buffer.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -176,15 +176,15 @@ impl Feed {
             let got = unsafe { libc::read(self.pipe.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
             if got > 0 {
                 self.end += got as usize;
-                return true;
+                return got as usize;
             }
             match (got, Errno::last()) {
                 (_, Errno::EINTR) if got < 0 => continue,
-                (_, Errno::EAGAIN) if got < 0 => return false,
+                (_, Errno::EAGAIN) if got < 0 => return 0,
                 // The end of the pipe, or an error that ends it as surely.
                 _ => {
                     self.ended = true;
-                    return false;
+                    return 0;
                 }
             }
         }
@@ -309,7 +309,13 @@ pub struct Output {
     /// Whether a stream that nobody reads any more was reported.
     told_broken: [bool; 2],
     batch: Batch,
+    /// Per process of the plan: the last [`TAIL`] bytes its check running now wrote,
+    /// both streams, for the message of a failed probe.
+    tails: Vec<Vec<u8>>,
 }
+
+/// How much of a check's output its failure message keeps: the end of it.
+pub const TAIL: usize = 4096;
 
 impl Output {
     /// The output of `plan`'s processes, watched under `source`.
@@ -333,6 +339,7 @@ impl Output {
             watched: [false; 2],
             told_broken: [false; 2],
             batch: Batch::default(),
+            tails: vec![Vec::new(); plan.processes.len()],
         }
     }
 
@@ -346,7 +353,50 @@ impl Output {
     /// The stdout and stderr for a probe or stop hook of the process at `index`, as
     /// [`Output::pipes_for`] gives the process's own, its lines tagged as a check's.
     pub fn pipes_for_check(&mut self, index: usize, poller: &Poller) -> Result<Option<(OwnedFd, OwnedFd)>, Errno> {
+        if let Some(tail) = self.tails.get_mut(index) {
+            tail.clear();
+        }
         self.pipes_labelled(self.labels.len() / 2 + index, poller)
+    }
+
+    /// The end of what the check of the process at `index` wrote (at most [`TAIL`]
+    /// bytes), once what its pipes hold now has been read: its command has exited, so
+    /// all it wrote is there, unless something it started keeps writing.
+    pub fn check_tail(&mut self, index: usize, poller: &Poller) -> String {
+        let label = self.labels.len() / 2 + index;
+        let mut streams = streams();
+        for slot in 0..self.feeds.len() {
+            // A few reads at most: two take a full pipe.
+            for _ in 0..4 {
+                let Some(feed) = self.feeds[slot].as_mut().filter(|f| f.index == label && f.watched) else { break };
+                if feed.start == 0 && feed.end == feed.buffer.len() {
+                    break;
+                }
+                let got = feed.read();
+                self.keep_tail(slot, got);
+                if got == 0 {
+                    break;
+                }
+                if !self.pump(slot, &mut streams, poller) {
+                    let stream = self.feeds[slot].as_ref().map_or(Stream::Stdout, |f| f.stream);
+                    self.blocked[stream as usize].push_back(slot);
+                    break;
+                }
+            }
+        }
+        self.tails.get(index).map(|tail| String::from_utf8_lossy(tail).trim_end().to_string()).unwrap_or_default()
+    }
+
+    /// Keeps the last [`TAIL`] bytes of what the feed in `slot` just read, `got` bytes,
+    /// when it carries a check's output.
+    fn keep_tail(&mut self, slot: usize, got: usize) {
+        let half = self.labels.len() / 2;
+        let Some(feed) = self.feeds[slot].as_ref().filter(|f| f.index >= half && got > 0) else { return };
+        let Some(tail) = self.tails.get_mut(feed.index - half) else { return };
+        let fresh = &feed.buffer[feed.end - got..feed.end];
+        tail.extend_from_slice(&fresh[fresh.len().saturating_sub(TAIL)..]);
+        let over = tail.len().saturating_sub(TAIL);
+        tail.drain(..over);
     }
 
     fn pipes_labelled(&mut self, index: usize, poller: &Poller) -> Result<Option<(OwnedFd, OwnedFd)>, Errno> {
@@ -439,7 +489,7 @@ impl Output {
                 if feed.ended {
                     break;
                 }
-                if !feed.read() {
+                if feed.read() == 0 {
                     // Empty now: what the buffer holds is the last of it.
                     feed.ended = true;
                 }
@@ -466,8 +516,9 @@ impl Source for Output {
             // A readiness from before the feed came to wait for room is stale.
             let Some(feed) = self.feeds.get_mut(slot).and_then(Option::as_mut).filter(|f| f.watched) else { return };
             // One read per readiness: a busy pipe does not starve the other sources.
-            feed.read();
-            let stream = feed.stream;
+            let got = feed.read();
+            self.keep_tail(slot, got);
+            let stream = self.feeds[slot].as_ref().map_or(Stream::Stdout, |f| f.stream);
             if !self.pump(slot, &mut streams, poller) {
                 self.blocked[stream as usize].push_back(slot);
             }

@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use crate::checks::{Channel, Checks};
 use crate::control::{self, listener::Control, listener::OpenError};
 use crate::event_loop::{self, Events, Interest, Poller, Source, SourceId, Token};
-use crate::events::{Action, CheckId, Event, Milestone, Purpose};
+use crate::events::{Action, CheckFailure, CheckId, Event, Milestone, Purpose};
 use crate::output::Output;
 use crate::plan::Plan;
 use crate::pod::graveyard::Graveyard;
@@ -104,10 +104,27 @@ impl<'p> Os<'p> {
     }
 
     /// Collects every dead child; a check's command becomes the check's outcome.
-    fn reap(&mut self, events: &mut Events) {
+    fn reap(&mut self, events: &mut Events, poller: &Poller) {
         let from = events.len();
         self.children.collect(events);
         self.checks.claim(events, from);
+        self.add_what_failed_probes_said(events, from, poller);
+    }
+
+    /// A probe command that failed takes the end of what it wrote into its failure,
+    /// for the events from `from` on.
+    fn add_what_failed_probes_said(&mut self, events: &mut Events, from: usize, poller: &Poller) {
+        for event in events.range_mut(from.min(events.len())..) {
+            let Event::CheckDone { id, result: Err(failure @ CheckFailure::Exited(_)) } = event else { continue };
+            let CheckFailure::Exited(status) = *failure else { continue };
+            if id.purpose == Purpose::Stop {
+                continue;
+            }
+            let said = self.output.check_tail(id.index, poller);
+            if !said.is_empty() {
+                *failure = CheckFailure::ExitedSaying(status, said);
+            }
+        }
     }
 }
 
@@ -130,6 +147,7 @@ impl event_loop::World for Os<'_> {
         }
         // A child that exited may have been a check's command.
         self.checks.claim(events, from);
+        self.add_what_failed_probes_said(events, from, poller);
     }
 
     fn carry_out(&mut self, action: Action, poller: &Poller, events: &mut Events) {
@@ -177,7 +195,7 @@ impl event_loop::World for Os<'_> {
                 }
                 // What has already died is collected now, and the supervisor learns
                 // whether anything is left at all.
-                self.reap(events);
+                self.reap(events, poller);
             }
             Action::StartCheck(id) => self.start_check(id, poller, events),
             Action::CancelCheck(id) => self.checks.cancel(id, poller),
@@ -186,7 +204,7 @@ impl event_loop::World for Os<'_> {
                     control.answer(client, &control::status::render(reply), poller);
                 }
             }
-            Action::Reap => self.reap(events),
+            Action::Reap => self.reap(events, poller),
         }
     }
 

@@ -435,3 +435,29 @@ fn with_json_output_and_log_every_line_of_a_chatty_probe_and_a_printing_stop_hoo
     assert!(seen("web|check|stdout|stopping web"), "{said}");
     assert!(seen("job||stdout|job done"), "{said}");
 }
+
+#[test]
+fn a_failed_probes_message_ends_with_the_last_4_kib_of_what_it_wrote_on_one_line() {
+    let scratch = Scratch::new("probe-tail");
+    // 200 numbered lines of 49 bytes (9.8 KB), then its error: the message keeps the end.
+    let probe = "i=0; while [ $i -lt 200 ]; do i=$((i+1)); printf 'line %03d of what the probe says, padded out\\n' $i; done; \
+                 echo 'Connection refused' >&2; exit 1";
+    let extra = format!("ready = {{ exec = [\"sh\", \"-c\", {probe:?}], timeout = \"300ms\", interval = \"100ms\" }}");
+    let map = format!(
+        "output = \"prefix\"\n\n{}{}",
+        process("web", "sidecar", SLEEP_FOREVER, &extra),
+        process("job", "primary", "echo job done", "")
+    );
+    let outcome = run(&["-c", &scratch.file("map.toml", &map)]);
+    let (stdout, stderr) = (text(&outcome.stdout), text(&outcome.stderr));
+    assert_eq!(outcome.code, 1, "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("its output ending")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("sidecar web"), "{line}");
+    assert!(line.contains("line 200 of what the probe says") && line.contains("Connection refused"), "{line}");
+    assert!(line.contains("line 150 ") && !line.contains("line 100 "), "the last 4 KiB, no more: {line}");
+    let said = &line[line.find("its output ending").unwrap()..];
+    assert!(said.len() < 4096 + 400, "{} bytes: {said}", said.len());
+    // Its lines are carried as well, each under the sidecar's name.
+    assert!(stdout.contains("line 001 of what the probe says"), "{stdout}");
+    assert!(!stdout.contains("job done"), "{stdout}");
+}
