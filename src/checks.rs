@@ -195,7 +195,10 @@ impl Checks {
                         }
                         Some(Err(refused)) => {
                             notice.refused = notice.refused.saturating_add(1);
-                            let line = format!("a datagram on the NOTIFY_SOCKET of process #{} was dropped: {refused}", notice.index);
+                            let line = format!(
+                                "a datagram on the NOTIFY_SOCKET of process #{} was dropped: {refused}",
+                                notice.index
+                            );
                             if notice.refused == 1 {
                                 log::warn!("{line}");
                             } else {

@@ -58,7 +58,9 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::Stranger { pid: 0 } => f.write_str("its sender is outside exeunt's PID namespace"),
-            Refused::Stranger { pid } => write!(f, "its sender, pid {pid}, is neither the process nor one of its descendants"),
+            Refused::Stranger { pid } => {
+                write!(f, "its sender, pid {pid}, is neither the process nor one of its descendants")
+            }
             Refused::TooLong => write!(f, "it is longer than {MAX_DATAGRAM} bytes"),
             Refused::Anonymous => f.write_str("it came without credentials"),
         }

@@ -474,7 +474,10 @@ fn read_notice(raw: &RawReady, at: &At) -> Result<Check, Mistake> {
     if let Some(notify) = &raw.notify {
         return match notify.get_ref().as_str() {
             "systemd" => Ok(Check::Notify),
-            other => Err(at(notify.span(), format!("ready.notify: {other:?} is not a protocol exeunt speaks; it speaks \"systemd\""))),
+            other => Err(at(
+                notify.span(),
+                format!("ready.notify: {other:?} is not a protocol exeunt speaks; it speaks \"systemd\""),
+            )),
         };
     }
     let Some(fd) = &raw.fd else { return Err(at(span, "ready: no notice given".to_string())) };

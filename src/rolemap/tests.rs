@@ -448,7 +448,8 @@ fn a_notification_descriptor_is_3_to_255_and_takes_no_other_probe_nor_period() {
         error(&sidecar("{ fd = 3, period = \"1s\" }")).contains("ready.period: a process announces its readiness once")
     );
     assert!(
-        error(&sidecar("{ fd = 3, file = \"/x\" }")).contains("give exactly one probe: tcp, http, exec, file, fd or notify")
+        error(&sidecar("{ fd = 3, file = \"/x\" }"))
+            .contains("give exactly one probe: tcp, http, exec, file, fd or notify")
     );
     let map = parse(&sidecar("{ notify = \"systemd\" }"), "map.toml", None).expect("valid");
     assert_eq!(map.processes[0].ready.as_ref().expect("a probe").probe, Check::Notify);

@@ -51,7 +51,9 @@ impl Supervisor<'_> {
         let spec = &plan.processes[index];
         let (name, ran) = (&spec.name, ran(ran_for));
         match self.procs[index].stop_reason.take() {
-            Some(why) => info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}, stopped {why}"),
+            Some(why) => {
+                info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}, stopped {why}")
+            }
             None => info!(subject = name.as_str(); "primary {name} exited with {status} after {ran}"),
         }
         if spec.matcher.is_none() {

@@ -29,15 +29,15 @@ fn redis_supervised_by_systemd_is_ready_on_its_own_ready_1_with_nothing_polled()
     common::require("/usr/bin/redis-server", "redis-server");
     let scratch = Scratch::new("notify-redis");
     let port = free_port();
-    let server = format!("exec redis-server --port {port} --bind 127.0.0.1 --supervised systemd --save '' --appendonly no");
+    let server =
+        format!("exec redis-server --port {port} --bind 127.0.0.1 --supervised systemd --save '' --appendonly no");
     let job = format!("redis-cli -p {port} ping; \"$EXEUNT\" --status");
     let map = [
         process("redis", "sidecar", &server, "ready = { notify = \"systemd\", timeout = \"10s\" }"),
         process("job", "primary", &job, ""),
     ]
     .concat();
-    let outcome = common::pid1_env(&[("EXEUNT", common::exeunt())], &["-c", &scratch.file("map.toml", &map)])
-        .finish();
+    let outcome = common::pid1_env(&[("EXEUNT", common::exeunt())], &["-c", &scratch.file("map.toml", &map)]).finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
     assert!(outcome.stdout.contains("PONG"), "{outcome:?}");
     assert!(outcome.stderr.contains("sidecar redis is ready after"), "{}", outcome.stderr);
@@ -90,7 +90,8 @@ fn a_ready_1_from_outside_the_process_is_dropped_and_its_own_counts() {
          time.sleep(1000)"
     ));
     let script = scratch.file("notifier.py", &program);
-    let side = format!("echo \"$NOTIFY_SOCKET\" > {name_file}.new; mv {name_file}.new {name_file}; exec python3 {script}");
+    let side =
+        format!("echo \"$NOTIFY_SOCKET\" > {name_file}.new; mv {name_file}.new {name_file}; exec python3 {script}");
     let map = [
         process("side", "sidecar", &side, "ready = { notify = \"systemd\", timeout = \"20s\" }"),
         process("job", "primary", "echo job started", ""),

@@ -529,7 +529,8 @@ fn a_primary_that_fails_its_liveness_probe_is_stopped_and_the_run_ends_with_its_
         "trap 'echo job stopped; exit 7' TERM; touch {alive}; sleep 0.3; rm {alive}; while :; do sleep 1000 & wait $!; done"
     );
     let live = format!("live = {{ file = \"{alive}\", period = \"100ms\", failure_threshold = 2 }}");
-    let map = [process("side", "sidecar", &until_term("side", ""), ""), process("job", "primary", &job, &live)].concat();
+    let map =
+        [process("side", "sidecar", &until_term("side", ""), ""), process("job", "primary", &job, &live)].concat();
     let outcome = run_pid1(&["-c", &scratch.file("map.toml", &map)]);
     assert_eq!(outcome.code, 7, "{outcome:?}");
     assert!(outcome.stdout.contains("job stopped"), "{outcome:?}");
