@@ -158,8 +158,8 @@ impl Launcher {
                 });
             }
         }
-        if spec.role == Role::Sidecar {
-            // Sidecars must not compete with the primary for a terminal's input.
+        if spec.role != Role::Primary {
+            // Sidecars and tasks must not compete with the primary for a terminal's input.
             command.stdin(Stdio::null());
         }
         if let Some((stdout, stderr)) = output {

@@ -26,6 +26,9 @@ pub enum Role {
     Primary,
     /// Runs beside the primaries and is stopped once they are done.
     Sidecar,
+    /// Runs to completion before what follows it starts (a migration, a template):
+    /// its exit 0 lets the start go on, any other end fails the run.
+    Task,
 }
 
 impl fmt::Display for Role {
@@ -33,6 +36,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Role::Primary => "primary",
             Role::Sidecar => "sidecar",
+            Role::Task => "task",
         })
     }
 }
@@ -391,6 +395,11 @@ pub struct ProcessSpec {
     pub max_restart_delay: Duration,
     /// The code exeunt exits with when this sidecar fails the run.
     pub exit_code: Option<i32>,
+    /// A task's: how long it may run before it is stopped and fails the run.
+    pub timeout: Option<Duration>,
+    /// A task's: how many times it is run again after a failed run, with the back-off
+    /// of `restart_delay` and `max_restart_delay`.
+    pub retries: u32,
     /// Added to the environment exeunt inherited, each key once.
     pub env: Vec<EnvVar>,
     /// Set in the process before it runs its command.
@@ -430,6 +439,8 @@ impl ProcessSpec {
             restart_delay: DEFAULT_RESTART_DELAY,
             max_restart_delay: DEFAULT_MAX_RESTART_DELAY,
             exit_code: None,
+            timeout: None,
+            retries: 0,
             env: Vec::new(),
             limits: Vec::new(),
             umask: None,

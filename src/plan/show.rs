@@ -102,6 +102,15 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             live.failure_threshold
         )?;
     }
+    if p.role == Role::Task {
+        f.write_str(", runs to completion")?;
+        if let Some(timeout) = p.timeout {
+            write!(f, " within {}", Show(timeout))?;
+        }
+        if p.retries > 0 {
+            write!(f, ", {} retries after {} to {}", p.retries, Show(p.restart_delay), Show(p.max_restart_delay))?;
+        }
+    }
     if p.role == Role::Sidecar {
         write!(f, ", on exit {}", p.on_exit)?;
         if let Some(max) = p.max_restarts {

@@ -34,6 +34,7 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
     let role = match role.get_ref() {
         RawRole::Primary => Role::Primary,
         RawRole::Sidecar => Role::Sidecar,
+        RawRole::Task => Role::Task,
     };
     let (command, matcher) = read_launch(p, role, at, m)?;
     let mut spec = ProcessSpec::new(name.get_ref(), role, command);
@@ -50,16 +51,22 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
     }
     read_stop_keys(p, &mut spec, at, m);
     if let Some(ready) = &p.ready {
-        if role == Role::Primary {
-            let why = "ready: only sidecars have readiness probes; primaries start once the sidecars are ready";
-            m.push(at(ready.span(), why.to_string()));
-        } else {
-            spec.ready = m.note(read_ready(ready, at));
+        match role {
+            Role::Primary => {
+                let why = "ready: only sidecars have readiness probes; primaries start once the sidecars are ready";
+                m.push(at(ready.span(), why.to_string()));
+            }
+            Role::Task => m.push(at(ready.span(), format!("ready: {TASK_DONE}"))),
+            Role::Sidecar => spec.ready = m.note(read_ready(ready, at)),
         }
     }
     if let Some(live) = &p.live {
-        spec.live = m.note(read_live(live, at));
+        match role {
+            Role::Task => m.push(at(live.span(), format!("live: {TASK_DONE}"))),
+            _ => spec.live = m.note(read_live(live, at)),
+        }
     }
+    read_task_keys(p, &mut spec, at, m);
     read_exit_policy(p, &mut spec, at, m);
     read_workdir(p, &mut spec, at, m);
     let env = read_env(p.env.as_ref(), p.env_file.as_ref(), p.env_dir.as_ref(), at, m);
@@ -148,8 +155,46 @@ fn read_stop_keys(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mista
     }
 }
 
-/// `on_exit`, the restart keys and `exit_code`: a sidecar's alone.
+/// Why a task takes no probe: what it is for is its exit.
+const TASK_DONE: &str = "a task is done when it exits 0; what comes after it waits for that, not for a probe";
+
+/// `timeout` and `retries`: a task's alone.
+fn read_task_keys(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mistakes) {
+    let keys = [("timeout", p.timeout.as_ref().map(Spanned::span)), ("retries", p.retries.as_ref().map(Spanned::span))];
+    if spec.role != Role::Task {
+        for (key, span) in keys {
+            if let Some(span) = span {
+                m.push(at(
+                    span,
+                    format!("{key}: only tasks (role = \"task\") have it; a {} runs until it is stopped", spec.role),
+                ));
+            }
+        }
+        return;
+    }
+    if let Some(value) = &p.timeout {
+        spec.timeout = m.note(read_duration(value, "timeout", at));
+    }
+    spec.retries = p.retries.as_ref().map_or(0, |n| *n.get_ref());
+}
+
+/// `on_exit`, the restart keys and `exit_code`: a sidecar's alone (a task takes the
+/// restart delays, for the back-off between its tries).
 fn read_exit_policy(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mistakes) {
+    if spec.role == Role::Task {
+        let not_for_tasks = [
+            ("on_exit", p.on_exit.as_ref().map(Spanned::span)),
+            ("max_restarts", p.max_restarts.as_ref().map(Spanned::span)),
+            ("exit_code", p.exit_code.as_ref().map(Spanned::span)),
+        ];
+        for (key, span) in not_for_tasks {
+            if let Some(span) = span {
+                let why =
+                    "a task runs until it exits 0, at most 1 + retries times, and its failure's status is the run's";
+                m.push(at(span, format!("{key}: {why}")));
+            }
+        }
+    }
     if spec.role == Role::Primary {
         let sidecar_only = [("on_exit", p.on_exit.as_ref().map(Spanned::span))]
             .into_iter()
@@ -204,9 +249,10 @@ fn read_workdir(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mistake
 /// `rewrite`: a primary's table of signals.
 fn read_rewrite(p: &RawProcess, spec: &mut ProcessSpec, at: &At, m: &mut Mistakes) {
     let Some(table) = &p.rewrite else { return };
-    if spec.role == Role::Sidecar {
-        let why = "rewrite: only primaries get the signals exeunt receives; a sidecar gets its stop action";
-        return m.push(at(table.span(), why.to_string()));
+    if spec.role != Role::Primary {
+        let why =
+            format!("rewrite: only primaries get the signals exeunt receives; a {} gets its stop action", spec.role);
+        return m.push(at(table.span(), why));
     }
     for (from, to) in table.get_ref() {
         let bad = |e: crate::signo::UnknownSignal| at(table.span(), format!("rewrite: {e}"));

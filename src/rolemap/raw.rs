@@ -68,6 +68,10 @@ pub struct RawProcess {
     pub restart_delay: Option<Spanned<String>>,
     pub max_restart_delay: Option<Spanned<String>>,
     pub exit_code: Option<Spanned<i64>>,
+    /// A task's: how long it may run.
+    pub timeout: Option<Spanned<String>>,
+    /// A task's: how many times it runs again after a failure.
+    pub retries: Option<Spanned<u32>>,
     pub rewrite: Option<Spanned<std::collections::BTreeMap<String, RawSignal>>>,
     pub output: Option<Spanned<String>>,
     /// Where the table starts, for a mistake about the whole process.
@@ -84,6 +88,7 @@ pub struct RawProcess {
 pub enum RawRole {
     Primary,
     Sidecar,
+    Task,
 }
 
 #[derive(Deserialize, Clone, Copy)]

@@ -112,7 +112,10 @@ fn bad_values_are_named_with_key_and_line() {
 #[test]
 fn bad_role_and_name_are_refused() {
     let err = error("[[process]]\nname = \"a\"\nrole = \"boss\"\ncommand = [\"x\"]\n");
-    assert!(err.starts_with("map.toml:3:8: unknown variant 'boss', expected 'primary' or 'sidecar'"), "{err}");
+    assert!(
+        err.starts_with("map.toml:3:8: unknown variant 'boss', expected one of 'primary', 'sidecar', 'task'"),
+        "{err}"
+    );
     for bad in ["A", "-a", "a-", "a_b", "../etc", "a/b", ""] {
         let err = error(&format!("[[process]]\nname = \"{bad}\"\nrole = \"primary\"\ncommand = [\"x\"]\n"));
         assert!(err.starts_with("map.toml:2:8: name: '"), "{bad}: {err}");
@@ -461,5 +464,28 @@ fn a_notification_descriptor_is_3_to_255_and_takes_no_other_probe_nor_period() {
 #[test]
 fn a_control_character_in_a_refused_value_is_written_out_so_the_mistake_stays_one_line() {
     let err = error("[[process]]\nname = \"a\"\nrole = \"sidec\\r\"\ncommand = [\"x\"]\n");
-    assert_eq!(err, "map.toml:3:8: unknown variant 'sidec\\r', expected 'primary' or 'sidecar'");
+    assert_eq!(err, "map.toml:3:8: unknown variant 'sidec\\r', expected one of 'primary', 'sidecar', 'task'");
+}
+
+#[test]
+fn a_task_takes_timeout_and_retries_and_no_probe_and_other_roles_take_neither() {
+    let task = |extra: &str| {
+        format!(
+            "[[process]]\nname = \"migrate\"\nrole = \"task\"\ncommand = [\"x\"]\n{extra}\n\
+             [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"y\"]\n"
+        )
+    };
+    let map = parse(&task("timeout = \"1m\"\nretries = 2\nrestart_delay = \"1s\""), "map.toml", None).expect("valid");
+    let spec = &map.processes[0];
+    assert_eq!((spec.role, spec.timeout, spec.retries), (Role::Task, Some(Duration::from_secs(60)), 2));
+    assert_eq!(spec.restart_delay, Duration::from_secs(1), "the back-off between tries");
+    assert!(error(&task("ready = { file = \"/x\" }")).contains("ready: a task is done when it exits 0"));
+    assert!(error(&task("live = { file = \"/x\" }")).contains("live: a task is done when it exits 0"));
+    assert!(error(&task("on_exit = \"ignore\"")).contains("on_exit: a task runs until it exits 0"));
+    assert!(error(&task("rewrite = { SIGTERM = \"SIGINT\" }")).contains("a task gets its stop action"));
+    let sidecar = "[[process]]\nname = \"db\"\nrole = \"sidecar\"\ncommand = [\"x\"]\ntimeout = \"1s\"\n\
+                   [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"y\"]\nretries = 1\n";
+    let err = error(sidecar);
+    assert!(err.contains("timeout: only tasks (role = \"task\") have it; a sidecar"), "{err}");
+    assert!(err.contains("retries: only tasks (role = \"task\") have it; a primary"), "{err}");
 }

@@ -38,9 +38,11 @@ impl Supervisor<'_> {
         self.procs[index].state = State::Gone;
         self.procs[index].exit = Some(status);
         let ran_for = now.saturating_sub(since);
+        self.procs[index].ran = Some(ran_for);
         match self.plan.processes[index].role {
             Role::Primary => self.primary_exited(index, pid, status, ran_for, actions),
             Role::Sidecar => self.sidecar_exited(index, pid, status, ran_for, now, actions),
+            Role::Task => self.task_exited(index, status, ran_for, now, actions),
         }
     }
 

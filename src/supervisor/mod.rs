@@ -21,6 +21,7 @@ mod pod;
 mod process;
 mod shutdown;
 mod status;
+mod tasks;
 mod verdict;
 
 use std::time::Duration;
@@ -256,6 +257,7 @@ impl<'p> Supervisor<'p> {
             // A probe's duties without a probe: nothing can be due.
             (Duty::AbandonAttempt | Duty::Attempt | Duty::GiveUp, None) => proc.ready = Ready::GaveUp(None),
             (Duty::Watchdog, _) => self.watchdog_missed(index, now, actions),
+            (Duty::TaskTimeout, _) => self.task_timed_out(index, now, actions),
             (Duty::Live(_), _) => {}
         }
     }
@@ -271,8 +273,7 @@ impl<'p> Supervisor<'p> {
             !matches!(p.state, State::Waiting | State::Starting | State::Searching { .. })
                 && (p.ready != Ready::No || p.state == State::Gone)
         };
-        let sidecars_ready =
-            (0..self.procs.len()).filter(|&i| self.role(i) == Role::Sidecar).all(|i| self.procs[i].settled());
+        let sidecars_ready = (0..self.procs.len()).all(|i| self.lets_the_next_start(i));
         if sidecars_ready && self.procs.iter().all(settled) {
             // Sidecars whose start went on without them (`on_timeout = "start"`).
             let plan = self.plan;
@@ -281,6 +282,17 @@ impl<'p> Supervisor<'p> {
                 .map(|i| plan.processes[i].name.as_str())
                 .collect();
             self.pod.ready(&given_up, actions);
+        }
+    }
+
+    /// Whether what comes after the process at `index` may start, as far as it goes: a
+    /// sidecar passed its first probing (or the start went on without it), a task
+    /// completed.
+    fn lets_the_next_start(&self, index: usize) -> bool {
+        match self.role(index) {
+            Role::Sidecar => self.procs[index].settled(),
+            Role::Task => self.procs[index].completed(),
+            Role::Primary => true,
         }
     }
 
@@ -307,9 +319,7 @@ impl<'p> Supervisor<'p> {
             return;
         }
         let Some(index) = self.procs.iter().position(|p| p.state == State::Waiting) else { return };
-        let sidecars_before_ready =
-            (0..index).filter(|&j| self.role(j) == Role::Sidecar).all(|j| self.procs[j].settled());
-        if sidecars_before_ready {
+        if (0..index).all(|j| self.lets_the_next_start(j)) {
             self.procs[index].state = State::Starting;
             actions.push(Action::Spawn(index));
         }
@@ -321,6 +331,7 @@ impl<'p> Supervisor<'p> {
         let proc = &mut self.procs[index];
         proc.state = State::Running { pid, since: now };
         proc.says = None;
+        proc.task_deadline = spec.timeout.map(|timeout| now + timeout);
         let restarts = proc.restarts + proc.asked_restarts;
         if restarts > 0 {
             info!(subject = spec.name.as_str(); "restarted sidecar {} (pid {pid}, restart {restarts})", spec.name);
@@ -517,11 +528,11 @@ impl<'p> Supervisor<'p> {
         let Some(begun) = self.shutdown.begun() else { return };
         let sidecars_wait = !self.primary_alive()
             && (0..self.procs.len())
-                .any(|i| self.role(i) == Role::Sidecar && matches!(self.procs[i].state, State::Running { .. }))
+                .any(|i| self.role(i) != Role::Primary && matches!(self.procs[i].state, State::Running { .. }))
             && !begun.hurry
             && self.leftovers.hold_sidecars(actions);
         for index in shutdown::to_stop(self.plan, &self.procs) {
-            if sidecars_wait && self.role(index) == Role::Sidecar {
+            if sidecars_wait && self.role(index) != Role::Primary {
                 continue;
             }
             match (self.role(index), begun.primary_signal) {

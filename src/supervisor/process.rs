@@ -194,6 +194,8 @@ pub enum Duty {
     Live(LiveDuty),
     /// The `WATCHDOG=1` it asked to be held to did not come in time.
     Watchdog,
+    /// A task ran past its `timeout`.
+    TaskTimeout,
     /// The probe attempt under way took too long: abandon it.
     AbandonAttempt,
     /// It was not ready in time.
@@ -232,6 +234,10 @@ pub struct Proc {
     /// The watchdog it asked for (`WATCHDOG_USEC=`): how often, and when the next
     /// `WATCHDOG=1` is due at the latest.
     pub watchdog: Option<(Duration, Time)>,
+    /// A task's: when it has run too long, while it runs.
+    pub task_deadline: Option<Time>,
+    /// How long it ran, the last time it exited.
+    pub ran: Option<Time>,
     /// Why exeunt stopped it, when it decided it itself: to restart a sidecar (else
     /// the restart was asked on the socket), or a primary's end.
     pub stop_reason: Option<&'static str>,
@@ -257,6 +263,8 @@ impl Proc {
             live: None,
             says: None,
             watchdog: None,
+            task_deadline: None,
+            ran: None,
             stop_reason: None,
             search_deadline: None,
         }
@@ -295,6 +303,11 @@ impl Proc {
             && matches!(self.ready, Ready::Yes | Ready::Watching { ready: true, .. })
     }
 
+    /// Whether it ran and exited 0: a task that is done.
+    pub fn completed(&self) -> bool {
+        self.state == State::Gone && self.exit == Some(ExitStatus::Code(0))
+    }
+
     /// Whether the processes after it may start, as far as it is concerned: it passed
     /// its first probing, or the start went on without it.
     pub fn settled(&self) -> bool {
@@ -311,7 +324,7 @@ impl Proc {
     /// when several have passed. [`Alarms::deadline`] and [`Alarms::due`] both read this one
     /// list, so a deadline cannot be waited for without its duty, nor a duty done
     /// without its deadline.
-    fn alarm_list(&self) -> [Option<(Time, Duty)>; 6] {
+    fn alarm_list(&self) -> [Option<(Time, Duty)>; 7] {
         let state = match self.state {
             State::Stopping { deadline: Some(deadline), .. } => Some((deadline, Duty::Kill)),
             State::Backoff { until } | State::Searching { retry: until } => Some((until, Duty::Start)),
@@ -342,7 +355,11 @@ impl Proc {
             (State::Running { .. }, Some((_, due))) => Some((due, Duty::Watchdog)),
             _ => None,
         };
-        [state, abandon, give_up, attempt, live, watchdog]
+        let task = match (self.state, self.task_deadline) {
+            (State::Running { .. }, Some(at)) => Some((at, Duty::TaskTimeout)),
+            _ => None,
+        };
+        [state, abandon, give_up, attempt, live, watchdog, task]
     }
 
     /// It runs now: its probe starts at once (or it is ready at once, without one).

@@ -217,17 +217,19 @@ impl Shutdown {
 }
 
 /// The processes to ask to stop now: every primary; once no primary is left, the
-/// sidecars, all at once or (in order) only the last-started one still alive.
+/// sidecars (and a task still running), all at once or (in order) only the
+/// last-started one still alive.
 pub fn to_stop(plan: &Plan, procs: &[Proc]) -> Vec<usize> {
     let alive = |i: &usize| procs[*i].state.alive();
-    let of = |role: Role| (0..procs.len()).filter(move |&i| plan.processes[i].role == role);
-    let primaries: Vec<usize> = of(Role::Primary).filter(alive).collect();
+    let primary = |i: &usize| plan.processes[*i].role == Role::Primary;
+    let primaries: Vec<usize> = (0..procs.len()).filter(primary).filter(alive).collect();
     if !primaries.is_empty() {
         return primaries;
     }
+    let rest = (0..procs.len()).filter(|i| !primary(i));
     match plan.shutdown {
-        ShutdownOrder::Parallel => of(Role::Sidecar).filter(alive).collect(),
-        ShutdownOrder::Ordered => of(Role::Sidecar).rev().find(alive).into_iter().collect(),
+        ShutdownOrder::Parallel => rest.filter(alive).collect(),
+        ShutdownOrder::Ordered => rest.rev().find(alive).into_iter().collect(),
     }
 }
 

@@ -98,7 +98,7 @@ impl Supervisor<'_> {
         let (spec, proc) = (&self.plan.processes[index], &self.procs[index]);
         let shown = match (proc.showing(), spec.role) {
             // A primary has no probe: it runs, or not.
-            (Shown::Ready, Role::Primary) => Shown::Running,
+            (Shown::Ready, Role::Primary | Role::Task) => Shown::Running,
             (shown, _) => shown,
         };
         let restart_in = match proc.state {
@@ -122,6 +122,14 @@ impl Supervisor<'_> {
             Shown::NotStarted => "not-started",
         };
         let state = match (shown, restart_in, proc.exit) {
+            (Shown::Exited, _, Some(status)) if spec.role == Role::Task => {
+                let ran = proc.ran.map(|ran| format!(" after {}", Rounded(ran))).unwrap_or_default();
+                let word = if proc.completed() { "completed" } else { "failed" };
+                format!("{word} with {status}{ran}")
+            }
+            (Shown::Restarting, Some(left), _) if spec.role == Role::Task => {
+                format!("trying again in {}", Rounded(left))
+            }
             (Shown::Restarting, Some(left), _) => format!("restarting in {}", Rounded(left)),
             (Shown::Exited, _, Some(status)) => format!("exited with {status}"),
             (Shown::NotStarted, ..) => "not started".to_string(),
@@ -130,12 +138,14 @@ impl Supervisor<'_> {
         let ready = match spec.role {
             Role::Sidecar => proc.is_ready(),
             Role::Primary => matches!(proc.state, State::Running { .. }),
+            Role::Task => proc.completed(),
         };
         ProcessStatus {
             name: spec.name.clone(),
             role: match spec.role {
                 Role::Primary => "primary",
                 Role::Sidecar => "sidecar",
+                Role::Task => "task",
             },
             pid: proc.state.pid(),
             word,
@@ -202,8 +212,10 @@ impl Supervisor<'_> {
         let spec = &self.plan.processes[index];
         let name = spec.name.clone();
         let no = |why: String| Answer::new(Outcome::No, format!("{name} cannot be restarted: {why}"));
-        if spec.role == Role::Primary {
-            return no("it is a primary, and the run ends when the primaries do".to_string());
+        match spec.role {
+            Role::Primary => return no("it is a primary, and the run ends when the primaries do".to_string()),
+            Role::Task => return no("it is a task, which runs once to completion".to_string()),
+            Role::Sidecar => {}
         }
         if spec.matcher.is_some() {
             return no("it runs in another container, whose exeunt can restart it".to_string());

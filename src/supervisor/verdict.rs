@@ -38,6 +38,12 @@ impl Verdict {
         self.fail(if code == 0 { 1 } else { code });
     }
 
+    /// A task failed the run: its status, never 0 (one that exited 0 after it ran past
+    /// its timeout makes it 1).
+    pub fn task_failed(&mut self, status: ExitStatus) {
+        self.sidecar_failed(status, None);
+    }
+
     /// A stop signal ended the run before any primary started.
     pub fn stopped_before_start(&mut self, signo: Signo) {
         self.signal = Some(128 + signo.0);

@@ -32,3 +32,4 @@ mod shared_namespace;
 mod shutdown;
 mod signal_state;
 mod stop_actions;
+mod tasks;

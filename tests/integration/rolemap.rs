@@ -61,7 +61,7 @@ fn every_bad_role_map_exits_2_naming_the_line_and_starts_nothing() {
         (
             "bad role",
             format!("{}{}", marker(&scratch), primary.replace("primary", "boss")),
-            ":7:8: unknown variant 'boss', expected 'primary' or 'sidecar'",
+            ":7:8: unknown variant 'boss', expected one of 'primary', 'sidecar', 'task'",
         ),
     ];
     for (what, text, expected) in cases {
@@ -208,27 +208,39 @@ fn check_refuses_what_the_run_would_refuse_uids_setresuid_cannot_take_and_oversi
 
 #[test]
 fn a_start_that_fails_for_want_of_descriptors_says_so() {
+    assert!(std::path::Path::new("/usr/bin/prlimit").exists(), "prlimit is missing: apt-get install util-linux");
     let scratch = Scratch::new("no-descriptors");
+    let go = scratch.path("go");
     let map = scratch.file(
         "map.toml",
-        "output = \"prefix\"\n[[process]]\nname = \"side\"\nrole = \"sidecar\"\ncommand = [\"sleep\", \"30\"]\n\
-         [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\n",
+        &format!(
+            "output = \"prefix\"\n[[process]]\nname = \"side\"\nrole = \"sidecar\"\ncommand = [\"sleep\", \"30\"]\n\
+             ready = {{ file = \"{go}\", interval = \"20ms\" }}\n\
+             [[process]]\nname = \"job\"\nrole = \"primary\"\ncommand = [\"true\"]\n"
+        ),
     );
-    let mut command = std::process::Command::new("sh");
-    command
-        .args(["-c", "ulimit -n 16 && exec \"$EXEUNT\" -c \"$MAP\""])
-        .env("EXEUNT", common::exeunt())
-        .env("MAP", &map);
-    let outcome = common::start(command).finish();
+    let mut running = common::pid1(&["-c", &map]);
+    running.expect_log("started sidecar side");
+    // Its limit is lowered to its lowest free descriptor: it can open none more, as if
+    // it had used them all, whatever it holds now.
+    let pid = running.exeunt_pid();
+    let open: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("its descriptors")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|fd| !open.contains(fd)).expect("a free number");
+    let limit = format!("--nofile={lowest_free}:{lowest_free}");
+    let lowered = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), &limit]).status();
+    assert!(lowered.expect("prlimit").success());
+    std::fs::write(&go, "").unwrap();
+    let outcome = running.finish();
     assert_eq!(outcome.code, 1, "exeunt's own limit, not a command that cannot execute: {outcome:?}");
-    // Which start runs out depends on how many descriptors the caller left open.
-    let said = |name: &str, program: &str| {
-        outcome.stderr.contains(&format!(
-            "cannot start {name}: command '{program}' cannot be started: exeunt has no descriptor left (its limit of open files is 16)"
-        ))
-    };
-    assert!(said("side", "sleep") || said("job", "true"), "{}", outcome.stderr);
+    let said = format!(
+        "cannot start job: command 'true' cannot be started: exeunt has no descriptor left (its limit of open files is {lowest_free})"
+    );
+    assert!(outcome.stderr.contains(&said), "{}", outcome.stderr);
     assert!(!outcome.stderr.contains("started primary job"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("sidecar side exited"), "what was started is stopped: {}", outcome.stderr);
 }
 
 #[test]

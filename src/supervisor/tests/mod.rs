@@ -85,6 +85,7 @@ mod pods;
 mod readiness;
 mod restarts;
 mod stopping;
+mod tasks;
 
 /// The sidecar at `index` (pid `pid`) exits with `code` while the primaries run, and is
 /// to be restarted: its process group is cleared first, and the world finds it empty.
