@@ -434,7 +434,12 @@ mod world {
             let flags = byte();
             let primary =
                 flags & 1 == 1 || (i == count - 1 && processes.iter().all(|p: &ProcessSpec| p.role != Role::Primary));
-            let role = if primary { Role::Primary } else { Role::Sidecar };
+            // One non-primary in four is a task.
+            let role = match (primary, byte() % 4) {
+                (true, _) => Role::Primary,
+                (false, 0) => Role::Task,
+                (false, _) => Role::Sidecar,
+            };
             let mut spec = ProcessSpec::new(&format!("p{i}"), role, vec![OsString::from("x")]);
             if role == Role::Primary && flags & 4 == 4 {
                 // A rewrite table of the signals the world sends.
@@ -447,6 +452,12 @@ mod world {
             spec.grace_period = MS * (1 + u32::from(byte()) * 20);
             if flags & 2 == 2 {
                 spec.stop_hook = Some(Check::Exec(vec![OsString::from("stop")]));
+            }
+            if role == Role::Task {
+                spec.retries = u32::from(byte() % 3);
+                spec.restart_delay = MS * (1 + u32::from(byte() % 50));
+                spec.max_restart_delay = spec.restart_delay * 4;
+                spec.timeout = (flags & 8 == 8).then(|| MS * (1 + u32::from(byte()) * 20));
             }
             if role == Role::Sidecar {
                 spec.on_exit = [OnExit::Restart, OnExit::Ignore, OnExit::Fail][usize::from(byte() % 3)];
@@ -535,6 +546,13 @@ mod world {
         /// Control requests not answered yet.
         unanswered: Vec<u32>,
         next_client: u32,
+        /// Per process of the plan: whether it was ever started, and a task's
+        /// completion (exit 0 on its own) and failed runs.
+        started: Vec<bool>,
+        completed: Vec<bool>,
+        task_failures: Vec<u32>,
+        /// A task failed its last try on its own: the run must not exit 0.
+        task_failed: bool,
     }
 
     /// The statuses of the primaries that exited on their own, in order.
@@ -564,6 +582,10 @@ mod world {
                     .then(Oracle::default),
                 unanswered: Vec::new(),
                 next_client: 0,
+                started: vec![false; plan.processes.len()],
+                completed: vec![false; plan.processes.len()],
+                task_failures: vec![0; plan.processes.len()],
+                task_failed: false,
             }
         }
 
@@ -589,6 +611,26 @@ mod world {
                             "{} started while it runs",
                             self.plan.processes[index].name
                         );
+                        // Nothing starts before all it is after met its condition: a
+                        // task completed, a sidecar started (its readiness is the
+                        // supervisor's to judge, from probes this world answers).
+                        for &before in &self.plan.processes[index].after {
+                            let (name, other) = (&self.plan.processes[index].name, &self.plan.processes[before]);
+                            match other.role {
+                                Role::Task => assert!(
+                                    self.completed[before],
+                                    "{name} started before task {} completed",
+                                    other.name
+                                ),
+                                _ => assert!(self.started[before], "{name} started before {}", other.name),
+                            }
+                        }
+                        assert!(
+                            !self.completed[index],
+                            "task {} started again after it completed",
+                            self.plan.processes[index].name
+                        );
+                        self.started[index] = true;
                         let choice = self.spawn_choice;
                         let event = match (&self.plan.processes[index].matcher, choice % 8) {
                             (Some(_), 0 | 1) => Event::NotFound { index },
@@ -673,6 +715,7 @@ mod world {
                         assert_eq!(i + 1, count, "Exit is not the last action of its batch");
                         assert!((0..=255).contains(&code), "exit code {code}");
                         assert!(self.alive.is_empty(), "Exit while {:?} are alive", self.alive);
+                        assert!(!(self.task_failed && code == 0), "a failed task led to exit 0");
                         if let Some(Oracle { first_failure, last: Some(last) }) = self.oracle {
                             let expected = first_failure.unwrap_or(last);
                             assert_eq!(code, expected, "the primaries' status is {expected}");
@@ -699,7 +742,17 @@ mod world {
         fn exits(&mut self, at: usize, status: ExitStatus) {
             let (pid, index) = self.alive.remove(at);
             if let (Some(index), false) = (index, self.asked.contains(&pid)) {
+                let spec = &self.plan.processes[index];
+                if spec.role == Role::Task {
+                    if status.code() == 0 {
+                        self.completed[index] = true;
+                    } else {
+                        self.task_failures[index] += 1;
+                        self.task_failed |= self.task_failures[index] > spec.retries;
+                    }
+                }
                 match (&mut self.oracle, self.plan.processes[index].role) {
+                    (_, Role::Task) if status.code() == 0 => {}
                     (Some(oracle), Role::Primary) => {
                         if status.code() != 0 {
                             oracle.first_failure.get_or_insert(status.code());
@@ -890,6 +943,17 @@ mod world {
                     // exeunt did not ask to stop; after one, while primaries drain, since
                     // the sender keeps that deadline: the runtime's SIGKILL to them is next.
                     let primaries = self.live_primaries();
+                    let plan = self.plan;
+                    let task = self.alive.iter().position(|(pid, index)| {
+                        index.is_some_and(|i| plan.processes[i].role == Role::Task) && !self.asked.contains(pid)
+                    });
+                    if let Some(at) = task {
+                        // A task runs until it is done, and is waited for: it is, now.
+                        self.exits(at, ExitStatus::Code(0));
+                        let event = self.queue.pop_front().expect("an exit reports");
+                        self.feed(supervisor, event);
+                        continue;
+                    }
                     self.oracle = None;
                     if std::mem::replace(&mut self.stop_requested, true) {
                         assert!(

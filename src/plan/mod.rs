@@ -395,6 +395,9 @@ pub struct ProcessSpec {
     pub max_restart_delay: Duration,
     /// The code exeunt exits with when this sidecar fails the run.
     pub exit_code: Option<i32>,
+    /// The processes (by index in the plan) it starts after: each sidecar once ready,
+    /// each task once completed. Without `after` in the role map, the file's order.
+    pub after: Vec<usize>,
     /// A task's: how long it may run before it is stopped and fails the run.
     pub timeout: Option<Duration>,
     /// A task's: how many times it is run again after a failed run, with the back-off
@@ -439,6 +442,7 @@ impl ProcessSpec {
             restart_delay: DEFAULT_RESTART_DELAY,
             max_restart_delay: DEFAULT_MAX_RESTART_DELAY,
             exit_code: None,
+            after: Vec::new(),
             timeout: None,
             retries: 0,
             env: Vec::new(),
@@ -519,11 +523,29 @@ pub struct Plan {
     pub control_socket: Option<ControlSocket>,
 }
 
+/// The start order of a role map without `after`, for processes in plan order with
+/// these roles: each sidecar and task after the one before it, the primaries after all
+/// of them.
+pub fn file_order(roles: &[Role]) -> Vec<Vec<usize>> {
+    let served: Vec<usize> = (0..roles.len()).filter(|&i| roles[i] != Role::Primary).collect();
+    let mut before = None;
+    (0..roles.len())
+        .map(|i| match roles[i] {
+            Role::Primary => served.clone(),
+            _ => before.replace(i).into_iter().collect(),
+        })
+        .collect()
+}
+
 impl Plan {
-    /// The plan for a role map's processes, put in start order.
+    /// The plan for a role map's processes, put in start order (the file's).
     pub fn new(mut processes: Vec<ProcessSpec>, grace_period: Duration) -> Plan {
         // A stable sort keeps the role map's order within each role.
         processes.sort_by_key(|p| p.role == Role::Primary);
+        let roles: Vec<Role> = processes.iter().map(|p| p.role).collect();
+        for (process, after) in processes.iter_mut().zip(file_order(&roles)) {
+            process.after = after;
+        }
         Plan {
             processes,
             grace_period,

@@ -53,7 +53,35 @@ impl fmt::Display for Plan {
             show_process(p, f)?;
             writeln!(f)?;
         }
-        Ok(())
+        let levels: Vec<String> = self.start_levels().iter().map(|level| level.join(", ")).collect();
+        writeln!(f, "start order: {}", levels.join("; then "))
+    }
+}
+
+impl Plan {
+    /// The processes by the step of the start they come in: those after nothing first,
+    /// then each after the step of the last it waits for. Those of one step start
+    /// together.
+    pub fn start_levels(&self) -> Vec<Vec<&str>> {
+        let mut level: Vec<Option<usize>> = vec![None; self.processes.len()];
+        // `after` has no cycle (the role map refuses one), so each pass places more.
+        for _ in 0..self.processes.len() {
+            for i in 0..self.processes.len() {
+                let before: Option<Vec<usize>> = self.processes[i].after.iter().map(|&j| level[j]).collect();
+                if let Some(before) = before {
+                    level[i] = Some(before.into_iter().max().map_or(0, |l| l + 1));
+                }
+            }
+        }
+        let mut levels: Vec<Vec<&str>> = Vec::new();
+        for (i, at) in level.iter().enumerate() {
+            let at = at.unwrap_or(0);
+            if levels.len() <= at {
+                levels.resize(at + 1, Vec::new());
+            }
+            levels[at].push(self.processes[i].name.as_str());
+        }
+        levels
     }
 }
 

@@ -22,6 +22,7 @@ use crate::quoted::Quoted;
 
 mod environment;
 mod expansion;
+mod order;
 mod process;
 mod raw;
 mod values;
@@ -209,11 +210,12 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>, env: &Env) 
     };
     map.processes = read_processes(&raw.process, defaults, &at, &mut m);
     place_command(&mut map, &raw, command, defaults, &at, &mut m);
+    // A stable sort keeps the role map's order within each role.
+    map.processes.sort_by_key(|p| p.role == Role::Primary);
+    order::read_order(&mut map.processes, &raw.process, &at, &mut m);
     if !m.0.is_empty() {
         return Err(RoleMapError::new(origin, m.0));
     }
-    // A stable sort keeps the role map's order within each role.
-    map.processes.sort_by_key(|p| p.role == Role::Primary);
     Ok(map)
 }
 

@@ -70,6 +70,8 @@ pub struct RawProcess {
     pub exit_code: Option<Spanned<i64>>,
     /// A task's: how long it may run.
     pub timeout: Option<Spanned<String>>,
+    /// The processes it starts after.
+    pub after: Option<Spanned<Vec<String>>>,
     /// A task's: how many times it runs again after a failure.
     pub retries: Option<Spanned<u32>>,
     pub rewrite: Option<Spanned<std::collections::BTreeMap<String, RawSignal>>>,

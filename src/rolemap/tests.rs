@@ -489,3 +489,34 @@ fn a_task_takes_timeout_and_retries_and_no_probe_and_other_roles_take_neither() 
     assert!(err.contains("timeout: only tasks (role = \"task\") have it; a sidecar"), "{err}");
     assert!(err.contains("retries: only tasks (role = \"task\") have it; a primary"), "{err}");
 }
+
+#[test]
+fn after_gives_the_graph_written_and_unknown_names_primaries_and_cycles_are_each_one_mistake() {
+    let process = |name: &str, role: &str, after: &str| {
+        format!("[[process]]\nname = \"{name}\"\nrole = \"{role}\"\ncommand = [\"x\"]\n{after}\n")
+    };
+    let text = [
+        process("db", "sidecar", ""),
+        process("cache", "sidecar", ""),
+        process("migrate", "task", "after = [\"db\"]"),
+        process("job", "primary", "after = [\"migrate\", \"cache\"]"),
+    ]
+    .concat();
+    let map = parse(&text, "map.toml", None).expect("valid");
+    let after: Vec<(&str, Vec<usize>)> = map.processes.iter().map(|p| (p.name.as_str(), p.after.clone())).collect();
+    assert_eq!(after, [("db", vec![]), ("cache", vec![]), ("migrate", vec![0]), ("job", vec![2, 1])]);
+    let unknown = [process("db", "sidecar", "after = [\"dbb\"]"), process("job", "primary", "")].concat();
+    assert!(error(&unknown).contains("after: 'dbb' is not a process of this role map (there are: db, job)"));
+    let after_primary = [process("db", "sidecar", "after = [\"job\"]"), process("job", "primary", "")].concat();
+    assert!(error(&after_primary).contains("after: 'job' is a primary"));
+    let cycle = [
+        process("a", "sidecar", "after = [\"c\"]"),
+        process("b", "sidecar", "after = [\"a\"]"),
+        process("c", "task", "after = [\"b\"]"),
+        process("job", "primary", "after = [\"c\"]"),
+    ]
+    .concat();
+    let err = error(&cycle);
+    assert!(err.contains("after: a cycle, so none of it could start: a waits for c, c for b, b for a"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

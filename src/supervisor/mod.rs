@@ -312,16 +312,18 @@ impl<'p> Supervisor<'p> {
         (0..self.procs.len()).any(|i| self.role(i) == Role::Primary && self.procs[i].state.alive())
     }
 
-    /// Starts the next waiting process once every sidecar before it is ready: sidecars
-    /// one after another, then the primaries together.
+    /// Starts every waiting process whose `after` are all met: each sidecar ready, each
+    /// task completed. Those with no path between them start together.
     fn start_next(&mut self, actions: &mut Vec<Action>) {
-        if self.pod.waiting() || self.procs.iter().any(|p| p.state == State::Starting) {
+        if self.pod.waiting() {
             return;
         }
-        let Some(index) = self.procs.iter().position(|p| p.state == State::Waiting) else { return };
-        if (0..index).all(|j| self.lets_the_next_start(j)) {
-            self.procs[index].state = State::Starting;
-            actions.push(Action::Spawn(index));
+        for index in 0..self.procs.len() {
+            let after = &self.plan.processes[index].after;
+            if self.procs[index].state == State::Waiting && after.iter().all(|&j| self.lets_the_next_start(j)) {
+                self.procs[index].state = State::Starting;
+                actions.push(Action::Spawn(index));
+            }
         }
     }
 

@@ -217,8 +217,9 @@ impl Shutdown {
 }
 
 /// The processes to ask to stop now: every primary; once no primary is left, the
-/// sidecars (and a task still running), all at once or (in order) only the
-/// last-started one still alive.
+/// sidecars (and a task still running), all at once, or (in order) each once nothing
+/// that started after it, directly or through others, is still alive: the start order
+/// reversed.
 pub fn to_stop(plan: &Plan, procs: &[Proc]) -> Vec<usize> {
     let alive = |i: &usize| procs[*i].state.alive();
     let primary = |i: &usize| plan.processes[*i].role == Role::Primary;
@@ -226,11 +227,19 @@ pub fn to_stop(plan: &Plan, procs: &[Proc]) -> Vec<usize> {
     if !primaries.is_empty() {
         return primaries;
     }
-    let rest = (0..procs.len()).filter(|i| !primary(i));
-    match plan.shutdown {
-        ShutdownOrder::Parallel => rest.filter(alive).collect(),
-        ShutdownOrder::Ordered => rest.rev().find(alive).into_iter().collect(),
+    let rest = (0..procs.len()).filter(|i| !primary(i)).filter(alive);
+    if plan.shutdown == ShutdownOrder::Parallel {
+        return rest.collect();
     }
+    // Held: what something alive started after, however far back.
+    let mut held = vec![false; procs.len()];
+    let mut next: Vec<usize> = (0..procs.len()).filter(alive).flat_map(|j| plan.processes[j].after.clone()).collect();
+    while let Some(i) = next.pop() {
+        if !std::mem::replace(&mut held[i], true) {
+            next.extend(&plan.processes[i].after);
+        }
+    }
+    rest.filter(|&i| !held[i]).collect()
 }
 
 impl Alarms for Shutdown {

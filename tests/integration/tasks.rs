@@ -108,3 +108,66 @@ fn a_task_past_its_timeout_is_stopped_and_the_run_fails_without_starting_the_pri
     assert!(!err.contains("retry"), "no retry after a timeout: {err}");
     assert!(outcome.elapsed < Duration::from_secs(5), "{:?}", outcome.elapsed);
 }
+
+#[test]
+fn a_diamond_of_after_starts_both_middles_together_the_last_after_both_and_stops_backwards() {
+    let scratch = Scratch::new("after-diamond");
+    // Each sidecar is ready a while after its start: b after 200 ms, c after 500 ms.
+    let sidecar = |name: &str, delay: &str, after: &str| {
+        let flag = scratch.path(&format!("{name}-ready"));
+        process(
+            name,
+            "sidecar",
+            &common::until_term(name, &format!("sleep {delay}; touch {flag};")),
+            &format!("ready = {{ file = \"{flag}\", interval = \"20ms\" }}\n{after}"),
+        )
+    };
+    let map = [
+        sidecar("a", "0", ""),
+        sidecar("b", "0.2", "after = [\"a\"]"),
+        sidecar("c", "0.5", "after = [\"a\"]"),
+        sidecar("d", "0", "after = [\"b\", \"c\"]"),
+        process("job", "primary", "echo job ran", "after = [\"d\"]"),
+    ]
+    .concat();
+    let path = scratch.file("map.toml", &map);
+    let check = common::plain(&["--check", &path]).finish();
+    assert!(check.stdout.contains("start order: a; then b, c; then d; then job"), "{check:?}");
+    let outcome = run_pid1(&["-c", &path]);
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    let at = |needle: &str| outcome.time_of(common::Stream::Stderr, needle);
+    let (b, c) = (at("started sidecar b"), at("started sidecar c"));
+    let apart = b.abs_diff(c);
+    assert!(apart < Duration::from_millis(100), "b and c start together: {b:?} and {c:?}");
+    assert!(at("sidecar c is ready") <= at("started sidecar d"), "d after the later of them");
+    assert!(at("sidecar b is ready") < at("sidecar c is ready"));
+    let err = &outcome.stderr;
+    let line = |needle: &str| common::position(err, needle);
+    assert!(line("sending SIGTERM to sidecar d") < line("sending SIGTERM to sidecar b"), "{err}");
+    assert!(line("sending SIGTERM to sidecar d") < line("sending SIGTERM to sidecar c"), "{err}");
+    assert!(line("sidecar b exited") < line("sending SIGTERM to sidecar a"), "{err}");
+    assert!(line("sidecar c exited") < line("sending SIGTERM to sidecar a"), "{err}");
+}
+
+#[test]
+fn a_cycle_and_an_unknown_name_in_after_are_one_line_each_exit_2_and_nothing_starts() {
+    let scratch = Scratch::new("after-mistakes");
+    let marker = scratch.path("started");
+    let map = [
+        process("a", "sidecar", &format!("touch {marker}"), "after = [\"b\"]"),
+        process("b", "sidecar", &format!("touch {marker}"), "after = [\"a\"]"),
+        process("c", "task", &format!("touch {marker}"), "after = [\"nosuch\"]"),
+        process("job", "primary", &format!("touch {marker}"), "after = [\"c\"]"),
+    ]
+    .concat();
+    let path = scratch.file("map.toml", &map);
+    for args in [["-c", path.as_str()], ["--check", path.as_str()]] {
+        let outcome = common::plain(&args).finish();
+        assert_eq!(outcome.code, 2, "{outcome:?}");
+        let err = &outcome.stderr;
+        assert_eq!(err.lines().count(), 2, "{err}");
+        assert!(err.contains("after: a cycle, so none of it could start: a waits for b, b for a"), "{err}");
+        assert!(err.contains("after: 'nosuch' is not a process of this role map (there are: a, b, c, job)"), "{err}");
+    }
+    assert!(!std::path::Path::new(&marker).exists(), "nothing started");
+}

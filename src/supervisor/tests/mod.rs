@@ -22,9 +22,14 @@ fn index(plan: &Plan, name: &str) -> usize {
 fn started(plan: &Plan) -> Supervisor<'_> {
     let mut sup = Supervisor::new(plan, Time::ZERO);
     let mut actions = sup.start();
-    while let [Action::Spawn(i)] = actions.as_slice() {
-        let i = *i;
-        actions = sup.handle(Event::Spawned { index: i, pid: 100 + i as i32 }, Time::ZERO);
+    // Those started together each say they are.
+    while !actions.is_empty() && actions.iter().all(|a| matches!(a, Action::Spawn(_))) {
+        let started: Vec<usize> =
+            actions.iter().filter_map(|a| if let Action::Spawn(i) = a { Some(*i) } else { None }).collect();
+        actions = started
+            .into_iter()
+            .flat_map(|i| sup.handle(Event::Spawned { index: i, pid: 100 + i as i32 }, Time::ZERO))
+            .collect();
     }
     assert!(actions.is_empty(), "{actions:?}");
     sup
@@ -81,6 +86,7 @@ fn done(index: usize, purpose: Purpose, result: Result<(), u16>) -> Event {
 mod forwarding;
 mod leftovers;
 mod lifecycle;
+mod order;
 mod pods;
 mod readiness;
 mod restarts;
