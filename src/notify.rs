@@ -278,13 +278,19 @@ mod tests {
         assert!(socket.receive(me).is_none(), "nothing left");
         sender.send_to_addr(&vec![b'x'; MAX_DATAGRAM + 1], &to).unwrap();
         assert_eq!(socket.receive(me).expect("a datagram"), Err(Refused::TooLong));
-        // A descriptor sent along is not kept.
-        let open = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-        let before = open();
+        // A descriptor sent along is not kept: once this test's own ends of the pipe
+        // are closed, no descriptor of the process is left on it.
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", read.as_raw_fd())).unwrap();
         sender.connect_addr(&to).unwrap();
-        send_with_descriptor(&sender, b"STATUS=with a descriptor", std::io::stdin().as_raw_fd());
+        send_with_descriptor(&sender, b"STATUS=with a descriptor", read.as_raw_fd());
+        drop((read, write));
         assert!(socket.receive(me).expect("a datagram").is_ok());
-        assert_eq!(open(), before, "the descriptor passed was closed");
+        let kept = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|target| target == link);
+        assert!(!kept, "the descriptor passed, on {}, was closed", link.display());
     }
 
     /// Sends `bytes` on the connected socket with a copy of `fd` along.

@@ -18,6 +18,7 @@ mod forwarding;
 mod leftovers;
 mod liveness;
 mod pod;
+mod probes;
 mod process;
 mod shutdown;
 mod status;
@@ -26,16 +27,16 @@ mod verdict;
 
 use std::time::Duration;
 
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 
 use crate::duration::Show;
 use crate::events::{Action, CheckFailure, CheckId, Event, Purpose, Time};
-use crate::plan::{OnTimeout, Plan, Role};
+use crate::plan::{Plan, Role};
 use crate::signo::{SIGKILL, Signo};
 use alarms::Alarms;
 use leftovers::Leftovers;
 use pod::{News, PodGate};
-use process::{Duty, How, Proc, Ready, State, Watched};
+use process::{Duty, How, Proc, Ready, State};
 use shutdown::Shutdown;
 use verdict::Verdict;
 
@@ -246,7 +247,7 @@ impl<'p> Supervisor<'p> {
             (Duty::AbandonAttempt, Some(ready)) if proc.watching() => {
                 actions.push(Action::CancelCheck(id));
                 let change = proc.watch_answered(Err(CheckFailure::NoAnswerWithin(ready.attempt_timeout)), ready, now);
-                watched(spec, ready, change);
+                Self::watched(spec, ready, change);
             }
             (Duty::AbandonAttempt, Some(ready)) => proc.abandon_attempt(ready, id, now, actions),
             (Duty::Attempt, Some(ready)) => proc.attempt(ready, id, now, actions),
@@ -404,83 +405,6 @@ impl<'p> Supervisor<'p> {
         }
     }
 
-    /// A sidecar that will not be ready: stop everything, or go on, as it asks.
-    fn not_ready(&mut self, index: usize, reason: &str, actions: &mut Vec<Action>) {
-        let spec = &self.plan.processes[index];
-        self.procs[index].ready = Ready::GaveUp(Some(reason.to_string()));
-        let on_timeout = spec.ready.as_ref().map_or(OnTimeout::Fail, |r| r.on_timeout);
-        match on_timeout {
-            OnTimeout::Fail => {
-                error!(subject = spec.name.as_str(); "sidecar {} is {reason}: stopping", spec.name);
-                self.verdict.fail(NOT_READY);
-                self.begin_shutdown(None, actions);
-            }
-            OnTimeout::Start => {
-                warn!(subject = spec.name.as_str(); "sidecar {} is {reason}: starting the rest anyway", spec.name)
-            }
-        }
-    }
-
-    fn on_check(&mut self, id: CheckId, result: Result<(), CheckFailure>, now: Time, actions: &mut Vec<Action>) {
-        let plan = self.plan;
-        // A primary stopped on a request from outside gets what follows as a passed-on
-        // signal, like the request itself.
-        let from_outside = plan.processes[id.index].role == Role::Primary
-            && self.shutdown.begun().is_some_and(|b| b.primary_signal.is_some());
-        let spec = &plan.processes[id.index];
-        let proc = &mut self.procs[id.index];
-        match (id.purpose, proc.state) {
-            (Purpose::Ready, _) if proc.probing_now() => {
-                if let Err(e) = &result {
-                    debug!("probe of {} failed: {e}", spec.name);
-                }
-                let Some(ready) = spec.ready.as_ref() else { return };
-                if proc.watching() {
-                    let change = proc.watch_answered(result, ready, now);
-                    watched(spec, ready, change);
-                    return;
-                }
-                // A probe whose command cannot even be started, or a notification
-                // descriptor closed without a word, will not pass by waiting: the start
-                // does not wait out the timeout for it.
-                let final_failure = matches!(result, Err(CheckFailure::NotStarted(_) | CheckFailure::NoNotice(_)));
-                if let (Err(e), true) = (&result, final_failure && proc.first_probing()) {
-                    let reason = format!("not ready: {}: {e}", ready.probe);
-                    proc.probe_answered(result, ready, now);
-                    self.not_ready(id.index, &reason, actions);
-                    return;
-                }
-                if let Some((took, attempts)) = proc.probe_answered(result, ready, now) {
-                    let took = Show(Duration::from_millis(took.as_millis() as u64));
-                    info!(subject = spec.name.as_str(); "sidecar {} is ready after {took} ({attempts} probes)", spec.name);
-                    proc.arm_live(spec.live.as_ref(), now);
-                }
-            }
-            (Purpose::Stop, State::Stopping { pid, since, asked, how: How::Hook { running: true }, deadline }) => {
-                proc.state = State::Stopping { pid, since, asked, how: How::Hook { running: false }, deadline };
-                match result {
-                    Ok(()) => debug!("stop hook of {} succeeded; waiting for it to exit", spec.name),
-                    Err(e) => {
-                        // A hook that failed will not stop the process: the stop signal
-                        // goes now, with a whole grace period of its own (when exeunt
-                        // keeps a deadline for it at all).
-                        warn!(subject = spec.name.as_str(); "stop hook of {} failed ({e}): sending {} now", spec.name, spec.stop_signal);
-                        let (signo, group) = (spec.stop_signal, plan.signal_groups);
-                        actions.push(match from_outside {
-                            true => Action::Signal { pid, signo, group },
-                            false => Action::Stop { pid, signo, group },
-                        });
-                        let deadline = deadline.map(|d| d.max(now + spec.grace_period));
-                        let how = How::Signal(spec.stop_signal);
-                        proc.state = State::Stopping { pid, since, asked: now, how, deadline };
-                    }
-                }
-            }
-            (Purpose::Live, _) => self.live_answered(id.index, result, now, actions),
-            (Purpose::Ready | Purpose::Stop, _) => {}
-        }
-    }
-
     /// Begins the shutdown: nothing more starts, the birth wait and probes end.
     fn begin_shutdown(&mut self, primary_signal: Option<Signo>, actions: &mut Vec<Action>) {
         if !self.shutdown.begin(primary_signal) {
@@ -591,23 +515,6 @@ impl<'p> Supervisor<'p> {
         info!("all processes are gone: exiting with {code}");
         self.shutdown.finish();
         actions.push(Action::Exit(code));
-    }
-}
-
-/// Says what the probing after the start found, when readiness changed: not ready is a
-/// warning with the error, and no restart (readiness is about traffic, as in Kubernetes).
-fn watched(spec: &crate::plan::ProcessSpec, ready: &crate::plan::Readiness, change: Option<Watched>) {
-    match change {
-        Some(Watched::Back) => info!(subject = spec.name.as_str(); "sidecar {} is ready again", spec.name),
-        Some(Watched::Lost { failures, error }) => {
-            let failed = if failures == 1 {
-                "1 failed attempt".to_string()
-            } else {
-                format!("{failures} failed attempts in a row")
-            };
-            warn!(subject = spec.name.as_str(); "sidecar {} is not ready: {failed}: {}: {error}", spec.name, ready.probe)
-        }
-        None => {}
     }
 }
 

@@ -4,7 +4,7 @@
 use super::shutdown::KILL_RETRY;
 use super::*;
 use crate::events::{CheckFailure, Death, ExitStatus, Milestone};
-use crate::plan::{Check, DEFAULT_GRACE, ProcessSpec, Readiness};
+use crate::plan::{Check, DEFAULT_GRACE, OnTimeout, ProcessSpec, Readiness};
 use crate::signo::SIGTERM;
 
 const SEC: Duration = Duration::from_secs(1);
