@@ -449,6 +449,26 @@ pub fn postgresql_bin() -> std::path::PathBuf {
         .expect("PostgreSQL is missing: apt-get install postgresql (scripts/test does)")
 }
 
+/// A new PostgreSQL cluster in `scratch`'s directory `data`, made by initdb as the
+/// postgres user (who owns the scratch directory, as Debian has it), with superuser
+/// `postgres` and `auth` (initdb's own options): the server programs' directory, and
+/// the data directory.
+pub fn postgresql_cluster(scratch: &Scratch, auth: &[&str]) -> (std::path::PathBuf, String) {
+    let bin = postgresql_bin();
+    let data = scratch.path("data");
+    let chown = Command::new("chown").args(["-R", "postgres:postgres", &scratch.path("")]).status();
+    assert!(chown.expect("chown").success());
+    let initdb = Command::new("setpriv")
+        .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+        .arg(bin.join("initdb"))
+        .args(["-D", &data, "-U", "postgres"])
+        .args(auth)
+        .output()
+        .expect("run initdb");
+    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    (bin, data)
+}
+
 /// `exeunt ARGS` in the PID and mount namespaces of the exeunt with host pid `pid`, as
 /// `kubectl exec` runs it: its exit code, stdout and stderr.
 pub fn ask_in(pid: i32, args: &[&str]) -> (i32, String, String) {

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::common;
-use common::{Scratch, ask_in, exeunt, free_port, pid1_env, postgresql_bin, process, run_pid1};
+use common::{Scratch, ask_in, exeunt, free_port, pid1_env, process, run_pid1};
 
 #[test]
 fn env_files_in_compose_format_reach_the_process_and_later_sources_win() {
@@ -250,21 +250,11 @@ fn missing_and_unrunnable_commands_are_exit_2_in_check_and_run_naming_process_an
 #[test]
 fn a_postgresql_password_from_a_file_opens_the_database_and_appears_in_nothing_exeunt_writes() {
     const PASSWORD: &str = "pw-7Qx2-never-shown";
-    let bin = postgresql_bin();
     let scratch = Scratch::new("secret-postgres");
-    let (data, secret, gate) =
-        (scratch.path("data"), scratch.file("db-password", &format!("{PASSWORD}\n")), scratch.path("asked"));
-    let chown = Command::new("chown").args(["-R", "postgres:postgres", &scratch.path("")]).status();
-    assert!(chown.expect("chown").success());
+    let (secret, gate) = (scratch.file("db-password", &format!("{PASSWORD}\n")), scratch.path("asked"));
     // The cluster's superuser password is set at initdb from the same file; clients
     // must give it (md5... scram-sha-256 over TCP).
-    let initdb = Command::new("setpriv")
-        .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-        .arg(bin.join("initdb"))
-        .args(["-D", &data, "-U", "postgres", "--auth=scram-sha-256", "--pwfile", &secret])
-        .output()
-        .expect("run initdb");
-    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    let (bin, data) = common::postgresql_cluster(&scratch, &["--auth=scram-sha-256", "--pwfile", &secret]);
     let port = free_port();
     let server =
         format!("exec {} -D {data} -k {data} -p {port} -c listen_addresses=127.0.0.1", bin.join("postgres").display());

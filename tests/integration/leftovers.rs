@@ -2,7 +2,7 @@
 //! so that a database or a proxy outlives its clients.
 
 use crate::common;
-use common::{Scratch, Stream, free_port, position, postgresql_bin, process, run_pid1};
+use common::{Scratch, Stream, free_port, position, process, run_pid1};
 
 /// A primary that starts a client of the server on `port` in the background and exits
 /// once the client is connected (it says so through the FIFO `connected`); the client
@@ -55,19 +55,8 @@ fn a_client_the_primary_left_goes_first_and_the_server_it_holds_up_stops_cleanly
 
 #[test]
 fn postgresql_outlives_the_psql_its_primary_left_and_shuts_down_cleanly() {
-    let bin = postgresql_bin();
     let scratch = Scratch::new("leftover-psql");
-    let data = scratch.path("data");
-    // The database's files belong to its own user, who runs it, as Debian has it.
-    let chown = std::process::Command::new("chown").args(["postgres:postgres", &scratch.path("")]).status();
-    assert!(chown.expect("chown").success());
-    let initdb = std::process::Command::new("setpriv")
-        .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-        .arg(bin.join("initdb"))
-        .args(["-D", &data, "-U", "postgres", "--auth=trust"])
-        .output()
-        .expect("run initdb");
-    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    let (bin, data) = common::postgresql_cluster(&scratch, &["--auth=trust"]);
     let port = free_port();
     let (postgres, pg_isready) = (bin.join("postgres"), bin.join("pg_isready"));
     // A backend busy in pg_sleep learns that its client died only by checking the

@@ -49,18 +49,8 @@ fn redis_supervised_by_systemd_is_ready_on_its_own_ready_1_with_nothing_polled()
 
 #[test]
 fn postgresql_built_with_systemd_is_ready_on_its_own_ready_1() {
-    let bin = common::postgresql_bin();
     let scratch = Scratch::new("notify-postgresql");
-    let data = scratch.path("data");
-    let chown = std::process::Command::new("chown").args(["postgres:postgres", &scratch.path("")]).status();
-    assert!(chown.expect("chown").success());
-    let initdb = std::process::Command::new("setpriv")
-        .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-        .arg(bin.join("initdb"))
-        .args(["-D", &data, "-U", "postgres", "--auth=trust"])
-        .output()
-        .expect("run initdb");
-    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    let (bin, data) = common::postgresql_cluster(&scratch, &["--auth=trust"]);
     let port = free_port();
     let server =
         format!("exec {} -D {data} -k {data} -p {port} -c listen_addresses=127.0.0.1", bin.join("postgres").display());

@@ -5,23 +5,13 @@
 use crate::common;
 use std::time::Duration;
 
-use common::{Scratch, free_port, postgresql_bin, process, run_pid1};
+use common::{Scratch, free_port, process, run_pid1};
 
 /// A role map of a PostgreSQL sidecar (stopped with SIGINT, its fast shutdown), a
 /// migration task that runs the SQL `migration` through psql, and a primary that reads
 /// what it made. The data directory is made with initdb.
 fn database_job(scratch: &Scratch, migration: &str) -> String {
-    let bin = postgresql_bin();
-    let data = scratch.path("data");
-    let chown = std::process::Command::new("chown").args(["postgres:postgres", &scratch.path("")]).status();
-    assert!(chown.expect("chown").success());
-    let initdb = std::process::Command::new("setpriv")
-        .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-        .arg(bin.join("initdb"))
-        .args(["-D", &data, "-U", "postgres", "--auth=trust"])
-        .output()
-        .expect("run initdb");
-    assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+    let (bin, data) = common::postgresql_cluster(scratch, &["--auth=trust"]);
     let port = free_port();
     let server =
         format!("exec {} -D {data} -k {data} -p {port} -c listen_addresses=127.0.0.1", bin.join("postgres").display());
