@@ -401,7 +401,7 @@ pub fn supervisor(data: &[u8]) {
     let plan = world::plan(&mut || next().unwrap_or(0));
     let mut world = world::World::new(&plan);
     let mut supervisor = Supervisor::new(&plan, world.now);
-    let actions = supervisor.start();
+    let actions = supervisor.start(world.now);
     world.carry_out(actions);
     world.settle(&mut supervisor);
     while world.exit.is_none() {
@@ -434,13 +434,27 @@ mod world {
             let flags = byte();
             let primary =
                 flags & 1 == 1 || (i == count - 1 && processes.iter().all(|p: &ProcessSpec| p.role != Role::Primary));
-            // One non-primary in four is a task.
-            let role = match (primary, byte() % 4) {
+            // Of the non-primaries, one in four is a task, one in eight a gate.
+            let role = match (primary, byte() % 8) {
                 (true, _) => Role::Primary,
-                (false, 0) => Role::Task,
+                (false, 0 | 1) => Role::Task,
+                (false, 2) => Role::Gate,
                 (false, _) => Role::Sidecar,
             };
             let mut spec = ProcessSpec::new(&format!("p{i}"), role, vec![OsString::from("x")]);
+            if role == Role::Gate {
+                spec.command.clear();
+                spec.ready = Some(Readiness {
+                    probe: Check::Exec(vec![OsString::from("gate")]),
+                    interval: MS * (1 + u32::from(byte() % 100)),
+                    timeout: MS * (1 + u32::from(byte()) * 4),
+                    attempt_timeout: MS * (1 + u32::from(byte() % 100)),
+                    on_timeout: if flags & 32 == 32 { OnTimeout::Start } else { OnTimeout::Fail },
+                    watch: None,
+                });
+                processes.push(spec);
+                continue;
+            }
             if role == Role::Primary && flags & 4 == 4 {
                 // A rewrite table of the signals the world sends.
                 let of = |b: u8| {
@@ -498,6 +512,21 @@ mod world {
         }
         let mut plan = Plan::new(processes, MS * (1 + u32::from(byte()) * 20));
         let flags = byte();
+        if flags & 4 == 4 {
+            // A graph of its own instead of the file's order: each non-primary after
+            // any of those before it, as the input picks; the primaries after all.
+            let roles: Vec<Role> = plan.processes.iter().map(|p| p.role).collect();
+            let served: Vec<usize> = (0..roles.len()).filter(|&i| roles[i] != Role::Primary).collect();
+            for (i, process) in plan.processes.iter_mut().enumerate() {
+                process.after = match process.role {
+                    Role::Primary => served.clone(),
+                    _ => {
+                        let pick = byte();
+                        (0..i).filter(|j| pick & (1 << j) != 0).collect()
+                    }
+                };
+            }
+        }
         plan.shutdown = if flags & 1 == 1 { ShutdownOrder::Parallel } else { ShutdownOrder::Ordered };
         plan.forward_stop_signals = flags & 8 == 8;
         plan.kill_on_second_signal = flags & 16 == 16;
@@ -518,6 +547,19 @@ mod world {
             });
         }
         plan
+    }
+
+    /// Those the process at `index` starts after, however far back.
+    fn before(plan: &Plan, index: usize) -> Vec<usize> {
+        let mut found: Vec<usize> = Vec::new();
+        let mut next = plan.processes[index].after.clone();
+        while let Some(i) = next.pop() {
+            if !found.contains(&i) {
+                found.push(i);
+                next.extend(&plan.processes[i].after);
+            }
+        }
+        found
     }
 
     /// What the world holds: processes not yet reported gone, checks under way.
@@ -553,6 +595,19 @@ mod world {
         task_failures: Vec<u32>,
         /// A task failed its last try on its own: the run must not exit 0.
         task_failed: bool,
+        /// Per gate: whether its probe passed, and when it gives up, from its first
+        /// attempt on.
+        passed: Vec<bool>,
+        gate_deadline: Vec<Option<Time>>,
+        /// When something first happened that may end the run with a code of its own
+        /// (a signal, another container's word, a failed start, a process's own exit):
+        /// a gate that failed before then failed the run.
+        eventful_since: Option<Time>,
+        /// Per process, those it starts after, however far back.
+        before: Vec<Vec<usize>>,
+        /// A sidecar may be stopped to be restarted (liveness, a request): the
+        /// ordered-shutdown rule is not checked.
+        restarts_possible: bool,
     }
 
     /// The statuses of the primaries that exited on their own, in order.
@@ -586,7 +641,27 @@ mod world {
                 completed: vec![false; plan.processes.len()],
                 task_failures: vec![0; plan.processes.len()],
                 task_failed: false,
+                passed: vec![false; plan.processes.len()],
+                gate_deadline: vec![None; plan.processes.len()],
+                eventful_since: None,
+                before: (0..plan.processes.len()).map(|i| before(plan, i)).collect(),
+                restarts_possible: plan.processes.iter().any(|p| p.live.is_some()),
             }
+        }
+
+        /// Something happened that may end the run with a code of its own.
+        fn eventful(&mut self) {
+            self.eventful_since.get_or_insert(self.now);
+        }
+
+        /// Whether a gate that must pass gave up with nothing else under way: the run
+        /// failed for it, and must not exit 0.
+        fn gate_failed(&self) -> bool {
+            (0..self.plan.processes.len()).any(|i| {
+                let must_pass = self.plan.processes[i].ready.as_ref().is_some_and(|r| r.on_timeout == OnTimeout::Fail);
+                let failed_at = self.gate_deadline[i].filter(|_| must_pass && !self.passed[i]);
+                failed_at.is_some_and(|at| self.eventful_since.map_or(at <= self.now, |since| at < since))
+            })
         }
 
         fn new_pid(&mut self) -> i32 {
@@ -614,14 +689,24 @@ mod world {
                         // Nothing starts before all it is after met its condition: a
                         // task completed, a sidecar started (its readiness is the
                         // supervisor's to judge, from probes this world answers).
+                        assert!(
+                            self.plan.processes[index].role != Role::Gate,
+                            "gate {} spawned",
+                            self.plan.processes[index].name
+                        );
                         for &before in &self.plan.processes[index].after {
                             let (name, other) = (&self.plan.processes[index].name, &self.plan.processes[before]);
+                            let must_pass = other.ready.as_ref().is_some_and(|r| r.on_timeout == OnTimeout::Fail);
                             match other.role {
                                 Role::Task => assert!(
                                     self.completed[before],
                                     "{name} started before task {} completed",
                                     other.name
                                 ),
+                                Role::Gate if must_pass => {
+                                    assert!(self.passed[before], "{name} started before gate {} passed", other.name)
+                                }
+                                Role::Gate => {}
                                 _ => assert!(self.started[before], "{name} started before {}", other.name),
                             }
                         }
@@ -636,6 +721,7 @@ mod world {
                             (Some(_), 0 | 1) => Event::NotFound { index },
                             (None, 0) if !self.stubborn => {
                                 self.oracle = None;
+                                self.eventful();
                                 Event::SpawnFailed { index, code: 127, reason: "not found".into() }
                             }
                             _ => {
@@ -660,6 +746,9 @@ mod world {
                         let forwarded = matches!(action, Action::Signal { .. }) && signo.0 != libc::SIGKILL;
                         if !forwarded {
                             self.asked.push(pid);
+                        }
+                        if !matches!(action, Action::Signal { .. }) {
+                            self.stopped_in_order(pid);
                         }
                         if signo.0 == libc::SIGKILL {
                             self.killed.push(pid);
@@ -696,8 +785,18 @@ mod world {
                         assert!(!self.checks.contains(&id), "{id:?} started while under way");
                         if id.purpose == Purpose::Stop {
                             // A stop hook asks as a signal would.
-                            self.asked
-                                .extend(self.alive.iter().filter(|(_, i)| *i == Some(id.index)).map(|(pid, _)| *pid));
+                            let pids: Vec<i32> =
+                                self.alive.iter().filter(|(_, i)| *i == Some(id.index)).map(|(pid, _)| *pid).collect();
+                            for pid in pids {
+                                self.asked.push(pid);
+                                self.stopped_in_order(pid);
+                            }
+                        }
+                        let gate = self.plan.processes[id.index].role == Role::Gate;
+                        if let (true, None, Some(ready)) =
+                            (gate, self.gate_deadline[id.index], &self.plan.processes[id.index].ready)
+                        {
+                            self.gate_deadline[id.index] = Some(self.now + ready.timeout);
                         }
                         self.checks.push(id);
                     }
@@ -716,6 +815,7 @@ mod world {
                         assert!((0..=255).contains(&code), "exit code {code}");
                         assert!(self.alive.is_empty(), "Exit while {:?} are alive", self.alive);
                         assert!(!(self.task_failed && code == 0), "a failed task led to exit 0");
+                        assert!(!(self.gate_failed() && code == 0), "a failed gate led to exit 0");
                         if let Some(Oracle { first_failure, last: Some(last) }) = self.oracle {
                             let expected = first_failure.unwrap_or(last);
                             assert_eq!(code, expected, "the primaries' status is {expected}");
@@ -723,6 +823,21 @@ mod world {
                         self.exit = Some(code);
                     }
                 }
+            }
+        }
+
+        /// exeunt asks the process `pid` to stop: in an ordered shutdown, nothing that
+        /// started after it (however far back) may still run, unless a restart may be
+        /// what asks.
+        fn stopped_in_order(&self, pid: i32) {
+            let Some(index) = self.alive.iter().find(|(p, _)| *p == pid).and_then(|(_, i)| *i) else { return };
+            if self.plan.shutdown == ShutdownOrder::Parallel || self.restarts_possible {
+                return;
+            }
+            let after_it = self.alive.iter().filter_map(|(_, j)| *j).find(|&j| self.before[j].contains(&index));
+            if let Some(j) = after_it {
+                let names = (&self.plan.processes[index].name, &self.plan.processes[j].name);
+                panic!("{} was asked to stop while {}, which started after it, runs", names.0, names.1);
             }
         }
 
@@ -741,6 +856,10 @@ mod world {
         /// A process of the world exits on its own.
         fn exits(&mut self, at: usize, status: ExitStatus) {
             let (pid, index) = self.alive.remove(at);
+            let task = index.is_some_and(|i| self.plan.processes[i].role == Role::Task);
+            if !task || status.code() != 0 {
+                self.eventful();
+            }
             if let (Some(index), false) = (index, self.asked.contains(&pid)) {
                 let spec = &self.plan.processes[index];
                 if spec.role == Role::Task {
@@ -794,6 +913,7 @@ mod world {
                 }
                 3 => {
                     self.oracle = None;
+                    self.eventful();
                     let signo = [
                         libc::SIGTERM,
                         libc::SIGINT,
@@ -809,6 +929,9 @@ mod world {
                 4 if !self.checks.is_empty() => {
                     let id = self.checks.remove(usize::from(more()) % self.checks.len());
                     let result = if more() % 2 == 0 { Ok(()) } else { Err(CheckFailure::Status(503)) };
+                    if result.is_ok() && id.purpose == Purpose::Ready {
+                        self.passed[id.index] = true;
+                    }
                     Event::CheckDone { id, result }
                 }
                 5 => {
@@ -818,6 +941,7 @@ mod world {
                     Event::Tick
                 }
                 6 if self.plan.pod.is_some() => {
+                    self.eventful();
                     // A tombstone, read again as often as the input likes: the death dep's,
                     // the birth dep's, or a container's that is neither. (No oracle with a pod.)
                     let container = ["job", "db", "other"][usize::from(more()) % 3];
@@ -832,6 +956,7 @@ mod world {
                 }
                 7 => {
                     self.oracle = None;
+                    self.eventful();
                     self.stop_requested = true;
                     Event::StopWithStatus { signo: Signo(libc::SIGTERM), status: i32::from(more()), sender: 7 }
                 }
@@ -848,6 +973,8 @@ mod world {
                     };
                     if matches!(request, Request::Restart { .. } | Request::Signal { .. }) {
                         self.oracle = None;
+                        self.restarts_possible |= matches!(request, Request::Restart { .. });
+                        self.eventful();
                     }
                     self.next_client += 1;
                     self.unanswered.push(self.next_client);
@@ -930,6 +1057,7 @@ mod world {
                         self.reap();
                         self.queue.pop_front().expect("reaping reports")
                     } else {
+                        self.eventful();
                         Event::Signal(Signo(libc::SIGTERM))
                     }
                 } else if let Some(id) = self.checks.pop() {
@@ -967,6 +1095,7 @@ mod world {
                     } else {
                         let unasked = primaries.iter().any(|pid| !self.asked.contains(pid));
                         assert!(unasked, "a hang: nothing under way, no deadline, no exit; alive {:?}", self.alive);
+                        self.eventful();
                         Event::Signal(Signo(libc::SIGTERM))
                     }
                 };

@@ -151,8 +151,8 @@ pub fn now() -> Time {
 /// What decides: events in, actions out, and the next time it needs the clock. The
 /// loop knows nothing more of the supervisor than this.
 pub trait Decide {
-    /// The first actions, before any event.
-    fn start(&mut self) -> Vec<Action>;
+    /// The first actions, at `now`, before any event.
+    fn start(&mut self, now: Time) -> Vec<Action>;
     /// What to do about `event`, which happened at `now`.
     fn handle(&mut self, event: Event, now: Time) -> Vec<Action>;
     /// When the loop must wake up with a [`Event::Tick`] if nothing else comes first.
@@ -166,7 +166,7 @@ pub fn run(supervisor: &mut impl Decide, world: &mut impl World, mut poller: Pol
     for event in known {
         actions.extend(supervisor.handle(event, now()));
     }
-    actions.extend(supervisor.start());
+    actions.extend(supervisor.start(now()));
     let mut events = Events::new();
     loop {
         for action in actions.drain(..) {

@@ -163,8 +163,8 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
 /// The event loop drives the supervisor through the loop's own small interface; the
 /// supervisor knows nothing of the loop, nor the loop of the supervisor.
 impl event_loop::Decide for supervisor::Supervisor<'_> {
-    fn start(&mut self) -> Vec<events::Action> {
-        supervisor::Supervisor::start(self)
+    fn start(&mut self, now: events::Time) -> Vec<events::Action> {
+        supervisor::Supervisor::start(self, now)
     }
 
     fn handle(&mut self, event: events::Event, now: events::Time) -> Vec<events::Action> {

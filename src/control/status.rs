@@ -25,7 +25,8 @@ fn status_text(status: &Status) -> String {
         .iter()
         .map(|row| {
             let mut state = match &row.probe {
-                Some(probe) if !row.ready => format!("{} ({probe})", row.state),
+                // A gate's state says it already.
+                Some(probe) if !row.ready && !row.state.ends_with(probe.as_str()) => format!("{} ({probe})", row.state),
                 _ => row.state.clone(),
             };
             if let Some(live) = row.live.as_ref().filter(|l| *l != "passed") {

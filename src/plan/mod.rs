@@ -29,6 +29,22 @@ pub enum Role {
     /// Runs to completion before what follows it starts (a migration, a template):
     /// its exit 0 lets the start go on, any other end fails the run.
     Task,
+    /// Runs nothing: a probe of something exeunt does not start (a database across
+    /// the network, a port of another container), which what is after it waits for.
+    Gate,
+}
+
+impl Role {
+    /// Where processes of this role stand in the plan's order: the gates, then the
+    /// sidecars and tasks, then the primaries. Sorted by it stably, each role keeps
+    /// the role map's order.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Gate => 0,
+            Role::Sidecar | Role::Task => 1,
+            Role::Primary => 2,
+        }
+    }
 }
 
 impl fmt::Display for Role {
@@ -37,6 +53,7 @@ impl fmt::Display for Role {
             Role::Primary => "primary",
             Role::Sidecar => "sidecar",
             Role::Task => "task",
+            Role::Gate => "gate",
         })
     }
 }
@@ -476,7 +493,7 @@ impl ZeroCodes {
 /// Everything the supervisor needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// In start order: sidecars in role-map order, then the primaries.
+    /// In start order: gates, then sidecars and tasks, each in role-map order, then the primaries.
     pub processes: Vec<ProcessSpec>,
     /// Grace given to leftover descendants between SIGTERM and SIGKILL at the end.
     pub grace_period: Duration,
@@ -524,15 +541,17 @@ pub struct Plan {
 }
 
 /// The start order of a role map without `after`, for processes in plan order with
-/// these roles: each sidecar and task after the one before it, the primaries after all
-/// of them.
+/// these roles: the gates probed at once, the first sidecar or task after all of them,
+/// each sidecar and task after the one before it, the primaries after all of them.
 pub fn file_order(roles: &[Role]) -> Vec<Vec<usize>> {
-    let served: Vec<usize> = (0..roles.len()).filter(|&i| roles[i] != Role::Primary).collect();
+    let indices = |keep: fn(Role) -> bool| (0..roles.len()).filter(|&i| keep(roles[i])).collect::<Vec<usize>>();
+    let (gates, served) = (indices(|r| r == Role::Gate), indices(|r| r != Role::Primary));
     let mut before = None;
     (0..roles.len())
         .map(|i| match roles[i] {
             Role::Primary => served.clone(),
-            _ => before.replace(i).into_iter().collect(),
+            Role::Gate => Vec::new(),
+            _ => before.replace(i).map_or_else(|| gates.clone(), |b| vec![b]),
         })
         .collect()
 }
@@ -540,8 +559,7 @@ pub fn file_order(roles: &[Role]) -> Vec<Vec<usize>> {
 impl Plan {
     /// The plan for a role map's processes, put in start order (the file's).
     pub fn new(mut processes: Vec<ProcessSpec>, grace_period: Duration) -> Plan {
-        // A stable sort keeps the role map's order within each role.
-        processes.sort_by_key(|p| p.role == Role::Primary);
+        processes.sort_by_key(|p| p.role.rank());
         let roles: Vec<Role> = processes.iter().map(|p| p.role).collect();
         for (process, after) in processes.iter_mut().zip(file_order(&roles)) {
             process.after = after;

@@ -88,6 +88,21 @@ impl Plan {
 /// One process as `--check` shows it, on one line: `primary job: [...]`, then what
 /// it is given beyond its command.
 fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if let (Role::Gate, Some(ready)) = (p.role, &p.ready) {
+        let on_timeout = match ready.on_timeout {
+            OnTimeout::Fail => "fail the start",
+            OnTimeout::Start => "start the rest anyway",
+        };
+        return write!(
+            f,
+            "gate {}: runs nothing, passes when {} (every {}, attempts {} max, within {}, else {on_timeout})",
+            p.name,
+            ready.probe,
+            Show(ready.interval),
+            Show(ready.attempt_timeout),
+            Show(ready.timeout)
+        );
+    }
     let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();
     match &p.matcher {
         Some(matcher) => write!(f, "{} {}: found by {matcher}", p.role, p.name)?,

@@ -107,7 +107,7 @@ pub struct RoleMap {
     /// Where it was read from, and its text: the resolver's mistakes name their place.
     pub origin: String,
     text: String,
-    /// In start order: sidecars in the role map's order, then the primaries.
+    /// In start order: gates, then sidecars and tasks, each in the role map's order, then the primaries.
     pub processes: Vec<SaidProcess>,
     pub grace_period: Duration,
     pub shutdown: ShutdownOrder,
@@ -211,7 +211,7 @@ pub fn parse(text: &str, origin: &str, command: Option<&[OsString]>, env: &Env) 
     map.processes = read_processes(&raw.process, defaults, &at, &mut m);
     place_command(&mut map, &raw, command, defaults, &at, &mut m);
     // A stable sort keeps the role map's order within each role.
-    map.processes.sort_by_key(|p| p.role == Role::Primary);
+    map.processes.sort_by_key(|p| p.role.rank());
     order::read_order(&mut map.processes, &raw.process, &at, &mut m);
     if !m.0.is_empty() {
         return Err(RoleMapError::new(origin, m.0));
@@ -265,19 +265,22 @@ fn read_processes(raw: &[RawProcess], defaults: Defaults, at: &At, m: &mut Mista
     for (index, p) in raw.iter().enumerate() {
         let Some(name) = &p.name else {
             if p.refused.is_empty() {
-                m.push(at(p.at.clone(), "name: missing; every [[process]] has a name".to_string()));
+                let kind = if p.gate { "wait" } else { "process" };
+                m.push(at(p.at.clone(), format!("name: missing; every [[{kind}]] has a name")));
             }
             continue;
         };
-        if p.role.is_none() && p.refused.is_empty() {
+        if p.role.is_none() && p.refused.is_empty() && !p.gate {
             let why = "role: missing; say role = \"primary\" or role = \"sidecar\"";
             m.push(at(name.span(), why.to_string()));
         }
         if !is_valid_name(name.get_ref()) {
             m.push(at(name.span(), invalid_name("name", name.get_ref())));
-        } else if let Some(first) = raw[..index].iter().filter_map(|q| q.name.as_ref()).find(|q| q == &name) {
-            let line = at(first.span(), String::new()).position.map_or(0, |(line, _)| line);
-            let why = format!("name: {} is already the name of the process on line {line}", Quoted(name.get_ref()));
+        } else if let Some(q) = raw[..index].iter().find(|q| q.name.as_ref() == Some(name)) {
+            let first = q.name.as_ref().map_or(0..0, Spanned::span);
+            let line = at(first, String::new()).position.map_or(0, |(line, _)| line);
+            let what = if q.gate { "gate" } else { "process" };
+            let why = format!("name: {} is already the name of the {what} on line {line}", Quoted(name.get_ref()));
             m.push(at(name.span(), why));
         }
         processes.extend(read_process(p, defaults, at, m));

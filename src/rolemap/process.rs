@@ -30,6 +30,9 @@ pub struct Defaults {
 /// Reads one `[[process]]` whose name and role were read. None when a mistake leaves
 /// nothing to build on (no command); every mistake is noted in `m`.
 pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistakes) -> Option<SaidProcess> {
+    if p.gate {
+        return read_gate(p, at, m);
+    }
     let (name, role) = (p.name.as_ref()?, p.role.as_ref()?);
     let role = match role.get_ref() {
         RawRole::Primary => Role::Primary,
@@ -57,7 +60,7 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
                 m.push(at(ready.span(), why.to_string()));
             }
             Role::Task => m.push(at(ready.span(), format!("ready: {TASK_DONE}"))),
-            Role::Sidecar => spec.ready = m.note(read_ready(ready, at)),
+            Role::Sidecar | Role::Gate => spec.ready = m.note(read_ready(ready, at)),
         }
     }
     if let Some(live) = &p.live {
@@ -93,6 +96,39 @@ pub fn read_process(p: &RawProcess, defaults: Defaults, at: &At, m: &mut Mistake
         command_check: p.command_check.unwrap_or(true),
         command_at: p.command.as_ref().map(Spanned::span),
     })
+}
+
+/// One `[[wait]]`, whose keys were sorted out as it was read: a gate, which starts
+/// nothing and passes when its probe does.
+fn read_gate(p: &RawProcess, at: &At, m: &mut Mistakes) -> Option<SaidProcess> {
+    let name = p.name.as_ref()?;
+    let Some(ready) = &p.ready else {
+        if !p.refused.iter().any(|key| key == "ready") {
+            let why = "ready: missing; a [[wait]] is its probe, such as ready = { tcp = \"127.0.0.1:5432\" }";
+            m.push(at(name.span(), why.to_string()));
+        }
+        return None;
+    };
+    let raw = ready.get_ref();
+    let refused = [
+        ("fd", raw.fd.as_ref().map(Spanned::span), "announces itself"),
+        ("notify", raw.notify.as_ref().map(Spanned::span), "announces itself"),
+        ("period", raw.period.as_ref().map(Spanned::span), "is probed again once ready"),
+        ("failure_threshold", raw.failure_threshold.as_ref().map(Spanned::span), "is probed again once ready"),
+        ("success_threshold", raw.success_threshold.as_ref().map(Spanned::span), "is probed again once ready"),
+    ];
+    let mut clean = true;
+    for (key, span, what) in refused {
+        if let Some(span) = span {
+            let why = format!("ready.{key}: only a process exeunt runs {what}; a gate is probed until it passes");
+            m.push(at(span, why));
+            clean = false;
+        }
+    }
+    let mut spec = ProcessSpec::new(name.get_ref(), Role::Gate, Vec::new());
+    spec.on_exit = OnExit::Ignore;
+    spec.ready = if clean { Some(m.note(read_ready(ready, at))?) } else { None };
+    Some(SaidProcess::bare(spec))
 }
 
 /// What starts the process: its command, or for a sidecar of another container, how

@@ -83,7 +83,14 @@ pub struct RawProcess {
     /// their absence is one too.
     #[serde(skip)]
     pub refused: Vec<String>,
+    /// A `[[wait]]`: a gate, read with the keys a process has (one deserializer fewer
+    /// in the binary), of which it takes only [`GATE_KEYS`].
+    #[serde(skip)]
+    pub gate: bool,
 }
+
+/// The keys of a `[[wait]]`.
+pub const GATE_KEYS: [&str; 3] = ["name", "ready", "after"];
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -236,47 +243,83 @@ pub fn read_document(text: &str, mistakes: &mut Mistakes) -> Result<RawRoleMap, 
         key.and_then(|key| table.remove(&key))
     };
     let processes = take("process");
+    let waits = take("wait");
     let apart = [take("env_file"), take("limits"), take("umask")];
     let (mut raw, _) = read_table::<RawRoleMap>(Spanned::new(span, table), text, mistakes);
     let [env_file, limits, umask] = apart;
     raw.env_file = env_file.and_then(|value| read_value(value, text, mistakes));
     raw.limits = limits.and_then(|value| read_value(value, text, mistakes));
     raw.umask = umask.and_then(|value| read_value(value, text, mistakes));
-    let Some(processes) = processes else { return Ok(raw) };
-    let at = processes.span();
-    let tables = match processes.into_inner() {
+    if let Some(processes) = processes {
+        raw.process = read_tables(processes, "process", text, mistakes).ok_or(()).unwrap_or_else(|()| {
+            raw.process_refused = true;
+            Vec::new()
+        });
+    }
+    if let Some(gates) = waits {
+        raw.process.extend(read_tables(gates, "wait", text, mistakes).into_iter().flatten());
+    }
+    Ok(raw)
+}
+
+/// The tables of `[[process]]` or `[[wait]]` (`kind`), each read as a process; None
+/// when the key holds no tables at all. A `[[wait]]`'s keys that are not a gate's are
+/// each a mistake.
+fn read_tables(
+    value: Spanned<DeValue<'_>>,
+    kind: &str,
+    text: &str,
+    mistakes: &mut Mistakes,
+) -> Option<Vec<RawProcess>> {
+    let at = value.span();
+    let tables: Vec<_> = match value.into_inner() {
         DeValue::Array(items) => items.into_iter().collect(),
-        // `[process]` where `[[process]]` is meant: read as the one process it describes.
+        // `[process]` where `[[process]]` is meant: read as the one table it describes.
         DeValue::Table(table) => {
-            mistakes.push(Mistake::at(text, at.clone(), single_brackets("process")));
+            mistakes.push(Mistake::at(text, at.clone(), single_brackets(kind)));
             vec![Spanned::new(at, DeValue::Table(table))]
         }
         other => {
-            raw.process_refused = true;
-            let found = kind(&other);
+            let found = self::kind(&other);
+            let what = if kind == "wait" { "gate" } else { "process" };
             mistakes.push(Mistake::at(
                 text,
                 at,
-                format!("process: expected [[process]] tables, one per process, not {found}"),
+                format!("{kind}: expected [[{kind}]] tables, one per {what}, not {found}"),
             ));
-            Vec::new()
+            return None;
         }
     };
+    let mut read = Vec::with_capacity(tables.len());
     for item in tables {
         let at = item.span();
         match item.into_inner() {
-            DeValue::Table(table) => {
+            DeValue::Table(mut table) => {
+                let foreign: Vec<_> = match kind {
+                    "wait" => {
+                        table.keys().filter(|key| !GATE_KEYS.contains(&key.get_ref().as_ref())).cloned().collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for key in foreign {
+                    let why = format!(
+                        "{}: a [[wait]] starts nothing, it only waits; it takes name, ready and after",
+                        key.get_ref()
+                    );
+                    mistakes.push(Mistake::at(text, key.span(), why));
+                    table.remove(&key);
+                }
                 let (mut process, refused) = read_table::<RawProcess>(Spanned::new(at.clone(), table), text, mistakes);
-                (process.at, process.refused) = (at, refused);
-                raw.process.push(process);
+                (process.at, process.refused, process.gate) = (at, refused, kind == "wait");
+                read.push(process);
             }
             other => {
-                let message = format!("process: expected [[process]] tables, one per process, not {}", kind(&other));
+                let message = format!("{kind}: expected [[{kind}]] tables, one each, not {}", self::kind(&other));
                 mistakes.push(Mistake::at(text, at, message));
             }
         }
     }
-    Ok(raw)
+    Some(read)
 }
 
 /// Reads one value as a `T`; a value of the wrong type is a mistake.

@@ -520,3 +520,45 @@ fn after_gives_the_graph_written_and_unknown_names_primaries_and_cycles_are_each
     assert!(err.contains("after: a cycle, so none of it could start: a waits for c, c for b, b for a"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_wait_is_a_gate_that_comes_first_takes_a_probe_and_is_named_in_after() {
+    let gate = |name: &str, rest: &str| format!("[[wait]]\nname = \"{name}\"\n{rest}\n");
+    let process = |name: &str, role: &str, rest: &str| {
+        format!("[[process]]\nname = \"{name}\"\nrole = \"{role}\"\ncommand = [\"x\"]\n{rest}\n")
+    };
+    let text = [
+        process("proxy", "sidecar", ""),
+        process("job", "primary", ""),
+        gate("db", "ready = { tcp = \"127.0.0.1:5432\", timeout = \"60s\" }"),
+    ]
+    .concat();
+    let map = parse(&text, "map.toml", None).expect("valid");
+    let order: Vec<(&str, Role, Vec<usize>)> =
+        map.processes.iter().map(|p| (p.name.as_str(), p.role, p.after.clone())).collect();
+    assert_eq!(
+        order,
+        [("db", Role::Gate, vec![]), ("proxy", Role::Sidecar, vec![0]), ("job", Role::Primary, vec![0, 1])]
+    );
+    let db = &map.processes[0];
+    assert!(db.command.is_empty());
+    assert_eq!(
+        db.ready.as_ref().map(|r| (r.probe.to_string(), r.timeout)),
+        Some(("tcp 127.0.0.1:5432".into(), Duration::from_secs(60)))
+    );
+    let named = [gate("db", "ready = { file = \"/ready\" }"), process("job", "primary", "after = [\"db\"]")].concat();
+    assert_eq!(parse(&named, "map.toml", None).expect("valid").processes[1].after, [0]);
+    let mistakes = [
+        gate("db", "command = [\"x\"]\nready = { fd = 3, period = \"1s\" }"),
+        gate("db", "ready = { file = \"/ready\" }"),
+        process("job", "primary", ""),
+    ]
+    .concat();
+    let err = error(&mistakes);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(lines[0].starts_with("map.toml:3:1: command: a [[wait]] starts nothing"), "{err}");
+    assert!(lines[1].starts_with("map.toml:4:16: ready.fd: only a process exeunt runs announces itself"), "{err}");
+    assert!(lines[2].starts_with("map.toml:4:28: ready.period:"), "{err}");
+    assert!(lines[3].starts_with("map.toml:6:8: name: 'db' is already the name of the gate on line 2"), "{err}");
+}

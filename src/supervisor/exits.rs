@@ -43,6 +43,8 @@ impl Supervisor<'_> {
             Role::Primary => self.primary_exited(index, pid, status, ran_for, actions),
             Role::Sidecar => self.sidecar_exited(index, pid, status, ran_for, now, actions),
             Role::Task => self.task_exited(index, status, ran_for, now, actions),
+            // It runs nothing, so no exit is ever its.
+            Role::Gate => {}
         }
     }
 

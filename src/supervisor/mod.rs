@@ -78,12 +78,13 @@ impl<'p> Supervisor<'p> {
         }
     }
 
-    /// The first actions: start the first process (once the birth deps are ready).
-    pub fn start(&mut self) -> Vec<Action> {
+    /// The first actions at `now`: start the first processes, and probe the first
+    /// gates (once the birth deps are ready).
+    pub fn start(&mut self, now: Time) -> Vec<Action> {
         let mut actions = Vec::new();
         self.pod.announce();
-        if !self.shutdown.is_begun() {
-            self.start_next(&mut actions);
+        if !self.shutdown.is_begun() && self.start_next(now, &mut actions) {
+            self.do_what_is_due(now, &mut actions);
         }
         actions
     }
@@ -111,14 +112,15 @@ impl<'p> Supervisor<'p> {
         }
         self.do_what_is_due(now, actions);
         let done = actions.len();
+        let mut gates = false;
         if !self.shutdown.is_begun() {
-            self.start_next(actions);
+            gates = self.start_next(now, actions);
             self.note_ready(actions);
         }
         self.advance(now, actions);
-        // A stop action of no grace at all is due at once. What is new since the pass
-        // above came with an action, or with the shutdown.
-        if actions.len() > done || self.shutdown.is_begun() {
+        // A stop action of no grace at all is due at once, as is a gate's first probe.
+        // What is new since the pass above came with an action, a gate, or the shutdown.
+        if actions.len() > done || gates || self.shutdown.is_begun() {
             self.do_what_is_due(now, actions);
         }
     }
@@ -291,7 +293,7 @@ impl<'p> Supervisor<'p> {
     /// completed.
     fn lets_the_next_start(&self, index: usize) -> bool {
         match self.role(index) {
-            Role::Sidecar => self.procs[index].settled(),
+            Role::Sidecar | Role::Gate => self.procs[index].settled(),
             Role::Task => self.procs[index].completed(),
             Role::Primary => true,
         }
@@ -314,18 +316,32 @@ impl<'p> Supervisor<'p> {
     }
 
     /// Starts every waiting process whose `after` are all met: each sidecar ready, each
-    /// task completed. Those with no path between them start together.
-    fn start_next(&mut self, actions: &mut Vec<Action>) {
+    /// task completed, each gate passed. Those with no path between them start
+    /// together. A gate starts by being probed: returns whether one did, since its
+    /// first attempt is due at once.
+    fn start_next(&mut self, now: Time, actions: &mut Vec<Action>) -> bool {
         if self.pod.waiting() {
-            return;
+            return false;
         }
+        let mut gates = false;
         for index in 0..self.procs.len() {
-            let after = &self.plan.processes[index].after;
-            if self.procs[index].state == State::Waiting && after.iter().all(|&j| self.lets_the_next_start(j)) {
-                self.procs[index].state = State::Starting;
+            let spec = &self.plan.processes[index];
+            if self.procs[index].state != State::Waiting || !spec.after.iter().all(|&j| self.lets_the_next_start(j)) {
+                continue;
+            }
+            let proc = &mut self.procs[index];
+            if spec.role == Role::Gate {
+                let probe = spec.ready.as_ref().map(|r| r.probe.to_string()).unwrap_or_default();
+                info!(subject = spec.name.as_str(); "waiting for gate {}: {probe}", spec.name);
+                proc.state = State::Gate;
+                proc.start_probing(spec.ready.as_ref(), true, now);
+                gates = true;
+            } else {
+                proc.state = State::Starting;
                 actions.push(Action::Spawn(index));
             }
         }
+        gates
     }
 
     fn on_spawned(&mut self, index: usize, pid: i32, now: Time, actions: &mut Vec<Action>) {

@@ -20,12 +20,12 @@ impl Supervisor<'_> {
         let on_timeout = spec.ready.as_ref().map_or(OnTimeout::Fail, |r| r.on_timeout);
         match on_timeout {
             OnTimeout::Fail => {
-                error!(subject = spec.name.as_str(); "sidecar {} is {reason}: stopping", spec.name);
+                error!(subject = spec.name.as_str(); "{} {} is {reason}: stopping", spec.role, spec.name);
                 self.verdict.fail(NOT_READY);
                 self.begin_shutdown(None, actions);
             }
             OnTimeout::Start => {
-                warn!(subject = spec.name.as_str(); "sidecar {} is {reason}: starting the rest anyway", spec.name)
+                warn!(subject = spec.name.as_str(); "{} {} is {reason}: starting the rest anyway", spec.role, spec.name)
             }
         }
     }
@@ -67,7 +67,14 @@ impl Supervisor<'_> {
                 }
                 if let Some((took, attempts)) = proc.probe_answered(result, ready, now) {
                     let took = Show(Duration::from_millis(took.as_millis() as u64));
-                    info!(subject = spec.name.as_str(); "sidecar {} is ready after {took} ({attempts} probes)", spec.name);
+                    match spec.role {
+                        Role::Gate => {
+                            info!(subject = spec.name.as_str(); "gate {} passed after {took} ({attempts} probes)", spec.name)
+                        }
+                        _ => {
+                            info!(subject = spec.name.as_str(); "sidecar {} is ready after {took} ({attempts} probes)", spec.name)
+                        }
+                    }
                     proc.arm_live(spec.live.as_ref(), now);
                 }
             }

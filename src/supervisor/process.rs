@@ -51,6 +51,8 @@ pub enum State {
     Searching {
         retry: Time,
     },
+    /// A gate whose `after` were met: nothing runs, its probe is all there is of it.
+    Gate,
     Gone,
 }
 
@@ -63,6 +65,7 @@ impl State {
             | State::Backoff { .. }
             | State::Clearing { .. }
             | State::Searching { .. }
+            | State::Gate
             | State::Gone => None,
         }
     }
@@ -223,6 +226,8 @@ pub struct Proc {
     streak: u32,
     /// When its probe last passed, while it runs.
     pub probe_passed_at: Option<Time>,
+    /// How long its first probing took to pass, once it has.
+    pub ready_after: Option<Duration>,
     /// Exits in a row within a second of its probe passing.
     pub exits_after_passing: u32,
     /// What it left in its process group, while the group is cleared for its restart.
@@ -258,6 +263,7 @@ impl Proc {
             shown: (Shown::Waiting, Time::ZERO),
             streak: 0,
             probe_passed_at: None,
+            ready_after: None,
             exits_after_passing: 0,
             strays: Vec::new(),
             live: None,
@@ -283,6 +289,9 @@ impl Proc {
             }
             (State::Stopping { .. } | State::Killed { .. }, _) if self.restart_asked => Shown::Restarting,
             (State::Backoff { .. } | State::Clearing { .. }, _) => Shown::Restarting,
+            (State::Gate, Ready::Yes) => Shown::Ready,
+            (State::Gate, Ready::GaveUp(None)) => Shown::NotStarted,
+            (State::Gate, _) => Shown::Starting,
             (State::Stopping { .. } | State::Killed { .. }, _) => Shown::Stopping,
             (State::Gone, _) if self.exit.is_some() => Shown::Exited,
             (State::Gone, _) => Shown::NotStarted,
@@ -441,6 +450,7 @@ impl Proc {
                     None => Ready::Yes,
                 };
                 self.probe_passed_at = Some(now);
+                self.ready_after.get_or_insert(took.0);
                 Some(took)
             }
             Err(e) => {

@@ -121,24 +121,26 @@ impl Supervisor<'_> {
             Shown::Exited => "exited",
             Shown::NotStarted => "not-started",
         };
-        let state = match (shown, restart_in, proc.exit) {
+        let (word, state) = match (shown, restart_in, proc.exit) {
+            _ if spec.role == Role::Gate => Self::gate_row(proc, word),
             (Shown::Exited, _, Some(status)) if spec.role == Role::Task => {
                 let ran = proc.ran.map(|ran| format!(" after {}", Rounded(ran))).unwrap_or_default();
                 let word = if proc.completed() { "completed" } else { "failed" };
-                format!("{word} with {status}{ran}")
+                (word, format!("{word} with {status}{ran}"))
             }
             (Shown::Restarting, Some(left), _) if spec.role == Role::Task => {
-                format!("trying again in {}", Rounded(left))
+                (word, format!("trying again in {}", Rounded(left)))
             }
-            (Shown::Restarting, Some(left), _) => format!("restarting in {}", Rounded(left)),
-            (Shown::Exited, _, Some(status)) => format!("exited with {status}"),
-            (Shown::NotStarted, ..) => "not started".to_string(),
-            _ => word.to_string(),
+            (Shown::Restarting, Some(left), _) => (word, format!("restarting in {}", Rounded(left))),
+            (Shown::Exited, _, Some(status)) => (word, format!("exited with {status}")),
+            (Shown::NotStarted, ..) => (word, "not started".to_string()),
+            _ => (word, word.to_string()),
         };
         let ready = match spec.role {
             Role::Sidecar => proc.is_ready(),
             Role::Primary => matches!(proc.state, State::Running { .. }),
             Role::Task => proc.completed(),
+            Role::Gate => proc.ready == Ready::Yes,
         };
         ProcessStatus {
             name: spec.name.clone(),
@@ -146,6 +148,7 @@ impl Supervisor<'_> {
                 Role::Primary => "primary",
                 Role::Sidecar => "sidecar",
                 Role::Task => "task",
+                Role::Gate => "gate",
             },
             pid: proc.state.pid(),
             word,
@@ -162,6 +165,22 @@ impl Supervisor<'_> {
                 None => None,
             }),
             says: proc.says.clone().filter(|_| matches!(proc.state, State::Running { .. })),
+        }
+    }
+
+    /// A gate's word and state: waiting (with what its probe last met), passed, or
+    /// failed; `word` is what a process would show.
+    fn gate_row(proc: &super::process::Proc, word: &'static str) -> (&'static str, String) {
+        match (&proc.state, &proc.ready) {
+            (State::Gate, Ready::Probing { last_error, .. }) => ("waiting", format!("waiting: {last_error}")),
+            (State::Gate, Ready::Yes) => {
+                let after = proc.ready_after.map(|t| format!(" after {}", Rounded(t))).unwrap_or_default();
+                ("passed", format!("passed{after}"))
+            }
+            (State::Gate, Ready::GaveUp(Some(why))) => ("failed", format!("failed: {why}")),
+            (State::Gate, _) => ("not-passed", "not passed: the run stopped first".to_string()),
+            (State::Gone, _) => ("not-started", "not started".to_string()),
+            _ => (word, word.to_string()),
         }
     }
 
@@ -195,8 +214,8 @@ impl Supervisor<'_> {
             .iter()
             .filter(|r| !r.ready)
             .map(|r| match &r.probe {
-                Some(probe) => format!("{} is {} ({probe})", r.name, r.state),
-                None => format!("{} is {}", r.name, r.state),
+                Some(probe) if !r.state.ends_with(probe.as_str()) => format!("{} is {} ({probe})", r.name, r.state),
+                _ => format!("{} is {}", r.name, r.state),
             })
             .collect();
         if reasons.is_empty() && self.phase() == Phase::Stopping {
@@ -215,6 +234,7 @@ impl Supervisor<'_> {
         match spec.role {
             Role::Primary => return no("it is a primary, and the run ends when the primaries do".to_string()),
             Role::Task => return no("it is a task, which runs once to completion".to_string()),
+            Role::Gate => return no("it is a gate, which runs nothing".to_string()),
             Role::Sidecar => {}
         }
         if spec.matcher.is_some() {

@@ -14,6 +14,7 @@ mod exit_status;
 mod faults;
 mod forwarding;
 mod fuzz_corpus;
+mod gates;
 mod graveyard;
 mod graveyard_faults;
 mod idle;

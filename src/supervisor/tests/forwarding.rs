@@ -119,7 +119,7 @@ fn a_stop_signal_before_the_primaries_started_is_not_held() {
     plan.stop_delay = 5 * SEC;
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
 }

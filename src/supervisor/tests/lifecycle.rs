@@ -6,7 +6,7 @@ use super::*;
 fn starts_sidecars_one_after_another_then_the_primary() {
     let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar), ("log", Role::Sidecar)]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), [Action::Spawn(index(&plan, "proxy"))]);
+    assert_eq!(sup.start(Time::ZERO), [Action::Spawn(index(&plan, "proxy"))]);
     assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(index(&plan, "log"))]);
     assert_eq!(sup.handle(Event::Spawned { index: 1, pid: 11 }, Time::ZERO), [Action::Spawn(index(&plan, "job"))]);
     assert_eq!(sup.handle(Event::Spawned { index: 2, pid: 12 }, Time::ZERO), []);
@@ -105,7 +105,7 @@ fn other_signals_are_forwarded_to_running_primaries_only() {
 fn failed_spawn_stops_what_started_and_starts_nothing_more() {
     let plan = plan(&[("job", Role::Primary), ("a", Role::Sidecar), ("b", Role::Sidecar)]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [Action::Spawn(1)]);
     let failed = Event::SpawnFailed { index: 1, code: 127, reason: "not found".into() };
     assert_eq!(sup.handle(failed, Time::ZERO), [term(10)]);
@@ -156,7 +156,7 @@ fn no_leftovers_means_no_search_for_them() {
 fn stop_signal_before_any_primary_started_exits_as_killed_by_it() {
     let plan = plan(&[("job", Role::Primary), ("proxy", Role::Sidecar)]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     assert_eq!(sup.handle(Event::Signal(SIGTERM), Time::ZERO), []);
     assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO), [term(10)]);
     sup.handle(exited(10, 0), SEC);

@@ -21,7 +21,7 @@ fn index(plan: &Plan, name: &str) -> usize {
 /// Starts every process of the plan, giving process i the pid 100+i.
 fn started(plan: &Plan) -> Supervisor<'_> {
     let mut sup = Supervisor::new(plan, Time::ZERO);
-    let mut actions = sup.start();
+    let mut actions = sup.start(Time::ZERO);
     // Those started together each say they are.
     while !actions.is_empty() && actions.iter().all(|a| matches!(a, Action::Spawn(_))) {
         let started: Vec<usize> =
@@ -84,6 +84,7 @@ fn done(index: usize, purpose: Purpose, result: Result<(), u16>) -> Event {
 }
 
 mod forwarding;
+mod gates;
 mod leftovers;
 mod lifecycle;
 mod order;

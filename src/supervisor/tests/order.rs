@@ -24,7 +24,7 @@ fn diamond() -> Plan {
 fn a_diamond_starts_both_middle_processes_together_and_the_last_after_both() {
     let plan = diamond();
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), [Action::Spawn(0)]);
+    assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
     assert_eq!(sup.handle(Event::Spawned { index: 0, pid: 100 }, SEC), [Action::Spawn(1), Action::Spawn(2)]);
     assert_eq!(sup.handle(Event::Spawned { index: 1, pid: 101 }, SEC), [], "d waits for c too");
     assert_eq!(sup.handle(Event::Spawned { index: 2, pid: 102 }, SEC), [Action::Spawn(3)]);
@@ -52,5 +52,5 @@ fn without_after_the_file_order_holds_and_processes_with_no_path_start_at_once()
         process.after.clear();
     }
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), [Action::Spawn(0), Action::Spawn(1), Action::Spawn(2)]);
+    assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0), Action::Spawn(1), Action::Spawn(2)]);
 }

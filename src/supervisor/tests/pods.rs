@@ -30,7 +30,7 @@ fn pod_plan(birth_deps: &[&str]) -> Plan {
 fn nothing_starts_before_the_birth_deps_are_ready() {
     let plan = pod_plan(&["db"]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), []);
+    assert_eq!(sup.start(Time::ZERO), []);
     assert_eq!(sup.next_deadline(), Some(30 * SEC));
     assert_eq!(sup.handle(ready("db"), SEC), [Action::Spawn(0)]);
     assert_eq!(
@@ -44,7 +44,7 @@ fn nothing_starts_before_the_birth_deps_are_ready() {
 fn birth_deps_not_ready_in_time_end_the_run_before_anything_starts() {
     let plan = pod_plan(&["db"]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     assert_eq!(sup.handle(Event::Tick, 30 * SEC), [Action::Reap]);
     assert_eq!(sup.handle(GONE, 30 * SEC), [Action::Exit(NOT_READY)]);
 }
@@ -55,7 +55,7 @@ fn a_death_dep_that_died_before_the_start_means_nothing_starts_and_its_code_is_k
     let mut sup = Supervisor::new(&plan, Time::ZERO);
     let died = died("forwarder", 3);
     assert_eq!(sup.handle(died, Time::ZERO), [Action::Reap]);
-    assert_eq!(sup.start(), []);
+    assert_eq!(sup.start(Time::ZERO), []);
     assert_eq!(sup.handle(ready("db"), Time::ZERO), []);
     assert_eq!(sup.handle(GONE, Time::ZERO), [Action::Exit(3)]);
 }
@@ -64,7 +64,7 @@ fn a_death_dep_that_died_before_the_start_means_nothing_starts_and_its_code_is_k
 fn a_death_dep_dying_stops_everything_and_its_code_wins_over_the_stopped_primary() {
     let plan = pod_plan(&[]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 100 }, Time::ZERO);
     sup.handle(Event::Spawned { index: 1, pid: 101 }, Time::ZERO);
     let died = died("forwarder", 0);
@@ -78,7 +78,7 @@ fn a_death_dep_dying_stops_everything_and_its_code_wins_over_the_stopped_primary
 fn a_birth_dep_that_died_before_it_was_ready_ends_the_wait() {
     let plan = pod_plan(&["db"]);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(died("db", 2), SEC);
     assert_eq!(sup.handle(GONE, SEC), [Action::Exit(NOT_READY)]);
 }
@@ -105,7 +105,7 @@ fn matched_plan() -> Plan {
 fn a_sidecar_of_another_container_is_looked_for_until_it_appears() {
     let plan = matched_plan();
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), [Action::Spawn(0)]);
+    assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
     assert_eq!(sup.handle(Event::NotFound { index: 0 }, Time::ZERO), []);
     assert_eq!(sup.next_deadline(), Some(100 * MS));
     assert_eq!(sup.handle(Event::Tick, 100 * MS), [Action::Spawn(0)]);
@@ -127,7 +127,7 @@ fn a_search_that_ends_after_the_shutdown_began_is_not_resumed() {
     let mut plan = plan(&[("mesh", Role::Sidecar), ("job", Role::Primary)]);
     plan.processes[0].matcher = Some(crate::plan::Matcher::comm("mesh"));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), [Action::Spawn(0)]);
+    assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
     sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
     assert_eq!(sup.handle(Event::Tick, 100 * MS), [Action::Spawn(0)]);
     assert_eq!(sup.handle(Event::Signal(SIGTERM), 100 * MS), []);
@@ -140,7 +140,7 @@ fn a_search_that_ends_after_the_shutdown_began_is_not_resumed() {
 fn a_sidecar_of_another_container_that_never_appears_fails_the_start() {
     let plan = matched_plan();
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::NotFound { index: 0 }, Time::ZERO);
     assert_eq!(sup.handle(Event::Tick, SEC), [Action::Spawn(0)]);
     assert_eq!(sup.handle(Event::NotFound { index: 0 }, SEC), [Action::Reap]);

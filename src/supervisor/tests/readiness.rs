@@ -8,7 +8,7 @@ fn next_sidecar_starts_only_once_the_previous_one_is_ready() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar), ("log", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    assert_eq!(sup.start(), [Action::Spawn(0)]);
+    assert_eq!(sup.start(Time::ZERO), [Action::Spawn(0)]);
     // The first probe goes at once; a failure waits one interval.
     assert_eq!(
         sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO),
@@ -27,7 +27,7 @@ fn probe_attempt_without_answer_is_cancelled_at_its_attempt_timeout() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     assert_eq!(sup.next_deadline(), Some(SEC));
     assert_eq!(sup.handle(Event::Tick, SEC), [Action::CancelCheck(check(0, Purpose::Ready))]);
@@ -39,7 +39,7 @@ fn sidecar_not_ready_in_time_stops_everything_and_exits_not_ready() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     sup.handle(done(0, Purpose::Ready, Err(503)), 10 * MS);
     assert_eq!(sup.handle(Event::Tick, 2 * SEC), [term(10)], "the primary never starts");
@@ -52,7 +52,7 @@ fn sidecar_not_ready_in_time_with_on_timeout_start_lets_the_primary_start() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Start));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     sup.handle(done(0, Purpose::Ready, Err(503)), 10 * MS);
     assert_eq!(sup.handle(Event::Tick, 2 * SEC), [Action::Spawn(1)]);
@@ -63,7 +63,7 @@ fn sidecar_exiting_before_it_is_ready_is_a_readiness_failure() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     assert_eq!(sup.handle(exited(10, 2), 50 * MS), [Action::CancelCheck(check(0, Purpose::Ready)), Action::Reap]);
     assert_eq!(sup.handle(GONE, 50 * MS), [Action::Exit(NOT_READY)]);
@@ -74,7 +74,7 @@ fn stop_signal_during_the_readiness_wait_cancels_the_probe_and_stops_the_sidecar
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     assert_eq!(sup.handle(Event::Signal(SIGTERM), MS), [Action::CancelCheck(check(0, Purpose::Ready)), term(10)]);
     sup.handle(exited(10, 0), 2 * MS);
@@ -88,7 +88,7 @@ fn with_a_period_readiness_is_probed_on_lost_after_the_failure_threshold_and_reg
     ready.watch = Some(crate::plan::Watch { period: SEC, failure_threshold: 2, success_threshold: 2 });
     plan.processes[0].ready = Some(ready);
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     assert_eq!(sup.handle(done(0, Purpose::Ready, Ok(())), 5 * MS), [Action::Spawn(1)]);
     sup.handle(Event::Spawned { index: 1, pid: 11 }, 5 * MS);
@@ -115,7 +115,7 @@ fn without_a_period_nothing_is_probed_once_ready() {
     let mut plan = plan(&[("job", Role::Primary), ("db", Role::Sidecar)]);
     plan.processes[0].ready = Some(probe(OnTimeout::Fail));
     let mut sup = Supervisor::new(&plan, Time::ZERO);
-    sup.start();
+    sup.start(Time::ZERO);
     sup.handle(Event::Spawned { index: 0, pid: 10 }, Time::ZERO);
     sup.handle(done(0, Purpose::Ready, Ok(())), 5 * MS);
     sup.handle(Event::Spawned { index: 1, pid: 11 }, 5 * MS);
