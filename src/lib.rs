@@ -50,6 +50,11 @@ pub const USAGE_ERROR: i32 = 2;
 /// Exit code when exeunt cannot set itself up.
 pub const SETUP_ERROR: i32 = 1;
 
+/// What `--version` says under every name exeunt is started by, in the form Docker
+/// reads from its init (`NAME VERSION - git.COMMIT`): `docker info` shows the commit.
+/// The commit is `unknown` when the build could not tell it.
+pub const VERSION: &str = concat!("exeunt ", env!("CARGO_PKG_VERSION"), " - git.", env!("EXEUNT_COMMIT"), "\n");
+
 /// Runs exeunt with `args` (the program name first) and returns its exit code.
 pub fn main(args: &[OsString]) -> i32 {
     // `exeunt install PATH`, and only that shape: `exeunt install -m 755 a b` still runs
@@ -66,7 +71,7 @@ pub fn main(args: &[OsString]) -> i32 {
     if name.is_some_and(|n| n == "dumb-init") {
         return match cli::parse_dumb_init(words, &env) {
             Ok(Invocation::Run(options)) => run(options, &env),
-            Ok(Invocation::Version) => say(&format!("exeunt {}, as dumb-init\n", env!("CARGO_PKG_VERSION"))),
+            Ok(Invocation::Version) => say(VERSION),
             Ok(Invocation::Help | Invocation::Check(_) | Invocation::Ask(..)) => say(cli::DUMB_INIT_USAGE),
             // dumb-init's own code for a bad command line.
             Err(e) => complain(SETUP_ERROR, &e.to_string()),
@@ -74,7 +79,7 @@ pub fn main(args: &[OsString]) -> i32 {
     }
     match cli::parse(words, &env) {
         Ok(Invocation::Help) => say(cli::USAGE),
-        Ok(Invocation::Version) => say(&format!("exeunt {}\n", env!("CARGO_PKG_VERSION"))),
+        Ok(Invocation::Version) => say(VERSION),
         Ok(Invocation::Check(options)) => check(&options, &env),
         Ok(Invocation::Ask(request, options)) => ask(&request, &options),
         Ok(Invocation::Run(options)) => run(options, &env),

@@ -485,5 +485,5 @@ fn image_builds_for_amd64_and_arm64_from_the_release_binaries_and_the_amd64_one_
         assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), machine, "{platform} image holds a binary for its machine");
     }
     let version = podman_ok(&["run", "--rm", "--network", "none", "localhost/exeunt-multiarch:amd64", "--version"]);
-    assert_eq!(version, format!("exeunt {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(version, exeunt::VERSION);
 }

@@ -76,7 +76,7 @@ fn debian_package_installs_exeunt_and_its_documentation_then_removes_cleanly() {
     let doc = Path::new("/usr/share/doc/exeunt/README.md").exists();
     let status = run("dpkg-query", &["--show", "--showformat=${Status} ${Version}", "exeunt"], &dist);
     run("dpkg", &["-r", "exeunt"], &dist);
-    assert_eq!(String::from_utf8_lossy(&version.stdout), format!("exeunt {VERSION}\n"));
+    assert_eq!(String::from_utf8_lossy(&version.stdout), exeunt::VERSION);
     assert!(doc, "the README is installed as documentation");
     assert_eq!(status, format!("install ok installed {VERSION}"));
     assert!(!Path::new("/usr/bin/exeunt").exists(), "dpkg -r took /usr/bin/exeunt away");
