@@ -7,6 +7,7 @@ mod common;
 
 mod aarch64;
 mod control;
+mod docker;
 mod dumb_init;
 mod environment;
 mod exit_policies;
