@@ -118,13 +118,15 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
         }
     }
     let is_pid1 = std::process::id() == 1;
-    if !is_pid1 {
+    // dumb-init adopts nothing when it is not PID 1: a script's background processes
+    // are not its to wait for.
+    if !is_pid1 && !plan.exit_with_primary {
         match reaper::become_subreaper() {
             Ok(()) => debug!("not PID 1: registered as child subreaper"),
             Err(e) => return complain(SETUP_ERROR, &format!("cannot register as child subreaper: {e}")),
         }
     }
-    let (mut inbox, inherited) = match signals::SignalInbox::open() {
+    let (mut inbox, inherited) = match signals::SignalInbox::open(plan.forward_faults) {
         Ok(opened) => opened,
         Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
     };

@@ -19,8 +19,9 @@ use crate::event_loop::{Events, Poller, Source};
 use crate::events::Event;
 use crate::signo::Signo;
 
-/// Signals raised by the kernel for a fault in exeunt itself: blocking them would
-/// turn a crash into a hang, so they keep their default action.
+/// Signals the kernel raises for a fault. They stay unblocked, as tini leaves them,
+/// unless another process's are to be passed on (dumb-init's way): a fault of exeunt's
+/// own ends it either way, since the kernel unblocks and resets the signal it forces.
 const SYNCHRONOUS: [Signal; 7] =
     [Signal::SIGFPE, Signal::SIGILL, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGABRT, Signal::SIGTRAP, Signal::SIGSYS];
 
@@ -99,12 +100,13 @@ pub struct SignalInbox {
 pub type SenderCheck = fn(sender: i32, uid: u32, status: i32) -> Result<(), String>;
 
 impl SignalInbox {
-    /// Blocks every catchable signal but the synchronous ones and opens the signalfd
-    /// for all of them but SIGCHLD, which the reaper reads on a signalfd of its own.
-    /// Returns what children must get back. Call before any child is started.
-    pub fn open() -> Result<(SignalInbox, Inherited), Errno> {
+    /// Blocks every catchable signal (but the synchronous ones, unless `faults`) and
+    /// opens the signalfd for all of them but SIGCHLD, which the reaper reads on a
+    /// signalfd of its own. Returns what children must get back. Call before any child
+    /// is started.
+    pub fn open(faults: bool) -> Result<(SignalInbox, Inherited), Errno> {
         let mut blocked = SigSet::all();
-        for sig in SYNCHRONOUS {
+        for sig in SYNCHRONOUS.into_iter().filter(|_| !faults) {
             blocked.remove(sig);
         }
         let mut original = SigSet::empty();

@@ -105,9 +105,10 @@ pub struct Launcher {
     /// dumb-init's setsid mode: primaries lead sessions of their own and take the
     /// terminal as theirs.
     setsid: bool,
-    /// Whether exeunt has left its working directory for `/` (or need not: the plan's
-    /// `leave_cwd`), which it does once the first process runs.
-    left_cwd: std::cell::Cell<bool>,
+    /// The directory exeunt was started in, when it left it for `/` (the plan's
+    /// `leave_cwd`): each process without a `workdir` goes back to it before exec, so
+    /// that no process ever sees exeunt in `/` while it is still in the caller's.
+    started_in: Option<OwnedFd>,
 }
 
 impl Launcher {
@@ -121,7 +122,7 @@ impl Launcher {
             die_with_exeunt: !is_pid1,
             foreground,
             setsid: plan.setsid,
-            left_cwd: std::cell::Cell::new(!plan.leave_cwd),
+            started_in: plan.leave_cwd.then(leave_cwd).flatten(),
         }
     }
 
@@ -165,13 +166,18 @@ impl Launcher {
         if let Some((stdout, stderr)) = output {
             command.stdout(stdout).stderr(stderr);
         }
-        let pid = start(command, &spec.command[0])?;
-        if !self.left_cwd.replace(true) {
-            // As dumb-init: the child keeps the directory it was started in; exeunt pins
-            // no mount. A failure changes nothing for the child.
-            let _ = std::env::set_current_dir("/");
+        if let (Some(dir), None) = (&self.started_in, &spec.workdir) {
+            use std::os::fd::AsRawFd;
+            let dir = dir.as_raw_fd();
+            // SAFETY: fchdir only, on a descriptor opened before the fork.
+            unsafe {
+                command.pre_exec(move || match libc::fchdir(dir) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
         }
-        Ok(pid)
+        start(command, &spec.command[0])
     }
 
     /// Starts a check's command for the process at `index`: with that process's
@@ -336,6 +342,17 @@ impl ChildSetup {
         }
         self.inherited.restore_in_child()
     }
+}
+
+/// As dumb-init: exeunt leaves the directory it was started in for `/`, so that it pins
+/// no mount, and keeps it open for its processes to go back to. None (and exeunt stays
+/// where it is) when the directory cannot be opened, or `/` cannot be entered.
+fn leave_cwd() -> Option<OwnedFd> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let here = nix::fcntl::open(".", flags, nix::sys::stat::Mode::empty()).ok()?;
+    std::env::set_current_dir("/").ok()?;
+    Some(here)
 }
 
 fn start(mut command: Command, program: &OsString) -> Result<i32, SpawnError> {

@@ -530,9 +530,16 @@ pub struct Plan {
     /// dumb-init's job control: SIGTSTP, SIGTTOU and SIGTTIN are passed on, and then
     /// stop exeunt itself.
     pub job_control: bool,
-    /// As dumb-init: exeunt leaves its working directory for `/` once the first process
-    /// runs, so that it pins no mount.
+    /// As dumb-init: exeunt leaves its working directory for `/` before the first process
+    /// starts, so that it pins no mount; each process gets the directory back.
     pub leave_cwd: bool,
+    /// As dumb-init: SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV and SIGSYS that
+    /// another process sends are passed on like any other signal (a fault of exeunt's
+    /// own still ends it: the kernel unblocks the signal it raises for one).
+    pub forward_faults: bool,
+    /// As dumb-init: exeunt exits as soon as the primary has, with its status, after
+    /// the setsid mode's SIGTERM to its group; what is left is not waited for.
+    pub exit_with_primary: bool,
     /// The role map's `log_format`; None leaves it to EXEUNT_LOG_FORMAT.
     pub log_format: Option<LogFormat>,
     /// Where the control socket listens: the role map's `control_socket`, else
@@ -581,6 +588,8 @@ impl Plan {
             setsid: false,
             job_control: false,
             leave_cwd: false,
+            forward_faults: false,
+            exit_with_primary: false,
             log_format: None,
             control_socket: None,
         }

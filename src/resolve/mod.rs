@@ -172,6 +172,8 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         setsid: options.dumb_init.is_some_and(|d| d.setsid),
         job_control: options.dumb_init.is_some(),
         leave_cwd: options.dumb_init.is_some(),
+        forward_faults: options.dumb_init.is_some(),
+        exit_with_primary: options.dumb_init.is_some(),
         log_format: map.as_ref().and_then(|m| m.log_format),
         // The role map's `control_socket` wins, as its `log_format` does.
         control_socket: map.as_ref().and_then(|m| m.control_socket.clone()).or(options.control_socket.clone()),

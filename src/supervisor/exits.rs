@@ -71,6 +71,14 @@ impl Supervisor<'_> {
             actions.push(Action::SignalGroup { pgid: pid, signo });
         }
         self.verdict.primary_exited(status);
+        if plan.exit_with_primary {
+            // dumb-init's way: out at once, with what the primary left still running.
+            let code = self.verdict.code(&plan.zero_codes);
+            info!("exiting with {code} at once, as dumb-init does, without waiting for what is left");
+            self.shutdown.finish();
+            actions.push(Action::Exit(code));
+            return;
+        }
         let primaries_left = self.primary_alive();
         if status.code() != 0 && primaries_left && !self.shutdown.is_begun() {
             warn!(subject = name.as_str(); "primary {name} failed: stopping the other primaries");

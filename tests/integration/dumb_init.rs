@@ -185,3 +185,100 @@ fn as_dumb_init_sigterm_reaches_a_grandchild_in_the_childs_group_while_the_child
     let outcome = running.finish();
     assert_eq!(outcome.code, 0, "{outcome:?}");
 }
+
+/// dumb-init itself (Debian's package), which the tests below hold exeunt to.
+fn real_dumb_init() -> PathBuf {
+    common::require("/usr/bin/dumb-init", "dumb-init");
+    PathBuf::from("/usr/bin/dumb-init")
+}
+
+/// The signals a fault raises, as another process may send them with kill.
+const FAULTS: [(i32, &str); 7] = [
+    (libc::SIGILL, "ILL"),
+    (libc::SIGTRAP, "TRAP"),
+    (libc::SIGABRT, "ABRT"),
+    (libc::SIGBUS, "BUS"),
+    (libc::SIGFPE, "FPE"),
+    (libc::SIGSEGV, "SEGV"),
+    (libc::SIGSYS, "SYS"),
+];
+
+#[test]
+fn as_dumb_init_the_fault_signals_another_process_sends_reach_the_child_as_dumb_init_passes_them() {
+    let scratch = Scratch::new("dumb-init-faults");
+    let traps: String = FAULTS.iter().map(|(_, name)| format!("trap 'echo got {name}' {name}; ")).collect();
+    // No core files: the child's sleep dies of each signal.
+    let script = format!("ulimit -c 0; {traps}echo ready; {SLEEP_FOREVER}");
+    for program in [real_dumb_init(), dumb_init(&scratch)] {
+        let mut command = Command::new(&program);
+        command.args(["sh", "-c", &script]).current_dir(&scratch.0);
+        let mut running = start(command);
+        running.expect_line("ready");
+        for (signo, name) in FAULTS {
+            running.signal(signo);
+            running.expect_line(&format!("got {name}"));
+        }
+        running.signal(libc::SIGTERM);
+        let outcome = running.finish();
+        assert_eq!(outcome.code, 143, "{}: {outcome:?}", program.display());
+    }
+}
+
+#[test]
+fn as_dumb_init_it_exits_when_its_child_does_and_without_setsid_leaves_the_background_alone() {
+    let scratch = Scratch::new("dumb-init-exit");
+    let pidfile = scratch.path("background");
+    // The child leaves a process in the background (its group) and exits.
+    let script = format!("sleep 30 >/dev/null 2>&1 & echo $! > {pidfile}; exit 0");
+    for program in [real_dumb_init(), dumb_init(&scratch)] {
+        for setsid in ["0", "1"] {
+            let mut command = Command::new(&program);
+            command.args(["sh", "-c", &script]).env("DUMB_INIT_SETSID", setsid);
+            let outcome = start(command).finish();
+            let what = format!("{} with DUMB_INIT_SETSID={setsid}: {outcome:?}", program.display());
+            assert_eq!(outcome.code, 0, "{what}");
+            assert!(outcome.elapsed < Duration::from_secs(10), "it waited for the background: {what}");
+            let background: i32 = std::fs::read_to_string(&pidfile).expect("the pid").trim().parse().expect("a pid");
+            if setsid == "0" {
+                // Nothing is sent, and nothing adopted: the process runs on.
+                assert!(matches!(state(background), b'R' | b'S' | b'D'), "{what}");
+                // SAFETY: kill takes plain integers.
+                unsafe { libc::kill(background, libc::SIGKILL) };
+            } else {
+                // The child's group got SIGTERM: gone, or a zombie for init to reap.
+                let deadline = Instant::now() + HANG;
+                let running = || {
+                    let stat = std::fs::read(format!("/proc/{background}/stat")).unwrap_or_default();
+                    exeunt::reaper::parse_stat(&stat).is_some_and(|stat| stat.state != b'Z')
+                };
+                while running() {
+                    assert!(Instant::now() < deadline, "the background outlived SIGTERM: {what}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn as_dumb_init_no_child_ever_sees_the_init_in_the_callers_directory() {
+    // dumb-init itself moves to / after its fork, so that a child quick enough can see
+    // it still in the caller's directory (1 run in 100 here). exeunt moves before it.
+    let scratch = Scratch::new("dumb-init-cwd-race");
+    let program = dumb_init(&scratch);
+    common::require("/bin/busybox", "busybox-static");
+    common::require_pid_namespaces();
+    for run in 0..100 {
+        // A static program that reads its parent's directory first thing: PID 1's.
+        let output = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(&program)
+            .args(["/bin/busybox", "sh", "-c", "readlink /proc/1/cwd; pwd"])
+            .current_dir(&scratch.0)
+            .output()
+            .expect("run unshare");
+        let out = String::from_utf8_lossy(&output.stdout);
+        let expected = format!("/\n{}\n", scratch.0.display());
+        assert_eq!(out, expected, "run {run}: the init's directory, then the child's");
+    }
+}
