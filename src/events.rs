@@ -167,6 +167,8 @@ pub enum Milestone {
     Born,
     /// Every process has started and every sidecar is ready.
     Ready,
+    /// The shutdown has begun.
+    Stopping,
     /// exeunt is exiting with this code.
     Died(i32),
 }

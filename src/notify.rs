@@ -314,3 +314,51 @@ mod tests {
         }
     }
 }
+
+/// The runtime's own `NOTIFY_SOCKET`, told how exeunt stands: systemd's protocol, as
+/// `podman run --sdnotify=container` and a unit of `Type=notify` expect it. Sending
+/// never blocks: a datagram the runtime has no room for is dropped, with a debug line.
+pub struct Runtime {
+    socket: std::os::unix::net::UnixDatagram,
+    address: std::os::unix::net::SocketAddr,
+}
+
+impl Runtime {
+    /// A sender to `value` (`/path`, or `@name` for an abstract socket), telling it
+    /// exeunt is starting.
+    pub fn open(value: &std::ffi::OsStr) -> std::io::Result<Runtime> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = value.as_bytes();
+        let address = match bytes.split_first() {
+            Some((b'@', name)) => std::os::unix::net::SocketAddr::from_abstract_name(name)?,
+            Some((b'/', _)) => std::os::unix::net::SocketAddr::from_pathname(value)?,
+            _ => {
+                let why = "NOTIFY_SOCKET is neither a path nor @ and an abstract name";
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+            }
+        };
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        let runtime = Runtime { socket, address };
+        runtime.say("STATUS=starting");
+        Ok(runtime)
+    }
+
+    /// Tells the runtime a milestone of the run.
+    pub fn tell(&self, milestone: &crate::events::Milestone) {
+        use crate::events::Milestone;
+        match milestone {
+            Milestone::Born => {}
+            Milestone::Ready => self.say("READY=1\nSTATUS=every process has started and every sidecar is ready"),
+            Milestone::Stopping => self.say("STOPPING=1\nSTATUS=stopping"),
+            Milestone::Died(code) => self.say(&format!("STATUS=exiting with {code}")),
+        }
+    }
+
+    fn say(&self, text: &str) {
+        if let Err(e) = self.socket.send_to_addr(text.as_bytes(), &self.address) {
+            log::debug!("telling the runtime {text:?} on NOTIFY_SOCKET: {e}");
+        }
+    }
+}

@@ -210,6 +210,10 @@ impl Launcher {
     ) -> Result<Command, SpawnError> {
         let spec = &plan.processes[index];
         let mut command = Command::new(&argv[0]);
+        if plan.notify_socket.is_some() {
+            // The runtime's socket is exeunt's to answer on, not its processes'.
+            command.env_remove("NOTIFY_SOCKET");
+        }
         command.args(&argv[1..]).envs(spec.env.iter().map(|v| (&v.key, &v.value)));
         if !new_session {
             command.process_group(0);

@@ -48,6 +48,8 @@ pub struct Os<'p> {
     /// The proofs that exit statuses were sent to other containers' exeunts, held open
     /// until exeunt exits (see [`crate::pod::peer`]).
     proofs: Vec<std::os::fd::OwnedFd>,
+    /// The runtime's `NOTIFY_SOCKET`, when exeunt was given one.
+    runtime: Option<crate::notify::Runtime>,
 }
 
 /// Process groups remembered for a sweep without /proc: every process of a plan of
@@ -75,7 +77,25 @@ impl<'p> Os<'p> {
         let control = listen(plan, poller);
         let groups = std::collections::VecDeque::with_capacity(MAX_GROUPS.max(plan.processes.len()));
         let proofs = Vec::new();
-        Ok(Os { plan, launcher, signals, children, checks, graveyard, others, output, control, groups, proofs })
+        let runtime = plan.notify_socket.as_deref().and_then(|value| {
+            crate::notify::Runtime::open(value)
+                .map_err(|e| log::warn!("cannot tell the runtime on NOTIFY_SOCKET {value:?}: {e}"))
+                .ok()
+        });
+        Ok(Os {
+            plan,
+            launcher,
+            signals,
+            children,
+            checks,
+            graveyard,
+            others,
+            output,
+            control,
+            groups,
+            proofs,
+            runtime,
+        })
     }
 
     /// What the pod says before anything starts: the deps' tombstones as they are.
@@ -156,6 +176,9 @@ impl event_loop::World for Os<'_> {
                 if let Some(graveyard) = &mut self.graveyard {
                     graveyard.record(Milestone::Died(code), events);
                 }
+                if let Some(runtime) = &self.runtime {
+                    runtime.tell(&Milestone::Died(code));
+                }
             }
             Action::Spawn(index) => {
                 let event = self.spawn(index, poller);
@@ -185,6 +208,9 @@ impl event_loop::World for Os<'_> {
             }
             Action::SignalWithStatus { pid, signo, status } => self.send_with_status(pid, signo, status),
             Action::Record(milestone) => {
+                if let Some(runtime) = &self.runtime {
+                    runtime.tell(&milestone);
+                }
                 if let Some(graveyard) = &mut self.graveyard {
                     graveyard.record(milestone, events);
                 }

@@ -540,6 +540,11 @@ pub struct Plan {
     /// As dumb-init: exeunt exits as soon as the primary has, with its status, after
     /// the setsid mode's SIGTERM to its group; what is left is not waited for.
     pub exit_with_primary: bool,
+    /// The `NOTIFY_SOCKET` exeunt itself was given (`podman run --sdnotify=container`, a
+    /// systemd unit of `Type=notify`): told `READY=1` once every process has started
+    /// and every sidecar is ready, `STOPPING=1` when the shutdown begins, and `STATUS=`
+    /// lines; never passed on to the processes.
+    pub notify_socket: Option<OsString>,
     /// The role map's `log_format`; None leaves it to EXEUNT_LOG_FORMAT.
     pub log_format: Option<LogFormat>,
     /// Where the control socket listens: the role map's `control_socket`, else
@@ -590,6 +595,7 @@ impl Plan {
             leave_cwd: false,
             forward_faults: false,
             exit_with_primary: false,
+            notify_socket: None,
             log_format: None,
             control_socket: None,
         }

@@ -328,6 +328,8 @@ impl Graveyard {
         match milestone {
             Milestone::Born => self.own.born = Some(now),
             Milestone::Ready => self.own.ready = Some(now),
+            // Tombstones keep no stop time.
+            Milestone::Stopping => return,
             Milestone::Died(code) => {
                 self.own.died = Some(now);
                 self.own.exit_code = Some(code);

@@ -174,6 +174,7 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         leave_cwd: options.dumb_init.is_some(),
         forward_faults: options.dumb_init.is_some(),
         exit_with_primary: options.dumb_init.is_some(),
+        notify_socket: env("NOTIFY_SOCKET").filter(|socket| !socket.is_empty()),
         log_format: map.as_ref().and_then(|m| m.log_format),
         // The role map's `control_socket` wins, as its `log_format` does.
         control_socket: map.as_ref().and_then(|m| m.control_socket.clone()).or(options.control_socket.clone()),

@@ -73,7 +73,7 @@ impl<'p> Supervisor<'p> {
             shutdown: Shutdown::new(),
             leftovers: Leftovers::new(),
             verdict: Verdict::default(),
-            pod: PodGate::new(plan.pod.as_ref(), now),
+            pod: PodGate::new(plan.pod.as_ref(), plan.notify_socket.is_some(), now),
             phase: (status::Phase::Starting, now),
         }
     }
@@ -425,6 +425,9 @@ impl<'p> Supervisor<'p> {
     fn begin_shutdown(&mut self, primary_signal: Option<Signo>, actions: &mut Vec<Action>) {
         if !self.shutdown.begin(primary_signal) {
             return;
+        }
+        if self.plan.notify_socket.is_some() {
+            actions.push(Action::Record(crate::events::Milestone::Stopping));
         }
         self.pod.end_wait();
         for index in 0..self.procs.len() {

@@ -40,11 +40,14 @@ pub struct PodGate<'p> {
     dead_deps: BTreeSet<String>,
     born: bool,
     ready: bool,
+    /// Whether the milestones are recorded without a pod: the runtime is told them.
+    told: bool,
 }
 
 impl<'p> PodGate<'p> {
     /// The pod of a plan (or none), from `now`: the birth deps' wait starts then.
-    pub fn new(pod: Option<&'p Pod>, now: Time) -> PodGate<'p> {
+    /// `told`: the milestones are recorded even without a pod, for the runtime.
+    pub fn new(pod: Option<&'p Pod>, told: bool, now: Time) -> PodGate<'p> {
         let birth_deadline = pod.filter(|p| !p.birth_deps.is_empty()).map(|p| now + p.birth_timeout);
         PodGate {
             pod,
@@ -53,6 +56,7 @@ impl<'p> PodGate<'p> {
             dead_deps: BTreeSet::new(),
             born: false,
             ready: false,
+            told,
         }
     }
 
@@ -132,7 +136,7 @@ impl<'p> PodGate<'p> {
 
     /// The first process has started: the pod learns this container was born.
     pub fn born(&mut self, actions: &mut Vec<Action>) {
-        if !std::mem::replace(&mut self.born, true) && self.pod.is_some() {
+        if !std::mem::replace(&mut self.born, true) && (self.pod.is_some() || self.told) {
             actions.push(Action::Record(Milestone::Born));
         }
     }
@@ -153,7 +157,7 @@ impl<'p> PodGate<'p> {
                     given_up.join(", ")
                 ),
             }
-            if self.pod.is_some() {
+            if self.pod.is_some() || self.told {
                 actions.push(Action::Record(Milestone::Ready));
             }
         }

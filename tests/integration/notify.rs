@@ -146,3 +146,44 @@ fn a_sidecar_that_asked_for_a_watchdog_and_stops_feeding_it_is_restarted() {
     assert!(err.contains("starting it again, since it missed its watchdog"), "{err}");
     assert_eq!(common::count(err, "sent no WATCHDOG=1"), 1, "the fed second run was left alone: {err}");
 }
+
+#[test]
+fn the_runtimes_notify_socket_hears_ready_only_after_the_sidecars_probe_passed_then_stopping_and_no_child_gets_it() {
+    let scratch = Scratch::new("notify-runtime");
+    let socket_path = scratch.path("notify.sock");
+    let runtime = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind the runtime's socket");
+    runtime.set_read_timeout(Some(common::HANG)).expect("a read timeout");
+    let up = scratch.path("up");
+    // The sidecar is ready a second after it starts, when its file appears.
+    let map = [
+        common::process(
+            "cache",
+            "sidecar",
+            &format!("sleep 1; touch {up}; exec sleep 100"),
+            &format!("ready = {{ file = \"{up}\" }}"),
+        ),
+        common::process("job", "primary", "echo job sees ${NOTIFY_SOCKET:-no NOTIFY_SOCKET}; sleep 0.5", ""),
+    ]
+    .concat();
+    let started = std::time::Instant::now();
+    let running = common::pid1_env(&[("NOTIFY_SOCKET", &socket_path)], &["-c", &scratch.file("map.toml", &map)]);
+    let mut heard = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !heard.iter().any(|(_, text): &(std::time::Duration, String)| text.starts_with("STATUS=exiting")) {
+        let size = runtime.recv(&mut buffer).expect("a datagram from exeunt");
+        heard.push((started.elapsed(), String::from_utf8_lossy(&buffer[..size]).into_owned()));
+    }
+    let outcome = running.finish();
+    assert_eq!(outcome.code, 0, "{outcome:?}");
+    assert!(outcome.stdout.contains("job sees no NOTIFY_SOCKET"), "not passed on: {outcome:?}");
+    let texts: Vec<&str> = heard.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert_eq!(texts[0], "STATUS=starting");
+    assert!(texts[1].starts_with("READY=1\n") && texts[2].starts_with("STOPPING=1\n"), "{texts:?}");
+    assert_eq!(texts[3], "STATUS=exiting with 0");
+    assert!(heard[1].0 >= std::time::Duration::from_millis(900), "READY=1 before the probe passed: {heard:?}");
+    assert!(
+        common::position(&outcome.stderr, "sidecar cache is ready")
+            < common::position(&outcome.stderr, "every process has started")
+    );
+}
