@@ -232,6 +232,54 @@ fn status_text(value: &[u8]) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
+/// The runtime's own `NOTIFY_SOCKET`, told how exeunt stands: systemd's protocol, as
+/// `podman run --sdnotify=container` and a unit of `Type=notify` expect it. Sending
+/// never blocks: a datagram the runtime has no room for is dropped, with a debug line.
+pub struct Runtime {
+    socket: std::os::unix::net::UnixDatagram,
+    address: std::os::unix::net::SocketAddr,
+}
+
+impl Runtime {
+    /// A sender to `value` (`/path`, or `@name` for an abstract socket), telling it
+    /// exeunt is starting.
+    pub fn open(value: &std::ffi::OsStr) -> std::io::Result<Runtime> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = value.as_bytes();
+        let address = match bytes.split_first() {
+            Some((b'@', name)) => std::os::unix::net::SocketAddr::from_abstract_name(name)?,
+            Some((b'/', _)) => std::os::unix::net::SocketAddr::from_pathname(value)?,
+            _ => {
+                let why = "NOTIFY_SOCKET is neither a path nor @ and an abstract name";
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+            }
+        };
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        let runtime = Runtime { socket, address };
+        runtime.say("STATUS=starting");
+        Ok(runtime)
+    }
+
+    /// Tells the runtime a milestone of the run.
+    pub fn tell(&self, milestone: &crate::events::Milestone) {
+        use crate::events::Milestone;
+        match milestone {
+            Milestone::Born => {}
+            Milestone::Ready => self.say("READY=1\nSTATUS=every process has started and every sidecar is ready"),
+            Milestone::Stopping => self.say("STOPPING=1\nSTATUS=stopping"),
+            Milestone::Died(code) => self.say(&format!("STATUS=exiting with {code}")),
+        }
+    }
+
+    fn say(&self, text: &str) {
+        if let Err(e) = self.socket.send_to_addr(text.as_bytes(), &self.address) {
+            log::debug!("telling the runtime {text:?} on NOTIFY_SOCKET: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,54 +359,6 @@ mod tests {
             (*header).cmsg_len = libc::CMSG_LEN(size_of::<i32>() as u32) as _;
             std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<i32>(), fd);
             assert!(libc::sendmsg(socket.as_raw_fd(), &message, 0) > 0, "{}", std::io::Error::last_os_error());
-        }
-    }
-}
-
-/// The runtime's own `NOTIFY_SOCKET`, told how exeunt stands: systemd's protocol, as
-/// `podman run --sdnotify=container` and a unit of `Type=notify` expect it. Sending
-/// never blocks: a datagram the runtime has no room for is dropped, with a debug line.
-pub struct Runtime {
-    socket: std::os::unix::net::UnixDatagram,
-    address: std::os::unix::net::SocketAddr,
-}
-
-impl Runtime {
-    /// A sender to `value` (`/path`, or `@name` for an abstract socket), telling it
-    /// exeunt is starting.
-    pub fn open(value: &std::ffi::OsStr) -> std::io::Result<Runtime> {
-        use std::os::linux::net::SocketAddrExt;
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = value.as_bytes();
-        let address = match bytes.split_first() {
-            Some((b'@', name)) => std::os::unix::net::SocketAddr::from_abstract_name(name)?,
-            Some((b'/', _)) => std::os::unix::net::SocketAddr::from_pathname(value)?,
-            _ => {
-                let why = "NOTIFY_SOCKET is neither a path nor @ and an abstract name";
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
-            }
-        };
-        let socket = std::os::unix::net::UnixDatagram::unbound()?;
-        socket.set_nonblocking(true)?;
-        let runtime = Runtime { socket, address };
-        runtime.say("STATUS=starting");
-        Ok(runtime)
-    }
-
-    /// Tells the runtime a milestone of the run.
-    pub fn tell(&self, milestone: &crate::events::Milestone) {
-        use crate::events::Milestone;
-        match milestone {
-            Milestone::Born => {}
-            Milestone::Ready => self.say("READY=1\nSTATUS=every process has started and every sidecar is ready"),
-            Milestone::Stopping => self.say("STOPPING=1\nSTATUS=stopping"),
-            Milestone::Died(code) => self.say(&format!("STATUS=exiting with {code}")),
-        }
-    }
-
-    fn say(&self, text: &str) {
-        if let Err(e) = self.socket.send_to_addr(text.as_bytes(), &self.address) {
-            log::debug!("telling the runtime {text:?} on NOTIFY_SOCKET: {e}");
         }
     }
 }

@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn a_death_deps_death_counts_once_with_its_exit_code() {
         let pod = pod(&["job"], &[]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         let news = gate.tombstone("job", true, Some(&died(Some(3))));
         assert_eq!(news, Some(News::DeathDepDied { name: "job".into(), code: 3 }));
         assert_eq!(gate.tombstone("job", true, Some(&died(Some(3)))), None, "read again, it is old news");
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn a_death_without_an_exit_code_counts_as_1() {
         let pod = pod(&["job"], &[]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         assert_eq!(
             gate.tombstone("job", false, Some(&died(None))),
             Some(News::DeathDepDied { name: "job".into(), code: 1 })
@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn an_exit_code_no_process_can_have_counts_as_1_never_as_its_value_mod_256() {
         let pod = pod(&["job", "batch"], &[]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         assert_eq!(
             gate.tombstone("job", false, Some(&died(Some(256)))),
             Some(News::DeathDepDied { name: "job".into(), code: 1 })
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn the_start_waits_until_every_birth_dep_is_ready() {
         let pod = pod(&[], &["db", "cache"]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         assert!(gate.waiting());
         assert_eq!(gate.tombstone("db", false, None), None, "born, not ready");
         assert_eq!(gate.tombstone("db", true, None), None, "one of two");
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn a_birth_dep_that_dies_first_ends_the_wait_but_not_once_the_wait_is_over() {
         let pod = pod(&[], &["db", "cache"]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         assert_eq!(
             gate.tombstone("db", false, Some(&died(Some(2)))),
             Some(News::BirthDepDied { name: "db".into(), code: 2 })
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn a_dep_that_is_both_counts_as_a_death_dep() {
         let pod = pod(&["db"], &["db"]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         assert_eq!(
             gate.tombstone("db", false, Some(&died(Some(4)))),
             Some(News::DeathDepDied { name: "db".into(), code: 4 })
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn tombstones_of_containers_that_are_no_dep_mean_nothing() {
         let pod = pod(&["job"], &["db"]);
-        let mut gate = PodGate::new(Some(&pod), Time::ZERO);
+        let mut gate = PodGate::new(Some(&pod), false, Time::ZERO);
         assert_eq!(gate.tombstone("other", true, Some(&died(Some(9)))), None);
         assert_eq!(gate.tombstone("other", true, None), None);
         assert!(gate.waiting());
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn the_birth_wait_has_one_deadline_and_it_ends_the_wait() {
         let pod = pod(&[], &["db"]);
-        let mut gate = PodGate::new(Some(&pod), SEC);
+        let mut gate = PodGate::new(Some(&pod), false, SEC);
         assert_eq!((gate.deadline(), gate.due(30 * SEC)), (Some(31 * SEC), None));
         assert_eq!(gate.due(31 * SEC), Some(Duty::BirthTimeout));
         assert_eq!(gate.time_out(), "birth deps not ready within 30s (waiting for db)");
