@@ -278,6 +278,7 @@ pub fn kubexit_env(data: &[u8]) {
         death_deps: vec!["job".into()],
         birth_deps: Vec::new(),
         birth_timeout: std::time::Duration::from_secs(30),
+        ignore_death_dep_code: false,
     });
     let vars = variables(rest);
     let env = |name: &str| lookup(&vars, name);
@@ -544,6 +545,7 @@ mod world {
                 death_deps: vec!["job".into()],
                 birth_deps: if flags & 4 == 4 { vec!["db".into()] } else { Vec::new() },
                 birth_timeout: MS * (1 + u32::from(byte()) * 4),
+                ignore_death_dep_code: false,
             });
         }
         plan

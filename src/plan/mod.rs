@@ -341,6 +341,10 @@ pub struct Pod {
     pub birth_deps: Vec<String>,
     /// How long to wait for the birth deps, and for matched sidecars to appear.
     pub birth_timeout: Duration,
+    /// Stopped because a death dep died, exeunt exits 0 whatever its processes
+    /// returned (`KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS`, of the kubexit fork that most
+    /// users run); else with the dep's exit code.
+    pub ignore_death_dep_code: bool,
 }
 
 /// Restart back-off: 100 ms after a quick exit, doubling up to 30 s.

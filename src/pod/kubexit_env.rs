@@ -69,6 +69,16 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
         None => None,
     };
     let api_variables_ignored = var("KUBEXIT_POD_NAME")?.is_some() || var("KUBEXIT_NAMESPACE")?.is_some();
+    // Read as Go's strconv.ParseBool reads it, as the fork does.
+    let ignore_code = match var("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS")?.as_deref() {
+        None | Some("") => None,
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Some(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Some(false),
+        Some(other) => {
+            let problem = format!("{} is neither true nor false", Quoted(other));
+            return Err(invalid("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS", problem));
+        }
+    };
 
     let mut pod = match (base, &name) {
         (Some(pod), _) => pod,
@@ -78,6 +88,7 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
             death_deps: Vec::new(),
             birth_deps: Vec::new(),
             birth_timeout: DEFAULT_BIRTH_TIMEOUT,
+            ignore_death_dep_code: false,
         },
         (None, None) => {
             let orphaned = [("KUBEXIT_DEATH_DEPS", &death_deps), ("KUBEXIT_BIRTH_DEPS", &birth_deps)]
@@ -111,6 +122,9 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
     }
     if let Some(text) = birth_timeout {
         pod.birth_timeout = duration::parse(&text).map_err(|e| invalid("KUBEXIT_BIRTH_TIMEOUT", e.to_string()))?;
+    }
+    if let Some(ignore) = ignore_code {
+        pod.ignore_death_dep_code = ignore;
     }
     Ok(Settings { pod: Some(pod), grace, api_variables_ignored })
 }
@@ -189,6 +203,7 @@ mod tests {
             death_deps: vec!["a".into()],
             birth_deps: vec![],
             birth_timeout: DEFAULT_BIRTH_TIMEOUT,
+            ignore_death_dep_code: false,
         };
         let settings = read(Some(base), &env(&[("KUBEXIT_DEATH_DEPS", "b")])).expect("valid");
         let pod = settings.pod.expect("a pod");

@@ -368,7 +368,8 @@ fn read_pod(raw: &RawPod, at: &At, m: &mut Mistakes) -> Option<Pod> {
         Some(value) => m.note(read_duration(value, "pod.birth_timeout", at)).unwrap_or(DEFAULT_BIRTH_TIMEOUT),
         None => DEFAULT_BIRTH_TIMEOUT,
     };
-    Some(Pod { name: pod_name?, graveyard, death_deps, birth_deps, birth_timeout })
+    let ignore_death_dep_code = raw.ignore_death_dep_code.unwrap_or(false);
+    Some(Pod { name: pod_name?, graveyard, death_deps, birth_deps, birth_timeout, ignore_death_dep_code })
 }
 
 fn read_output(value: &Spanned<String>, at: &At) -> Result<Output, Mistake> {

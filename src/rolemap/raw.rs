@@ -130,6 +130,7 @@ pub struct RawPod {
     pub death_deps: Option<Vec<Spanned<String>>>,
     pub birth_deps: Option<Vec<Spanned<String>>>,
     pub birth_timeout: Option<Spanned<String>>,
+    pub ignore_death_dep_code: Option<bool>,
 }
 
 #[derive(Deserialize)]

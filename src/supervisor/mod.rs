@@ -411,11 +411,15 @@ impl<'p> Supervisor<'p> {
                 }
             }
             News::DeathDepDied { name, code } => {
+                // The kubexit fork's KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS: a container
+                // stopped for its death dep's sake has done its part.
+                let ignore = self.plan.pod.as_ref().is_some_and(|pod| pod.ignore_death_dep_code);
+                let exit = if ignore { 0 } else { code };
                 if !self.shutdown.is_begun() {
-                    info!("death dep {name} died with exit code {code}: stopping, to exit with {code}");
+                    info!("death dep {name} died with exit code {code}: stopping, to exit with {exit}");
                 }
                 self.pod.end_wait();
-                self.verdict.fail(code);
+                self.verdict.fail(exit);
                 self.begin_shutdown(None, actions);
             }
         }

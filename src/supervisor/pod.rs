@@ -93,6 +93,15 @@ impl<'p> PodGate<'p> {
                 Some(code @ 0..=255) => code,
                 // Exited with 256 reads as 0 to whoever waits for exeunt: a failure
                 // would pass for a success.
+                // kubexit writes -1 for a process a signal killed (Go's word for it),
+                // without saying which.
+                Some(-1) => {
+                    info!(
+                        "tombstone {} has ExitCode -1, kubexit's for a death by a signal: counting it as 1",
+                        path.display()
+                    );
+                    1
+                }
                 Some(code) => {
                     warn!(
                         "tombstone {} has ExitCode {code}, which no process exits with: counting it as 1",
@@ -188,6 +197,7 @@ mod tests {
             death_deps: death_deps.iter().map(|d| d.to_string()).collect(),
             birth_deps: birth_deps.iter().map(|d| d.to_string()).collect(),
             birth_timeout: 30 * SEC,
+            ignore_death_dep_code: false,
         }
     }
 

@@ -164,3 +164,53 @@ fn hostile_names_are_refused_before_anything_is_written() {
     assert!(outcome.stderr.contains("KUBEXIT_NAME: '../../etc/passwd' is not a valid name"), "{}", outcome.stderr);
     assert!(!std::path::Path::new(&graveyard).exists(), "nothing was created");
 }
+
+#[test]
+fn the_kubexit_forks_ignore_code_on_death_deps_makes_the_stopped_container_exit_0_whatever_it_returned() {
+    let scratch = Scratch::new("graveyard-ignore-code");
+    let graveyard = scratch.0.to_string_lossy().into_owned();
+    let mut queue = pid1_env(
+        &[
+            ("KUBEXIT_NAME", "queue"),
+            ("KUBEXIT_GRAVEYARD", &graveyard),
+            ("KUBEXIT_DEATH_DEPS", "forwarder"),
+            ("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS", "true"),
+        ],
+        // Stopped, the queue fails; the forwarder failed too: the queue's container still succeeds.
+        &["sh", "-c", &format!("trap 'kill -9 $! 2>/dev/null; exit 1' TERM; echo queue up; {SLEEP_FOREVER}")],
+    );
+    queue.expect_line("queue up");
+    let forwarder =
+        pid1_env(&[("KUBEXIT_NAME", "forwarder"), ("KUBEXIT_GRAVEYARD", &graveyard)], &["sh", "-c", "exit 3"]).finish();
+    assert_eq!(forwarder.code, 3);
+    let queue = queue.finish();
+    assert_eq!(queue.code, 0, "{queue:?}");
+    assert!(queue.stderr.contains("death dep forwarder died with exit code 3: stopping, to exit with 0"), "{queue:?}");
+    let refused = pid1_env(
+        &[("KUBEXIT_NAME", "queue"), ("KUBEXIT_GRAVEYARD", &graveyard), ("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS", "yes")],
+        &["true"],
+    )
+    .finish();
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert_eq!(refused.stderr.trim(), "exeunt: KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS: 'yes' is neither true nor false");
+}
+
+#[test]
+fn a_tombstone_kubexit_wrote_for_a_death_by_a_signal_exit_code_minus_1_stops_the_container_with_1() {
+    let scratch = Scratch::new("graveyard-minus-one");
+    let graveyard = scratch.0.to_string_lossy().into_owned();
+    let mut queue = pid1_env(
+        &[("KUBEXIT_NAME", "queue"), ("KUBEXIT_GRAVEYARD", &graveyard), ("KUBEXIT_DEATH_DEPS", "forwarder")],
+        &["sh", "-c", &until_term("queue", "echo queue up;")],
+    );
+    queue.expect_line("queue up");
+    // As kubexit writes it for a child killed by a signal (Go's exit code -1), renamed
+    // into place as kubexit's writes are not: the test needs it whole.
+    let stone = "Born: \"2026-12-05T10:00:00Z\"\nDied: \"2026-12-05T10:00:01Z\"\nExitCode: -1\n";
+    std::fs::write(scratch.0.join(".forwarder.tmp"), stone).expect("write the tombstone");
+    std::fs::rename(scratch.0.join(".forwarder.tmp"), scratch.0.join("forwarder")).expect("put it in place");
+    let queue = queue.finish();
+    assert_eq!(queue.code, 1, "a failure, never 255 or 0: {queue:?}");
+    assert!(queue.stdout.contains("queue got TERM"), "{queue:?}");
+    assert!(queue.stderr.contains("has ExitCode -1, kubexit's for a death by a signal: counting it as 1"), "{queue:?}");
+}
