@@ -279,6 +279,7 @@ pub fn kubexit_env(data: &[u8]) {
         birth_deps: Vec::new(),
         birth_timeout: std::time::Duration::from_secs(30),
         ignore_death_dep_code: false,
+        run: None,
     });
     let vars = variables(rest);
     let env = |name: &str| lookup(&vars, name);
@@ -546,6 +547,7 @@ mod world {
                 birth_deps: if flags & 4 == 4 { vec!["db".into()] } else { Vec::new() },
                 birth_timeout: MS * (1 + u32::from(byte()) * 4),
                 ignore_death_dep_code: false,
+                run: None,
             });
         }
         plan

@@ -345,6 +345,10 @@ pub struct Pod {
     /// returned (`KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS`, of the kubexit fork that most
     /// users run); else with the dep's exit code.
     pub ignore_death_dep_code: bool,
+    /// Which run of the pod this is (`EXEUNT_POD_UID`, the pod's uid from the downward
+    /// API): written into this container's tombstone, and a dep's tombstone that names
+    /// another run is from an earlier pod, and is not believed.
+    pub run: Option<String>,
 }
 
 /// Restart back-off: 100 ms after a quick exit, doubling up to 30 s.

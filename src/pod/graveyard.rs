@@ -144,6 +144,8 @@ pub struct Graveyard {
     /// replacement: the watch on `dir` hears of its removal only once exeunt closes it.
     above: Option<WatchDescriptor>,
     own: Tombstone,
+    /// Deps whose tombstone was found to be an earlier pod's, said once each.
+    stale: std::cell::RefCell<Vec<String>>,
     /// While the graveyard cannot be opened again at its path: when to try next, and
     /// the wait after that.
     retry: Option<(Time, Duration)>,
@@ -176,7 +178,8 @@ impl Graveyard {
             inotify,
             watch: Some(watch),
             above,
-            own: Tombstone::default(),
+            own: Tombstone { pod: pod.run.clone(), ..Tombstone::default() },
+            stale: std::cell::RefCell::new(Vec::new()),
             retry: None,
             timer,
             source: SourceId(0),
@@ -312,7 +315,7 @@ impl Graveyard {
         match read_at(Some(self.dir.as_fd()), Path::new(dep)) {
             Ok(Some(tombstone)) => {
                 debug!("tombstone {}: {tombstone:?}", self.path.join(dep).display());
-                events.push_back(report(dep, tombstone));
+                events.push_back(self.report(dep, tombstone));
             }
             Ok(None) => {}
             Err(e) => error!("tombstone {}: {e}; it is read again when it changes", self.path.join(dep).display()),
@@ -385,10 +388,27 @@ impl Graveyard {
     }
 }
 
-/// What a dep's tombstone says, as an event.
-fn report(dep: &str, tombstone: Tombstone) -> Event {
-    let died = tombstone.died.map(|at| Death { at, code: tombstone.exit_code });
-    Event::Tombstone { container: dep.to_string(), ready: tombstone.ready.is_some(), died }
+impl Graveyard {
+    /// What a dep's tombstone says, as an event. One that another run of the pod wrote
+    /// (its `Pod` is not this run's) says nothing: the dep has not started in this run
+    /// yet, and will write its own.
+    fn report(&self, dep: &str, tombstone: Tombstone) -> Event {
+        if let (Some(theirs), Some(ours)) = (&tombstone.pod, &self.own.pod)
+            && theirs != ours
+        {
+            let mut stale = self.stale.borrow_mut();
+            if !stale.iter().any(|d| d == dep) {
+                stale.push(dep.to_string());
+                info!(
+                    "tombstone {} is from an earlier run of the pod ({theirs}, not {ours}): not believed until {dep} writes it again",
+                    self.path.join(dep).display()
+                );
+            }
+            return Event::Tombstone { container: dep.to_string(), ready: false, died: None };
+        }
+        let died = tombstone.died.map(|at| Death { at, code: tombstone.exit_code });
+        Event::Tombstone { container: dep.to_string(), ready: tombstone.ready.is_some(), died }
+    }
 }
 
 /// Opens the graveyard directory at `path` without following a symbolic link there,

@@ -69,6 +69,13 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
         None => None,
     };
     let api_variables_ignored = var("KUBEXIT_POD_NAME")?.is_some() || var("KUBEXIT_NAMESPACE")?.is_some();
+    let run = var("EXEUNT_POD_UID")?.filter(|uid| !uid.is_empty());
+    if let Some(uid) = &run
+        && (uid.len() > 128 || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+    {
+        let problem = format!("{} is not a pod's uid (at most 128 of a-z, A-Z, 0-9, -, _ and .)", Quoted(uid));
+        return Err(invalid("EXEUNT_POD_UID", problem));
+    }
     // Read as Go's strconv.ParseBool reads it, as the fork does.
     let ignore_code = match var("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS")?.as_deref() {
         None | Some("") => None,
@@ -89,6 +96,7 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
             birth_deps: Vec::new(),
             birth_timeout: DEFAULT_BIRTH_TIMEOUT,
             ignore_death_dep_code: false,
+            run: None,
         },
         (None, None) => {
             let orphaned = [("KUBEXIT_DEATH_DEPS", &death_deps), ("KUBEXIT_BIRTH_DEPS", &birth_deps)]
@@ -125,6 +133,9 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
     }
     if let Some(ignore) = ignore_code {
         pod.ignore_death_dep_code = ignore;
+    }
+    if run.is_some() {
+        pod.run = run;
     }
     Ok(Settings { pod: Some(pod), grace, api_variables_ignored })
 }
@@ -204,6 +215,7 @@ mod tests {
             birth_deps: vec![],
             birth_timeout: DEFAULT_BIRTH_TIMEOUT,
             ignore_death_dep_code: false,
+            run: None,
         };
         let settings = read(Some(base), &env(&[("KUBEXIT_DEATH_DEPS", "b")])).expect("valid");
         let pod = settings.pod.expect("a pod");

@@ -1,6 +1,7 @@
 //! Tombstones: what a container's exeunt tells the other containers of its pod, in
 //! kubexit's format (YAML keys `Born`, `Died`, `ExitCode`, RFC 3339 times) plus `Ready`,
-//! written once this container's processes are ready.
+//! written once this container's processes are ready, and `Pod`: which run of the pod
+//! wrote it.
 
 use std::fmt::Write;
 
@@ -11,7 +12,7 @@ use crate::utc::{self, Fraction};
 pub const MAX_SIZE: u64 = 64 * 1024;
 
 /// The keys a tombstone is read for; any other is passed over.
-const KEYS: [&str; 4] = ["Born", "Ready", "Died", "ExitCode"];
+const KEYS: [&str; 5] = ["Born", "Ready", "Died", "ExitCode", "Pod"];
 
 /// One container's milestones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct Tombstone {
     pub ready: Option<String>,
     pub died: Option<String>,
     pub exit_code: Option<i32>,
+    /// The run of the pod whose container wrote it (its `EXEUNT_POD_UID`).
+    pub pod: Option<String>,
 }
 
 impl Tombstone {
@@ -65,6 +68,7 @@ impl Tombstone {
                         .map_err(|_| format!("line {number}: ExitCode {} is not a number", Quoted(value)))?;
                     tombstone.exit_code = Some(code);
                 }
+                "Pod" if present => tombstone.pod = Some(value.to_string()),
                 _ => {}
             }
         }
@@ -81,6 +85,9 @@ impl Tombstone {
         }
         if let Some(code) = self.exit_code {
             let _ = writeln!(text, "ExitCode: {code}");
+        }
+        if let Some(pod) = &self.pod {
+            let _ = writeln!(text, "Pod: \"{pod}\"");
         }
         text
     }
@@ -158,11 +165,12 @@ mod tests {
             ready: Some(utc::format(1_700_000_001, 0, Fraction::Trimmed)),
             died: Some(utc::format(1_700_000_002, 120_000_000, Fraction::Trimmed)),
             exit_code: Some(143),
+            pod: Some("5f1e3a52-0b7e-4c11-9d0e-6a7b1c2d3e4f".into()),
         };
         let text = tombstone.render();
         assert_eq!(
             text,
-            "Born: \"2023-11-14T22:13:20.000000005Z\"\nReady: \"2023-11-14T22:13:21Z\"\nDied: \"2023-11-14T22:13:22.12Z\"\nExitCode: 143\n"
+            "Born: \"2023-11-14T22:13:20.000000005Z\"\nReady: \"2023-11-14T22:13:21Z\"\nDied: \"2023-11-14T22:13:22.12Z\"\nExitCode: 143\nPod: \"5f1e3a52-0b7e-4c11-9d0e-6a7b1c2d3e4f\"\n"
         );
         assert_eq!(Tombstone::parse(&text), Ok(tombstone));
     }

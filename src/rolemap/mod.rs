@@ -369,7 +369,9 @@ fn read_pod(raw: &RawPod, at: &At, m: &mut Mistakes) -> Option<Pod> {
         None => DEFAULT_BIRTH_TIMEOUT,
     };
     let ignore_death_dep_code = raw.ignore_death_dep_code.unwrap_or(false);
-    Some(Pod { name: pod_name?, graveyard, death_deps, birth_deps, birth_timeout, ignore_death_dep_code })
+    let pod =
+        Pod { name: pod_name?, graveyard, death_deps, birth_deps, birth_timeout, ignore_death_dep_code, run: None };
+    Some(pod)
 }
 
 fn read_output(value: &Spanned<String>, at: &At) -> Result<Output, Mistake> {

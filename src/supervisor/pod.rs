@@ -198,6 +198,7 @@ mod tests {
             birth_deps: birth_deps.iter().map(|d| d.to_string()).collect(),
             birth_timeout: 30 * SEC,
             ignore_death_dep_code: false,
+            run: None,
         }
     }
 

@@ -214,3 +214,47 @@ fn a_tombstone_kubexit_wrote_for_a_death_by_a_signal_exit_code_minus_1_stops_the
     assert!(queue.stdout.contains("queue got TERM"), "{queue:?}");
     assert!(queue.stderr.contains("has ExitCode -1, kubexit's for a death by a signal: counting it as 1"), "{queue:?}");
 }
+
+#[test]
+fn tombstones_of_an_earlier_run_of_the_pod_are_not_believed_by_the_next_one() {
+    // One graveyard kept from one pod to the next, as podman's kube play keeps an
+    // emptyDir and Kubernetes keeps one across container restarts.
+    let scratch = Scratch::new("graveyard-stale");
+    let graveyard = scratch.0.to_string_lossy().into_owned();
+    let queue_env = |run: &'static str| {
+        [
+            ("KUBEXIT_NAME", "queue"),
+            ("KUBEXIT_GRAVEYARD", graveyard.as_str()),
+            ("KUBEXIT_DEATH_DEPS", "forwarder"),
+            ("EXEUNT_POD_UID", run),
+        ]
+    };
+    let forwarder_env = |run: &'static str| {
+        [
+            ("KUBEXIT_NAME", "forwarder"),
+            ("KUBEXIT_GRAVEYARD", graveyard.as_str()),
+            ("KUBEXIT_BIRTH_DEPS", "queue"),
+            ("EXEUNT_POD_UID", run),
+        ]
+    };
+    // The first pod: the forwarder fails with 3, and the queue with it.
+    let mut queue = pid1_env(&queue_env("run-1"), &["sh", "-c", &until_term("queue", "echo queue up;")]);
+    queue.expect_line("queue up");
+    let forwarder = pid1_env(&forwarder_env("run-1"), &["sh", "-c", "exit 3"]).finish();
+    assert_eq!((forwarder.code, queue.finish().code), (3, 3));
+    assert_eq!(tombstone(&scratch, "forwarder").pod.as_deref(), Some("run-1"));
+    // The next pod, its forwarder first: the queue's tombstone of the first pod says it
+    // died before it was ready, which must not fail this run.
+    let mut forwarder = pid1_env(&forwarder_env("run-2"), &["sh", "-c", "echo forwarder runs; exit 0"]);
+    forwarder.expect_log("is from an earlier run of the pod (run-1, not run-2)");
+    let mut queue = pid1_env(&queue_env("run-2"), &["sh", "-c", &until_term("queue", "echo queue up;")]);
+    queue.expect_line("queue up");
+    let forwarder = forwarder.finish();
+    let queue = queue.finish();
+    assert_eq!((forwarder.code, queue.code), (0, 0), "{forwarder:?}\n{queue:?}");
+    assert!(forwarder.stdout.contains("forwarder runs"), "{forwarder:?}");
+    assert!(forwarder.stderr.contains("is from an earlier run of the pod (run-1, not run-2)"), "{forwarder:?}");
+    assert!(queue.stdout.contains("queue got TERM"), "{queue:?}");
+    assert!(queue.stderr.contains("death dep forwarder died with exit code 0"), "{queue:?}");
+    assert_eq!(tombstone(&scratch, "queue").pod.as_deref(), Some("run-2"));
+}

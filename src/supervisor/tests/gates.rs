@@ -89,6 +89,7 @@ fn the_pods_ready_tombstone_waits_for_every_gate_and_every_task() {
         birth_deps: Vec::new(),
         birth_timeout: 30 * SEC,
         ignore_death_dep_code: false,
+        run: None,
     });
     let mut sup = Supervisor::new(&plan, Time::ZERO);
     sup.start(Time::ZERO);

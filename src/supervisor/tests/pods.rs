@@ -23,6 +23,7 @@ fn pod_plan(birth_deps: &[&str]) -> Plan {
         birth_deps: birth_deps.iter().map(|d| d.to_string()).collect(),
         birth_timeout: 30 * SEC,
         ignore_death_dep_code: false,
+        run: None,
     });
     plan
 }
