@@ -9,6 +9,7 @@
 //! waits on the sources that [`world`] holds (signals, the [`reaper`]'s children,
 //! [`checks`], the [`pod`]) and carries the decisions out, [`spawn`] starting processes.
 
+pub mod activation;
 pub mod checks;
 pub mod cli;
 pub mod control;
@@ -132,6 +133,16 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     };
     if plan.sidecar_container {
         inbox.take_carried_status(pod::peer::check);
+    }
+    if let Some(activation) = &plan.activation {
+        let missing = activation.keep_from_children();
+        if !missing.is_empty() {
+            log::warn!(
+                "socket activation: LISTEN_FDS says {} descriptors, but {missing:?} are not open",
+                activation.count
+            );
+        }
+        info!("socket activation: descriptors 3 to {} go to the first primary alone", 2 + activation.count);
     }
     if plan.setsid {
         // The child's new session takes the terminal. The SIGHUP and SIGCONT the kernel

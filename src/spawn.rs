@@ -177,6 +177,11 @@ impl Launcher {
                 });
             }
         }
+        let first_primary = plan.processes.iter().position(|p| p.role == Role::Primary) == Some(index);
+        if let (Some(activation), true) = (&plan.activation, first_primary) {
+            let program = spec.command[0].to_string_lossy().into_owned();
+            activation.hand_to(&mut command).map_err(|error| SpawnError::Other { program, error })?;
+        }
         start(command, &spec.command[0])
     }
 
@@ -213,6 +218,12 @@ impl Launcher {
         if plan.notify_socket.is_some() {
             // The runtime's socket is exeunt's to answer on, not its processes'.
             command.env_remove("NOTIFY_SOCKET");
+        }
+        if plan.activation.is_some() {
+            // The passed sockets' variables: the first primary's alone (see `spawn`).
+            for variable in crate::activation::VARIABLES {
+                command.env_remove(variable);
+            }
         }
         command.args(&argv[1..]).envs(spec.env.iter().map(|v| (&v.key, &v.value)));
         if !new_session {

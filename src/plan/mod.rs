@@ -553,6 +553,9 @@ pub struct Plan {
     /// and every sidecar is ready, `STOPPING=1` when the shutdown begins, and `STATUS=`
     /// lines; never passed on to the processes.
     pub notify_socket: Option<OsString>,
+    /// Listening sockets the runtime passed to exeunt (socket activation), which go on
+    /// to the first primary alone, with `LISTEN_PID` its pid.
+    pub activation: Option<crate::activation::Activation>,
     /// The role map's `log_format`; None leaves it to EXEUNT_LOG_FORMAT.
     pub log_format: Option<LogFormat>,
     /// Where the control socket listens: the role map's `control_socket`, else
@@ -604,6 +607,7 @@ impl Plan {
             forward_faults: false,
             exit_with_primary: false,
             notify_socket: None,
+            activation: None,
             log_format: None,
             control_socket: None,
         }

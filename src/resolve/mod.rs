@@ -175,6 +175,7 @@ pub fn resolve(options: &Options, env: &dyn Fn(&str) -> Option<OsString>) -> Res
         forward_faults: options.dumb_init.is_some(),
         exit_with_primary: options.dumb_init.is_some(),
         notify_socket: env("NOTIFY_SOCKET").filter(|socket| !socket.is_empty()),
+        activation: crate::activation::Activation::from_env(env, std::process::id()),
         log_format: map.as_ref().and_then(|m| m.log_format),
         // The role map's `control_socket` wins, as its `log_format` does.
         control_socket: map.as_ref().and_then(|m| m.control_socket.clone()).or(options.control_socket.clone()),

@@ -6,6 +6,7 @@
 mod common;
 
 mod aarch64;
+mod activation;
 mod control;
 mod docker;
 mod dumb_init;
