@@ -428,6 +428,19 @@ mod world {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A first probing of the command `probe`, as the input times it, with no probing
+    /// after it passes; `flags` says whether the start waits for it.
+    fn readiness(probe: &str, flags: u8, byte: &mut dyn FnMut() -> u8) -> Readiness {
+        Readiness {
+            probe: Check::Exec(vec![OsString::from(probe)]),
+            interval: MS * (1 + u32::from(byte() % 100)),
+            timeout: MS * (1 + u32::from(byte()) * 4),
+            attempt_timeout: MS * (1 + u32::from(byte() % 100)),
+            on_timeout: if flags & 32 == 32 { OnTimeout::Start } else { OnTimeout::Fail },
+            watch: None,
+        }
+    }
+
     /// A plan of one to four processes, at least one of them a primary.
     pub fn plan(byte: &mut dyn FnMut() -> u8) -> Plan {
         let count = 1 + usize::from(byte() % 4);
@@ -446,14 +459,7 @@ mod world {
             let mut spec = ProcessSpec::new(&format!("p{i}"), role, vec![OsString::from("x")]);
             if role == Role::Gate {
                 spec.command.clear();
-                spec.ready = Some(Readiness {
-                    probe: Check::Exec(vec![OsString::from("gate")]),
-                    interval: MS * (1 + u32::from(byte() % 100)),
-                    timeout: MS * (1 + u32::from(byte()) * 4),
-                    attempt_timeout: MS * (1 + u32::from(byte() % 100)),
-                    on_timeout: if flags & 32 == 32 { OnTimeout::Start } else { OnTimeout::Fail },
-                    watch: None,
-                });
+                spec.ready = Some(readiness("gate", flags, byte));
                 processes.push(spec);
                 continue;
             }
@@ -482,18 +488,13 @@ mod world {
                 spec.max_restart_delay = spec.restart_delay * 4;
                 spec.exit_code = (flags & 8 == 8).then_some(i32::from(byte()));
                 if flags & 16 == 16 {
-                    spec.ready = Some(Readiness {
-                        probe: Check::Exec(vec![OsString::from("probe")]),
-                        interval: MS * (1 + u32::from(byte() % 100)),
-                        timeout: MS * (1 + u32::from(byte()) * 4),
-                        attempt_timeout: MS * (1 + u32::from(byte() % 100)),
-                        on_timeout: if flags & 32 == 32 { OnTimeout::Start } else { OnTimeout::Fail },
-                        watch: (flags & 128 == 128).then(|| Watch {
-                            period: MS * 100 * (1 + u32::from(byte() % 10)),
-                            failure_threshold: 1 + u32::from(byte() % 3),
-                            success_threshold: 1 + u32::from(byte() % 3),
-                        }),
+                    let mut ready = readiness("probe", flags, byte);
+                    ready.watch = (flags & 128 == 128).then(|| Watch {
+                        period: MS * 100 * (1 + u32::from(byte() % 10)),
+                        failure_threshold: 1 + u32::from(byte() % 3),
+                        success_threshold: 1 + u32::from(byte() % 3),
                     });
+                    spec.ready = Some(ready);
                 }
                 if byte().is_multiple_of(16) {
                     spec.live = Some(Liveness {

@@ -268,6 +268,17 @@ pub struct ProcessStatus {
     pub says: Option<String>,
 }
 
+impl ProcessStatus {
+    /// Its state for people, with what its probe last met while it is not ready, unless
+    /// the state says that already (a gate's `waiting: ...`).
+    pub fn state_and_probe(&self) -> String {
+        match &self.probe {
+            Some(probe) if !self.ready && !self.state.ends_with(probe.as_str()) => format!("{} ({probe})", self.state),
+            _ => self.state.clone(),
+        }
+    }
+}
+
 /// The supervisor's reply to a request: an answer in words, or the status as data,
 /// `json` when the client asked for it so.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,11 +24,7 @@ fn status_text(status: &Status) -> String {
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|row| {
-            let mut state = match &row.probe {
-                // A gate's state says it already.
-                Some(probe) if !row.ready && !row.state.ends_with(probe.as_str()) => format!("{} ({probe})", row.state),
-                _ => row.state.clone(),
-            };
+            let mut state = row.state_and_probe();
             if let Some(live) = row.live.as_ref().filter(|l| *l != "passed") {
                 let _ = write!(state, ", liveness probe {live}");
             }

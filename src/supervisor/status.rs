@@ -210,14 +210,8 @@ impl Supervisor<'_> {
     /// Why `rows` are not ready, one reason each; none when they are. Nothing is ready
     /// once the shutdown has begun, whatever still runs.
     fn unready_reasons(&self, rows: &[ProcessStatus]) -> Vec<String> {
-        let mut reasons: Vec<String> = rows
-            .iter()
-            .filter(|r| !r.ready)
-            .map(|r| match &r.probe {
-                Some(probe) if !r.state.ends_with(probe.as_str()) => format!("{} is {} ({probe})", r.name, r.state),
-                _ => format!("{} is {}", r.name, r.state),
-            })
-            .collect();
+        let mut reasons: Vec<String> =
+            rows.iter().filter(|r| !r.ready).map(|r| format!("{} is {}", r.name, r.state_and_probe())).collect();
         if reasons.is_empty() && self.phase() == Phase::Stopping {
             reasons.push("exeunt is stopping".to_string());
         }

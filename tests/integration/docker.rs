@@ -118,6 +118,17 @@ fn waiting_app(trap: &str) -> String {
     format!("{trap}; echo up; while :; do sleep 1000 & wait $!; done")
 }
 
+/// A container of `image` under `docker run -d --init`, running [`waiting_app`] with
+/// `trap`, once it has said it is up.
+fn run_waiting_app(image: &Image, name: &str, trap: &str) -> Container {
+    let container = Container(unique(name));
+    let app = waiting_app(trap);
+    let name = container.0.as_str();
+    docker_ok(&["run", "-d", "--init", "--network", "none", "--name", name, &image.0, "sh", "-c", &app]);
+    wait_for_log(name, "up");
+    container
+}
+
 #[test]
 fn docker_run_init_is_exeunt_as_pid_1_and_passes_exit_codes_0_3_137_and_143_through() {
     let scratch = Scratch::new("docker-init-codes");
@@ -135,32 +146,26 @@ fn docker_run_init_is_exeunt_as_pid_1_and_passes_exit_codes_0_3_137_and_143_thro
 fn docker_stop_gives_an_app_that_drains_for_5_s_its_5_s_and_its_exit_0() {
     let scratch = Scratch::new("docker-init-stop");
     let image = busybox(&scratch);
-    let name = unique("drain");
-    let app = waiting_app("trap 'echo draining; sleep 5; echo drained; exit 0' TERM");
-    let _container = Container(name.clone());
-    docker_ok(&["run", "-d", "--init", "--network", "none", "--name", &name, &image.0, "sh", "-c", &app]);
-    wait_for_log(&name, "up");
+    let container = run_waiting_app(&image, "drain", "trap 'echo draining; sleep 5; echo drained; exit 0' TERM");
+    let name = container.0.as_str();
     let started = Instant::now();
-    docker_ok(&["stop", "-t", "30", &name]);
+    docker_ok(&["stop", "-t", "30", name]);
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(25), "docker stop took {took:?}");
-    let logs = wait_for_log(&name, "drained");
+    let logs = wait_for_log(name, "drained");
     assert!(logs.contains("draining"), "{logs}");
-    assert_eq!(docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &name]).trim(), "0");
+    assert_eq!(docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", name]).trim(), "0");
 }
 
 #[test]
 fn docker_kill_with_quit_reaches_the_app_which_lives_on() {
     let scratch = Scratch::new("docker-init-quit");
     let image = busybox(&scratch);
-    let name = unique("quit");
-    let app = waiting_app("trap 'echo got QUIT' QUIT");
-    let _container = Container(name.clone());
-    docker_ok(&["run", "-d", "--init", "--network", "none", "--name", &name, &image.0, "sh", "-c", &app]);
-    wait_for_log(&name, "up");
-    docker_ok(&["kill", "-s", "QUIT", &name]);
-    wait_for_log(&name, "got QUIT");
-    assert_eq!(docker_ok(&["inspect", "-f", "{{.State.Running}}", &name]).trim(), "true");
+    let container = run_waiting_app(&image, "quit", "trap 'echo got QUIT' QUIT");
+    let name = container.0.as_str();
+    docker_ok(&["kill", "-s", "QUIT", name]);
+    wait_for_log(name, "got QUIT");
+    assert_eq!(docker_ok(&["inspect", "-f", "{{.State.Running}}", name]).trim(), "true");
 }
 
 #[test]
