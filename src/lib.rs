@@ -109,47 +109,11 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     if kubexit_api_variables {
         info!("KUBEXIT_POD_NAME and KUBEXIT_NAMESPACE are not needed: readiness comes from the graveyard");
     }
-    if let Some(signo) = options.parent_death_signal {
-        // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
-        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo.0, 0, 0, 0) } != 0 {
-            return complain(
-                SETUP_ERROR,
-                &format!("cannot set the parent-death signal: {}", std::io::Error::last_os_error()),
-            );
-        }
-    }
     let is_pid1 = std::process::id() == 1;
-    // dumb-init adopts nothing when it is not PID 1: a script's background processes
-    // are not its to wait for.
-    if !is_pid1 && !plan.exit_with_primary {
-        match reaper::become_subreaper() {
-            Ok(()) => debug!("not PID 1: registered as child subreaper"),
-            Err(e) => return complain(SETUP_ERROR, &format!("cannot register as child subreaper: {e}")),
-        }
-    }
-    let (mut inbox, inherited) = match signals::SignalInbox::open(plan.forward_faults) {
-        Ok(opened) => opened,
-        Err(e) => return complain(SETUP_ERROR, &format!("cannot set up signal handling: {e}")),
+    let (inbox, inherited) = match take_over(&plan, &options, is_pid1) {
+        Ok(taken) => taken,
+        Err(code) => return code,
     };
-    if plan.sidecar_container {
-        inbox.take_carried_status(pod::peer::check);
-    }
-    if let Some(activation) = &plan.activation {
-        let missing = activation.keep_from_children();
-        if !missing.is_empty() {
-            log::warn!(
-                "socket activation: LISTEN_FDS says {} descriptors, but {missing:?} are not open",
-                activation.count
-            );
-        }
-        info!("socket activation: descriptors 3 to {} go to the first primary alone", 2 + activation.count);
-    }
-    if plan.setsid {
-        // The child's new session takes the terminal. The SIGHUP and SIGCONT the kernel
-        // sends the old session for this count as sent by exeunt itself, and are not
-        // passed on.
-        signals::leave_terminal();
-    }
     let (poller, children) = match (event_loop::Poller::new(), reaper::Reaper::open()) {
         (Ok(poller), Ok(children)) => (poller, children),
         (Err(e), _) | (_, Err(e)) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
@@ -176,6 +140,55 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     world.finish(until);
     sink::drain(until);
     code
+}
+
+/// What exeunt sets up for itself before it starts anything: the parent-death signal,
+/// the subreaper, its signals, the descriptors of socket activation and the terminal.
+/// An error is told here, and its exit code returned.
+fn take_over(
+    plan: &plan::Plan,
+    options: &Options,
+    is_pid1: bool,
+) -> Result<(signals::SignalInbox, signals::Inherited), i32> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Err(complain(SETUP_ERROR, &format!("{what}: {e}")));
+    if let Some(signo) = options.parent_death_signal {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo.0, 0, 0, 0) } != 0 {
+            return fail("cannot set the parent-death signal", &std::io::Error::last_os_error());
+        }
+    }
+    // dumb-init adopts nothing when it is not PID 1: a script's background processes
+    // are not its to wait for.
+    if !is_pid1 && !plan.exit_with_primary {
+        match reaper::become_subreaper() {
+            Ok(()) => debug!("not PID 1: registered as child subreaper"),
+            Err(e) => return fail("cannot register as child subreaper", &e),
+        }
+    }
+    let (mut inbox, inherited) = match signals::SignalInbox::open(plan.forward_faults) {
+        Ok(opened) => opened,
+        Err(e) => return fail("cannot set up signal handling", &e),
+    };
+    if plan.sidecar_container {
+        inbox.take_carried_status(pod::peer::check);
+    }
+    if let Some(activation) = &plan.activation {
+        let missing = activation.keep_from_children();
+        if !missing.is_empty() {
+            log::warn!(
+                "socket activation: LISTEN_FDS says {} descriptors, but {missing:?} are not open",
+                activation.count
+            );
+        }
+        info!("socket activation: descriptors 3 to {} go to the first primary alone", 2 + activation.count);
+    }
+    if plan.setsid {
+        // The child's new session takes the terminal. The SIGHUP and SIGCONT the kernel
+        // sends the old session for this count as sent by exeunt itself, and are not
+        // passed on.
+        signals::leave_terminal();
+    }
+    Ok((inbox, inherited))
 }
 
 /// The event loop drives the supervisor through the loop's own small interface; the

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{OnExit, OnTimeout, Output, Plan, ProcessSpec, Role, ShutdownOrder};
+use super::{OnExit, OnTimeout, Output, Plan, ProcessSpec, Readiness, Role, ShutdownOrder};
 use crate::duration::Show;
 use crate::logger::LogFormat;
 
@@ -89,19 +89,7 @@ impl Plan {
 /// it is given beyond its command.
 fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if let (Role::Gate, Some(ready)) = (p.role, &p.ready) {
-        let on_timeout = match ready.on_timeout {
-            OnTimeout::Fail => "fail the start",
-            OnTimeout::Start => "start the rest anyway",
-        };
-        return write!(
-            f,
-            "gate {}: runs nothing, passes when {} (every {}, attempts {} max, within {}, else {on_timeout})",
-            p.name,
-            ready.probe,
-            Show(ready.interval),
-            Show(ready.attempt_timeout),
-            Show(ready.timeout)
-        );
+        return show_gate(p, ready, f);
     }
     let command: Vec<_> = p.command.iter().map(|a| a.to_string_lossy()).collect();
     match &p.matcher {
@@ -112,6 +100,30 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if let Some(hook) = &p.stop_hook {
         write!(f, ", stop hook {hook}")?;
     }
+    show_probes(p, f)?;
+    show_role(p, f)?;
+    show_settings(p, f)
+}
+
+/// A gate, which runs nothing: what it waits for.
+fn show_gate(p: &ProcessSpec, ready: &Readiness, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let on_timeout = match ready.on_timeout {
+        OnTimeout::Fail => "fail the start",
+        OnTimeout::Start => "start the rest anyway",
+    };
+    write!(
+        f,
+        "gate {}: runs nothing, passes when {} (every {}, attempts {} max, within {}, else {on_timeout})",
+        p.name,
+        ready.probe,
+        Show(ready.interval),
+        Show(ready.attempt_timeout),
+        Show(ready.timeout)
+    )
+}
+
+/// How a process is probed: for readiness, then for liveness.
+fn show_probes(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if let Some(ready) = &p.ready {
         let on_timeout = match ready.on_timeout {
             OnTimeout::Fail => "fail",
@@ -145,6 +157,11 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             live.failure_threshold
         )?;
     }
+    Ok(())
+}
+
+/// What its role adds: a task's retries, a sidecar's exits.
+fn show_role(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if p.role == Role::Task {
         f.write_str(", runs to completion")?;
         if let Some(timeout) = p.timeout {
@@ -166,6 +183,11 @@ fn show_process(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write!(f, ", fails with {code}")?;
         }
     }
+    Ok(())
+}
+
+/// What it is given beyond its command: directory, user, output, environment, limits.
+fn show_settings(p: &ProcessSpec, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if let Some(dir) = &p.workdir {
         write!(f, ", workdir {}", dir.display())?;
     }

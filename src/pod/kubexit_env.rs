@@ -69,23 +69,8 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
         None => None,
     };
     let api_variables_ignored = var("KUBEXIT_POD_NAME")?.is_some() || var("KUBEXIT_NAMESPACE")?.is_some();
-    let run = var("EXEUNT_POD_UID")?.filter(|uid| !uid.is_empty());
-    if let Some(uid) = &run
-        && (uid.len() > 128 || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
-    {
-        let problem = format!("{} is not a pod's uid (at most 128 of a-z, A-Z, 0-9, -, _ and .)", Quoted(uid));
-        return Err(invalid("EXEUNT_POD_UID", problem));
-    }
-    // Read as Go's strconv.ParseBool reads it, as the fork does.
-    let ignore_code = match var("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS")?.as_deref() {
-        None | Some("") => None,
-        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Some(true),
-        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Some(false),
-        Some(other) => {
-            let problem = format!("{} is neither true nor false", Quoted(other));
-            return Err(invalid("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS", problem));
-        }
-    };
+    let run = var("EXEUNT_POD_UID")?.filter(|uid| !uid.is_empty()).map(pod_uid).transpose()?;
+    let ignore_code = go_bool("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS", var("KUBEXIT_IGNORE_CODE_ON_DEATH_DEPS")?)?;
 
     let mut pod = match (base, &name) {
         (Some(pod), _) => pod,
@@ -115,12 +100,7 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
         pod.name = name;
     }
     if let Some(graveyard) = graveyard {
-        let trimmed = graveyard.trim_end_matches('/');
-        if !graveyard.starts_with('/') || trimmed.is_empty() {
-            let problem = format!("{} must be an absolute path to a directory", Quoted(&graveyard));
-            return Err(invalid("KUBEXIT_GRAVEYARD", problem));
-        }
-        pod.graveyard = PathBuf::from(trimmed);
+        pod.graveyard = directory("KUBEXIT_GRAVEYARD", &graveyard)?;
     }
     if let Some(deps) = death_deps {
         pod.death_deps = names("KUBEXIT_DEATH_DEPS", &deps)?;
@@ -138,6 +118,39 @@ pub fn read(base: Option<Pod>, env: &dyn Fn(&str) -> Option<OsString>) -> Result
         pod.run = run;
     }
     Ok(Settings { pod: Some(pod), grace, api_variables_ignored })
+}
+
+/// EXEUNT_POD_UID: what Kubernetes gives as `metadata.uid`, bounded, as it is written
+/// into every tombstone.
+fn pod_uid(uid: String) -> Result<String, KubexitError> {
+    if uid.len() > 128 || !uid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        let problem = format!("{} is not a pod's uid (at most 128 of a-z, A-Z, 0-9, -, _ and .)", Quoted(&uid));
+        return Err(KubexitError::Invalid { variable: "EXEUNT_POD_UID", problem });
+    }
+    Ok(uid)
+}
+
+/// A boolean read as Go's strconv.ParseBool reads it, as kubexit does; empty is unset.
+fn go_bool(variable: &'static str, text: Option<String>) -> Result<Option<bool>, KubexitError> {
+    match text.as_deref() {
+        None | Some("") => Ok(None),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
+        Some(other) => {
+            let problem = format!("{} is neither true nor false", Quoted(other));
+            Err(KubexitError::Invalid { variable, problem })
+        }
+    }
+}
+
+/// An absolute path to a directory, without its trailing slashes.
+fn directory(variable: &'static str, path: &str) -> Result<PathBuf, KubexitError> {
+    let trimmed = path.trim_end_matches('/');
+    if !path.starts_with('/') || trimmed.is_empty() {
+        let problem = format!("{} must be an absolute path to a directory", Quoted(path));
+        return Err(KubexitError::Invalid { variable, problem });
+    }
+    Ok(PathBuf::from(trimmed))
 }
 
 /// A comma-separated list of container names; blanks around names are allowed.
