@@ -161,7 +161,7 @@ pub trait Decide {
 
 /// Runs the supervisor to its end and returns exeunt's exit code. `known` is what the
 /// world says before anything starts (a death dep that died already): it comes first.
-pub fn run(supervisor: &mut impl Decide, world: &mut impl World, mut poller: Poller, known: Vec<Event>) -> i32 {
+pub fn run(supervisor: &mut impl Decide, world: &mut impl World, poller: &mut Poller, known: Vec<Event>) -> i32 {
     let mut actions = Vec::new();
     for event in known {
         actions.extend(supervisor.handle(event, now()));
@@ -174,7 +174,7 @@ pub fn run(supervisor: &mut impl Decide, world: &mut impl World, mut poller: Pol
                 Action::Exit(code) => Some(code),
                 _ => None,
             };
-            world.carry_out(action, &poller, &mut events);
+            world.carry_out(action, poller, &mut events);
             if let Some(code) = exit {
                 return code;
             }
@@ -183,7 +183,7 @@ pub fn run(supervisor: &mut impl Decide, world: &mut impl World, mut poller: Pol
             actions = supervisor.handle(event, now());
             continue;
         }
-        world.before_wait(&poller);
+        world.before_wait(poller);
         poller.timer.arm(supervisor.next_deadline(), "the timer");
         poller.wait(world, &mut events);
     }

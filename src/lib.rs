@@ -114,7 +114,7 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
         Ok(taken) => taken,
         Err(code) => return code,
     };
-    let (poller, children) = match (event_loop::Poller::new(), reaper::Reaper::open()) {
+    let (mut poller, children) = match (event_loop::Poller::new(), reaper::Reaper::open()) {
         (Ok(poller), Ok(children)) => (poller, children),
         (Err(e), _) | (_, Err(e)) => return complain(SETUP_ERROR, &format!("cannot set up the event loop: {e}")),
     };
@@ -133,13 +133,17 @@ fn run(options: Options, env: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     // Nothing above started a process; from here on, nothing may make exeunt give up.
     let known = world.known();
     let mut supervisor = supervisor::Supervisor::new(&plan, event_loop::now());
-    let code = event_loop::run(&mut supervisor, &mut world, poller, known);
+    let code = event_loop::run(&mut supervisor, &mut world, &mut poller, known);
     // The processes' last lines, and exeunt's own, which say why it stopped; streams
     // that take none of them in this time do not keep the container from ending.
     let until = std::time::Instant::now() + output::LAST_LINES_WAIT;
     world.finish(until);
     sink::drain(until);
-    code
+    world.leave();
+    // The kernel takes back descriptors and memory at exit in one go, sooner than
+    // dropping the world, the plan and the poller piece by piece would: the container
+    // ends that much earlier.
+    std::process::exit(code)
 }
 
 /// What exeunt sets up for itself before it starts anything: the parent-death signal,

@@ -109,6 +109,11 @@ impl<'p> Os<'p> {
         self.output.finish(until);
     }
 
+    /// Removes what exeunt made in the file system: the control socket's path.
+    pub fn leave(&mut self) {
+        self.control = None;
+    }
+
     /// The pipes for the output of the process at `index`, when exeunt carries it. When
     /// they cannot be had, the process writes to exeunt's stdout and stderr itself.
     fn carried_output(
