@@ -56,11 +56,24 @@ pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
 }
 
 /// Whether `bytes` go into a JSON string as they are: UTF-8, with nothing to escape.
+/// One pass over eight bytes at a time notes both the bytes to escape and any byte past
+/// ASCII; only text with the latter is checked again for UTF-8.
 pub fn is_plain(bytes: &[u8]) -> bool {
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let (mut to_escape, mut past_ascii) = (0, 0);
     let mut words = bytes.chunks_exact(8);
-    let plain_words = words.all(|word| !needs_escape(u64::from_le_bytes(word.try_into().expect("eight bytes"))));
-    let plain_rest = words.remainder().iter().all(|&byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
-    plain_words && plain_rest && std::str::from_utf8(bytes).is_ok()
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        to_escape |= escape_bits(word);
+        past_ascii |= word & HIGHS;
+    }
+    // The last bytes fill a word of spaces, which need nothing.
+    let mut last = [b' '; 8];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    let last = u64::from_le_bytes(last);
+    to_escape |= escape_bits(last);
+    past_ascii |= last & HIGHS;
+    to_escape == 0 && (past_ascii == 0 || std::str::from_utf8(bytes).is_ok())
 }
 
 /// [`push_string`] without the quotes.
@@ -82,14 +95,21 @@ pub fn push_string_content(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Whether any of eight bytes is a control character, a quote or a backslash: the
-/// bytes JSON escapes. Each test sets a byte's high bit where the byte matches (and
-/// may set it above a match too, which does not change the answer).
+/// bytes JSON escapes.
 fn needs_escape(word: u64) -> bool {
+    escape_bits(word) != 0
+}
+
+/// The high bit of each of eight bytes that JSON escapes (a control character, a quote
+/// or a backslash) set, and perhaps others above such a byte: not zero exactly when
+/// one of them needs escaping.
+#[inline(always)]
+fn escape_bits(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let is_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    below_space | is_zero(word ^ (ONES * u64::from(b'"'))) | is_zero(word ^ (ONES * u64::from(b'\\'))) != 0
+    below_space | is_zero(word ^ (ONES * u64::from(b'"'))) | is_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// Appends UTF-8 text with what JSON requires escaped; the runs between are copied
@@ -178,6 +198,17 @@ mod tests {
         assert!(!is_plain(b"a plain line of text, then a \"quote\""));
         assert!(!is_plain(b"tab\t"));
         assert!(!is_plain(b"not utf-8 \xff and more"));
+        // Every length, with the byte that matters in the last, partial word too.
+        for length in 1..=24 {
+            let plain = vec![b'a'; length];
+            assert!(is_plain(&plain), "{length} plain bytes");
+            for (byte, is) in [(b'"', false), (b'\x1f', false), (0xff, false), (b'~', true)] {
+                let mut text = plain.clone();
+                text[length - 1] = byte;
+                assert_eq!(is_plain(&text), is, "{byte:#x} last of {length}");
+            }
+        }
+        assert!(is_plain(b""));
     }
 
     #[test]
