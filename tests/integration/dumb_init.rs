@@ -22,16 +22,29 @@ fn dumb_init(scratch: &Scratch) -> PathBuf {
 /// answers SIGUSR1, and waits. The grandchild's TERM trap kills its `sleep` first: one
 /// forked just as the final sweep's SIGTERM comes would swallow it (as in
 /// `common::until_term`).
-fn family_script() -> String {
+///
+/// With `report` (a FIFO), the grandchild's answer also goes there, and the child
+/// answers SIGUSR1 by waiting for it before it dies of SIGUSR1 all the same. As
+/// dumb-init does, exeunt sends SIGTERM to the group and exits once the child is gone,
+/// and as PID 1 its exit kills the rest: on a busy machine the grandchild could be
+/// killed before its trap ran.
+fn family_script(report: Option<&Path>) -> String {
+    let (tell, child_trap) = match report {
+        Some(fifo) => {
+            let fifo = fifo.display();
+            (format!("; echo > {fifo}"), format!("trap 'read line < {fifo}; trap - USR1; kill -USR1 $$' USR1; "))
+        }
+        None => (String::new(), String::new()),
+    };
     format!(
-        "echo child $$ session $(cut -d' ' -f6 /proc/$$/stat); \
-    sh -c \"trap 'echo grandchild got USR1' USR1; trap 'kill -9 \\$! 2>/dev/null; exit 0' TERM; \
+        "{child_trap}echo child $$ session $(cut -d' ' -f6 /proc/$$/stat); \
+    sh -c \"trap 'echo grandchild got USR1{tell}' USR1; trap 'kill -9 \\$! 2>/dev/null; exit 0' TERM; \
     echo grandchild ready; {SLEEP_FOREVER_NESTED}\" & wait"
     )
 }
 
-fn family(program: &Path, env: &[(&str, &str)], flags: &[&str]) -> Running {
-    let script = family_script();
+fn family(program: &Path, env: &[(&str, &str)], flags: &[&str], report: Option<&Path>) -> Running {
+    let script = family_script(report);
     let args: Vec<&str> = flags.iter().copied().chain(["sh", "-c", &script]).collect();
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut running = pid1_program(
@@ -48,7 +61,9 @@ fn family(program: &Path, env: &[(&str, &str)], flags: &[&str]) -> Running {
 #[test]
 fn as_dumb_init_the_child_leads_a_session_and_a_signal_reaches_its_whole_group() {
     let scratch = Scratch::new("dumb-init-setsid");
-    let mut running = family(&dumb_init(&scratch), &[], &[]);
+    let report = scratch.0.join("report");
+    nix::unistd::mkfifo(&report, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let mut running = family(&dumb_init(&scratch), &[], &[], Some(&report));
     running.signal(libc::SIGUSR1);
     running.expect_line("grandchild got USR1");
     let outcome = running.finish();
@@ -63,7 +78,7 @@ fn as_dumb_init_single_child_mode_and_dumb_init_setsid_0_signal_the_child_alone(
     let scratch = Scratch::new("dumb-init-single");
     let program = dumb_init(&scratch);
     for (env, flags) in [(&[][..], &["-c"][..]), (&[("DUMB_INIT_SETSID", "0")][..], &[][..])] {
-        let running = family(&program, env, flags);
+        let running = family(&program, env, flags, None);
         running.signal(libc::SIGUSR1);
         let outcome = running.finish();
         assert_eq!(outcome.code, 128 + libc::SIGUSR1, "{env:?} {flags:?}: {outcome:?}");
