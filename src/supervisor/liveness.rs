@@ -47,7 +47,7 @@ impl Supervisor<'_> {
             return;
         }
         live.next = now + spec_live.period;
-        live.last = Some(result.as_ref().map_err(ToString::to_string).copied());
+        live.last = Some(result.clone());
         let error = match result {
             Ok(()) => {
                 live.failures = 0;

@@ -132,7 +132,7 @@ pub struct Live {
     /// Failed attempts in a row.
     pub failures: u32,
     /// What the last attempt said: None before the first answered.
-    pub last: Option<Result<(), String>>,
+    pub last: Option<Result<(), CheckFailure>>,
 }
 
 impl Live {
