@@ -59,20 +59,19 @@ pub fn push_string(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
 /// One pass over eight bytes at a time notes both the bytes to escape and any byte past
 /// ASCII; only text with the latter is checked again for UTF-8.
 pub fn is_plain(bytes: &[u8]) -> bool {
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let (mut to_escape, mut past_ascii) = (0, 0);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+    let mut note = |word: u64| {
         to_escape |= escape_bits(word);
         past_ascii |= word & HIGHS;
+    };
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        note(u64::from_le_bytes(word.try_into().expect("eight bytes")));
     }
     // The last bytes fill a word of spaces, which need nothing.
     let mut last = [b' '; 8];
     last[..words.remainder().len()].copy_from_slice(words.remainder());
-    let last = u64::from_le_bytes(last);
-    to_escape |= escape_bits(last);
-    past_ascii |= last & HIGHS;
+    note(u64::from_le_bytes(last));
     to_escape == 0 && (past_ascii == 0 || std::str::from_utf8(bytes).is_ok())
 }
 
@@ -93,6 +92,9 @@ pub fn push_string_content(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+/// A one in each of a word's eight bytes, and each byte's high bit.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Whether any of eight bytes is a control character, a quote or a backslash: the
 /// bytes JSON escapes.
@@ -105,8 +107,6 @@ fn needs_escape(word: u64) -> bool {
 /// one of them needs escaping.
 #[inline(always)]
 fn escape_bits(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let is_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     below_space | is_zero(word ^ (ONES * u64::from(b'"'))) | is_zero(word ^ (ONES * u64::from(b'\\')))
